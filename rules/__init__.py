@@ -1,0 +1,59 @@
+"""Eligo's rules core: the criterion language, the durable-rules compiler and explained decisions.
+
+It knows nothing of Flask or databases: it takes a protocol definition (plain
+data) and a subject, and returns a decision.
+
+    protocol = rules.load_protocol("NCT07193667.yaml")
+    compiled = rules.compile_protocol(protocol)
+    decision = rules.decide(compiled, {"cohort": "SLE", "screening_date": "2026-11-02", ...})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.resources import files
+from typing import Any
+
+from rules import reference
+from rules.compiler import CompiledProtocol, compile_protocol
+from rules.decision import Decision
+from rules.engine import DurableEngine, default_engine
+from rules.explain import explain
+from rules.protocol import ProtocolDef
+from rules.protocol import dumps as dump_protocol
+from rules.protocol import load as load_protocol
+from rules.protocol import loads as loads_protocol
+
+SEED_PROTOCOL = "NCT07193667"
+
+__all__ = [
+    "SEED_PROTOCOL",
+    "CompiledProtocol",
+    "Decision",
+    "ProtocolDef",
+    "compile_protocol",
+    "decide",
+    "decide_reference",
+    "dump_protocol",
+    "load_protocol",
+    "loads_protocol",
+    "seed_protocol",
+]
+
+
+def seed_protocol() -> ProtocolDef:
+    """NCT07193667, as shipped with the package."""
+    return loads_protocol(files("rules").joinpath(f"protocols/{SEED_PROTOCOL}.yaml").read_text(encoding="utf-8"))
+
+
+def decide(compiled: CompiledProtocol, subject: Mapping[str, Any], engine: DurableEngine | None = None) -> Decision:
+    """Decide one subject with the durable-rules engine; bad input raises SubjectInputErrors."""
+    normalized = compiled.dictionary.normalize(subject)
+    evaluation = (engine or default_engine()).evaluate(compiled, normalized.values)
+    return explain(compiled, normalized, evaluation)
+
+
+def decide_reference(compiled: CompiledProtocol, subject: Mapping[str, Any]) -> Decision:
+    """The same decision by the plain-Python reference evaluator: for tests and benchmarks only."""
+    normalized = compiled.dictionary.normalize(subject)
+    return explain(compiled, normalized, reference.evaluate(compiled, normalized.values))
