@@ -1,0 +1,120 @@
+"""Typed syntax tree of the criterion language, with positions for every node.
+
+Nodes are frozen dataclasses so a parsed rule can be cached and shared, and
+every node keeps where it came from so validation errors point at the text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rules.errors import Position
+
+
+@dataclass(frozen=True)
+class Node:
+    position: Position
+
+
+@dataclass(frozen=True)
+class Quantity(Node):
+    value: float
+    unit: str | None
+
+
+@dataclass(frozen=True)
+class UlnMultiple(Node):
+    """`3 x ULN`: a multiple of the subject's own upper limit of normal for the variable."""
+
+    factor: float
+
+
+@dataclass(frozen=True)
+class VariableRef(Node):
+    name: str
+
+
+@dataclass(frozen=True)
+class Truth(Node):
+    """A boolean variable named on its own: true when the variable is true."""
+
+    variable: VariableRef
+
+
+@dataclass(frozen=True)
+class Comparison(Node):
+    variable: VariableRef
+    operator: str
+    operand: Quantity | UlnMultiple | VariableRef
+
+
+@dataclass(frozen=True)
+class Between(Node):
+    """Inclusive range: `age between 18 and 65 years`."""
+
+    variable: VariableRef
+    low: Quantity
+    high: Quantity
+
+
+@dataclass(frozen=True)
+class Within(Node):
+    """`date within 14 days before screening`: the date lies in [reference - span, reference]."""
+
+    variable: VariableRef
+    span: Quantity
+    reference: VariableRef
+    negated: bool
+
+
+@dataclass(frozen=True)
+class Membership(Node):
+    variable: VariableRef
+    codes: tuple[str, ...]
+    negated: bool
+
+
+@dataclass(frozen=True)
+class Not(Node):
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class All(Node):
+    operands: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Any(Node):
+    operands: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class AtLeast(Node):
+    count: int
+    operands: tuple[Expr, ...]
+
+
+@dataclass(frozen=True)
+class Unless(Node):
+    """`requirement unless exception`: met when the requirement holds or the exception applies."""
+
+    requirement: Expr
+    exception: Expr
+
+
+@dataclass(frozen=True)
+class Implies(Node):
+    """`if condition then requirement`: the requirement only binds subjects meeting the condition."""
+
+    condition: Expr
+    requirement: Expr
+
+
+@dataclass(frozen=True)
+class FormulaCall(Node):
+    function: str
+    arguments: tuple[VariableRef | Quantity, ...]
+
+
+Expr = Truth | Comparison | Between | Within | Membership | Not | All | Any | AtLeast | Unless | Implies

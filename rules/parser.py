@@ -1,0 +1,198 @@
+"""Parse criterion rules and derived-variable formulas with lark (LALR).
+
+LALR gives exact positions and the set of expected tokens, which is what a
+protocol writer needs to fix a rule; the parser is built once per process and
+is stateless between calls, so it is safe to share.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.resources import files
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from rules import ast
+from rules.errors import Position, RuleSyntaxError
+
+_OPERATORS = {"≥": ">=", "≤": "<=", "≠": "!=", "=": "==", "==": "=="}
+
+_TOKEN_WORDS = {
+    "NAME": "a variable name",
+    "NUMBER": "a number",
+    "UNIT": "a unit",
+    "COMPARATOR": "a comparison (>=, <=, >, <, =, !=)",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "COMMA": "`,`",
+    "TIMES": "`x`",
+    "ULN": "`ULN`",
+    "ESCAPED_STRING": "a quoted code",
+    "$END": "the end of the rule",
+}
+
+
+@cache
+def _parser() -> Lark:
+    grammar = files("rules").joinpath("grammar.lark").read_text(encoding="utf-8")
+    return Lark(
+        grammar,
+        parser="lalr",
+        start=["criterion", "formula"],
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+def _position(meta_or_token: object) -> Position:
+    return Position(
+        line=getattr(meta_or_token, "line", 1),
+        column=getattr(meta_or_token, "column", 1),
+        start=getattr(meta_or_token, "start_pos", 0),
+        end=getattr(meta_or_token, "end_pos", 0),
+    )
+
+
+def _number(token: Token) -> float:
+    value = float(token)
+    return int(value) if value.is_integer() else value
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    """Turn lark's tree into typed nodes; no semantics here, only shape."""
+
+    def criterion(self, meta, children):
+        return children[0]
+
+    def formula(self, meta, children):
+        name, *arguments = children
+        arguments = tuple(a for a in arguments if a is not None)
+        return ast.FormulaCall(_position(meta), str(name), arguments)
+
+    def argument_variable(self, meta, children):
+        return ast.VariableRef(_position(children[0]), str(children[0]))
+
+    def argument_number(self, meta, children):
+        return ast.Quantity(_position(children[0]), _number(children[0]), None)
+
+    def implies(self, meta, children):
+        return ast.Implies(_position(meta), children[0], children[1])
+
+    def unless(self, meta, children):
+        return ast.Unless(_position(meta), children[0], children[1])
+
+    def any_(self, meta, children):
+        return ast.Any(_position(meta), tuple(children))
+
+    def all_(self, meta, children):
+        return ast.All(_position(meta), tuple(children))
+
+    def not_(self, meta, children):
+        return ast.Not(_position(meta), children[0])
+
+    def truth(self, meta, children):
+        return ast.Truth(_position(meta), ast.VariableRef(_position(children[0]), str(children[0])))
+
+    def variable(self, meta, children):
+        return ast.VariableRef(_position(children[0]), str(children[0]))
+
+    def screening(self, meta, children):
+        return ast.VariableRef(_position(meta), "screening_date")
+
+    def quantity(self, meta, children):
+        number, unit = children
+        return ast.Quantity(_position(meta), _number(number), str(unit) if unit else None)
+
+    def uln(self, meta, children):
+        number = children[0]
+        return ast.UlnMultiple(_position(meta), _number(number) if number is not None else 1)
+
+    def comparison(self, meta, children):
+        name, operator, operand = children
+        operator = _OPERATORS.get(str(operator), str(operator))
+        return ast.Comparison(_position(meta), self._ref(name), operator, operand)
+
+    def between(self, meta, children):
+        name, low, high = children
+        if low.unit is None and high.unit is not None:
+            low = ast.Quantity(low.position, low.value, high.unit)
+        return ast.Between(_position(meta), self._ref(name), low, high)
+
+    def within(self, meta, children):
+        name, negated, span, reference = children
+        return ast.Within(_position(meta), self._ref(name), span, reference, negated is not None)
+
+    def is_(self, meta, children):
+        name, negated, code = children
+        return ast.Membership(_position(meta), self._ref(name), (code,), negated is not None)
+
+    def in_(self, meta, children):
+        name, negated, *codes = children
+        return ast.Membership(_position(meta), self._ref(name), tuple(codes), negated is not None)
+
+    def code(self, meta, children):
+        token = children[0]
+        return token[1:-1] if token.type == "ESCAPED_STRING" else str(token)
+
+    def at_least(self, meta, children):
+        count, *operands = children
+        return ast.AtLeast(_position(meta), int(float(count)), tuple(operands))
+
+    def any_of(self, meta, children):
+        return ast.AtLeast(_position(meta), 1, tuple(children))
+
+    def all_of(self, meta, children):
+        return ast.All(_position(meta), tuple(children))
+
+    @staticmethod
+    def _ref(token: Token) -> ast.VariableRef:
+        return ast.VariableRef(_position(token), str(token))
+
+
+def _expected_words(expected: set[str]) -> str:
+    words = sorted({_TOKEN_WORDS.get(name, f"`{name.lower()}`") for name in expected if not name.startswith("__")})
+    if len(words) > 6:
+        words = [*words[:6], "…"]
+    return ", ".join(words)
+
+
+def _syntax_error(error: UnexpectedInput, text: str) -> RuleSyntaxError:
+    line = getattr(error, "line", 1) or 1
+    column = getattr(error, "column", 1) or 1
+    position = Position(line, column, getattr(error, "pos_in_stream", 0) or 0, getattr(error, "pos_in_stream", 0) or 0)
+    if isinstance(error, UnexpectedEOF) or (isinstance(error, UnexpectedToken) and error.token.type == "$END"):
+        lines = text.splitlines() or [""]
+        position = Position(len(lines), len(lines[-1]) + 1, len(text), len(text))
+        message = f"the rule ends too early: expected {_expected_words(set(error.expected))}"
+        if text.count("(") > text.count(")"):
+            message = "unclosed parenthesis: a `(` has no matching `)`"
+    elif isinstance(error, UnexpectedCharacters):
+        message = f"unexpected character {text[error.pos_in_stream]!r}"
+    else:
+        assert isinstance(error, UnexpectedToken)
+        message = f"unexpected `{error.token!s:.30}`: expected {_expected_words(set(error.expected))}"
+        if error.token.type == "RPAR" and text.count(")") > text.count("("):
+            message = "a `)` has no matching `(`"
+    return RuleSyntaxError(message, position, text)
+
+
+def _parse(text: str, start: str) -> object:
+    if not text or not text.strip():
+        raise RuleSyntaxError("the rule is empty", Position(1, 1, 0, 0), text)
+    try:
+        tree: Tree = _parser().parse(text, start=start)
+    except UnexpectedInput as error:
+        raise _syntax_error(error, text) from None
+    return _ToAst().transform(tree)
+
+
+def parse_rule(text: str) -> ast.Expr:
+    """Parse a criterion rule; raises RuleSyntaxError with line, column and a caret context."""
+    return _parse(text, "criterion")
+
+
+def parse_formula(text: str) -> ast.FormulaCall:
+    """Parse a derived variable's formula, a call such as `cockcroft_gault(age, weight, creatinine, sex)`."""
+    return _parse(text, "formula")
