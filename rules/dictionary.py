@@ -1,0 +1,459 @@
+"""The data dictionary of a protocol version, and the normalisation of subject data.
+
+Every value is converted to its variable's canonical unit and checked against
+its plausible range here, before anything reaches the engine: the engine only
+ever sees clean canonical numbers, ISO dates as day numbers, booleans and codes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rules import units
+from rules.ast import FormulaCall, Quantity, VariableRef
+from rules.errors import ProtocolError, RuleError, SubjectInputError, SubjectInputErrors
+from rules.formulas import FUNCTIONS, Function
+from rules.parser import parse_formula
+from rules.protocol import ProtocolDef, VariableDef
+
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+RESERVED = frozenset(
+    {
+        "sid",
+        "id",
+        "t",
+        "and",
+        "or",
+        "not",
+        "unless",
+        "if",
+        "then",
+        "in",
+        "is",
+        "within",
+        "before",
+        "between",
+        "at",
+        "least",
+        "of",
+        "any",
+        "all",
+        "screening",
+        "x",
+    }
+)
+_TRUE = frozenset({"true", "yes", "y", "1", "positive", "pos", "+"})
+_FALSE = frozenset({"false", "no", "n", "0", "negative", "neg", "-"})
+_NUMBER_WITH_UNIT = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """How a derived variable is computed: a whitelisted function and its typed arguments."""
+
+    function: Function
+    arguments: tuple[str | float, ...]  # variable names, or constants written in the formula
+    factors: tuple[float, ...]  # canonical unit -> the unit the function computes in, per argument
+    result_factor: float  # function's result unit -> the variable's canonical unit
+    level: int  # 1 + the deepest derived variable among its inputs
+
+
+@dataclass(frozen=True)
+class Variable:
+    definition: VariableDef
+    derivation: Derivation | None = None
+    companion_of: str | None = None  # set on `<name>_uln`, the subject's own upper limit of normal
+    builtin: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def type(self) -> str:
+        return self.definition.type
+
+    @property
+    def unit(self) -> str | None:
+        return self.definition.unit
+
+    @property
+    def label(self) -> str:
+        return self.definition.label
+
+    @property
+    def accepted_units(self) -> tuple[str, ...]:
+        unit = self.definition.unit
+        return tuple(dict.fromkeys(([unit] if unit else []) + list(self.definition.units)))
+
+    @property
+    def is_derived(self) -> bool:
+        return self.derivation is not None
+
+
+@dataclass
+class Subject:
+    """A subject's data after normalisation: canonical values, and what was submitted, for explanations."""
+
+    values: dict[str, Any]
+    submitted: dict[str, tuple[Any, str | None]] = field(default_factory=dict)
+
+    @property
+    def cohort(self) -> str:
+        return self.values["cohort"]
+
+    @property
+    def screening_date(self) -> dt.date:
+        return dt.date.fromordinal(self.values["screening_date"])
+
+
+def _builtins(protocol: ProtocolDef) -> list[VariableDef]:
+    return [
+        VariableDef(
+            name="cohort",
+            label="Cohort",
+            type="code",
+            codes=tuple(c.code for c in protocol.cohorts),
+            section="Screening",
+            help="The disease cohort the subject is screened for.",
+        ),
+        VariableDef(
+            name="screening_date",
+            label="Screening date",
+            type="date",
+            section="Screening",
+            help="The date of screening; windows such as 'within 14 days before screening' count back from it.",
+        ),
+    ]
+
+
+def _companion(variable: VariableDef) -> VariableDef:
+    return replace(
+        variable,
+        name=f"{variable.name}_uln",
+        label=f"{variable.label} upper limit of normal",
+        minimum=0,
+        uln=False,
+        formula=None,
+        help=f"The upper limit of normal of the lab that measured {variable.label}.",
+    )
+
+
+class DataDictionary:
+    """The variables of one protocol version: declared, companion (_uln) and built-in."""
+
+    def __init__(self, protocol: ProtocolDef) -> None:
+        problems: list[str] = []
+        self.variables: dict[str, Variable] = {}
+        for definition in _builtins(protocol):
+            self.variables[definition.name] = Variable(definition, builtin=True)
+        for definition in protocol.variables:
+            self._check_definition(definition, problems)
+            if definition.name in self.variables:
+                problems.append(f"variable `{definition.name}` is built in; choose another name")
+                continue
+            self.variables[definition.name] = Variable(definition)
+            if definition.uln:
+                companion = _companion(definition)
+                if companion.name in self.variables or any(v.name == companion.name for v in protocol.variables):
+                    problems.append(f"`{companion.name}` is reserved for {definition.name}'s upper limit of normal")
+                self.variables[companion.name] = Variable(companion, companion_of=definition.name)
+        if not problems:
+            self._resolve_derivations(problems)
+        if problems:
+            raise ProtocolError("the data dictionary is not valid", problems)
+
+    # -- checking the dictionary -------------------------------------------------------------
+
+    def _check_definition(self, v: VariableDef, problems: list[str]) -> None:
+        where = f"variable `{v.name}`"
+        if not NAME.match(v.name) or v.name in RESERVED:
+            problems.append(f"{where}: names are lower case letters, digits and _, and not a keyword")
+        if v.type == "number":
+            for label in ([v.unit] if v.unit else []) + list(v.units):
+                try:
+                    units.parse(label)
+                except units.UnitError:
+                    problems.append(f"{where}: unknown unit `{label}`")
+                    continue
+                if v.unit and not units.converts(label, v.unit, v.molar_mass):
+                    problems.append(f"{where}: unit `{label}` does not convert to `{v.unit}`")
+            if v.units and not v.unit:
+                problems.append(f"{where}: accepted units need a canonical `unit`")
+            if v.minimum is not None and v.maximum is not None and v.minimum > v.maximum:
+                problems.append(f"{where}: minimum {v.minimum} is above maximum {v.maximum}")
+        elif v.unit or v.units or v.uln:
+            problems.append(f"{where}: only numbers have units or an upper limit of normal")
+        if v.type == "code" and not v.codes:
+            problems.append(f"{where}: a code variable needs its list of `codes`")
+
+    def _resolve_derivations(self, problems: list[str]) -> None:
+        pending = {name: v for name, v in self.variables.items() if v.definition.formula}
+        calls: dict[str, FormulaCall] = {}
+        for name, variable in pending.items():
+            try:
+                calls[name] = parse_formula(variable.definition.formula or "")
+            except RuleError as error:
+                problems.append(f"variable `{name}`: formula: {error.describe()}")
+        levels: dict[str, int] = {}
+
+        def level_of(name: str, trail: tuple[str, ...]) -> int:
+            if name in levels:
+                return levels[name]
+            if name in trail:
+                raise ProtocolError(f"derived variables depend on each other in a cycle: {' -> '.join((*trail, name))}")
+            call = calls.get(name)
+            if call is None:
+                return 0
+            inputs = [a.name for a in call.arguments if isinstance(a, VariableRef) and a.name in calls]
+            levels[name] = 1 + max((level_of(i, (*trail, name)) for i in inputs), default=0)
+            return levels[name]
+
+        for name, call in calls.items():
+            try:
+                derivation = self._derivation(name, call, level_of(name, ()))
+            except ProtocolError as error:
+                problems.extend(error.problems)
+                continue
+            self.variables[name] = replace(self.variables[name], derivation=derivation)
+
+    def _derivation(self, name: str, call: FormulaCall, level: int) -> Derivation:
+        where = f"variable `{name}`: formula"
+        function = FUNCTIONS.get(call.function)
+        if function is None:
+            raise ProtocolError(f"{where}: unknown function `{call.function}` (known: {', '.join(sorted(FUNCTIONS))})")
+        if len(call.arguments) != len(function.parameters):
+            names = ", ".join(p.name for p in function.parameters)
+            raise ProtocolError(f"{where}: {function.name} takes ({names})")
+        arguments: list[str | float] = []
+        factors: list[float] = []
+        first_unit: str | None = None
+        for parameter, argument in zip(function.parameters, call.arguments, strict=True):
+            if parameter.type == "constant":
+                if not isinstance(argument, Quantity):
+                    raise ProtocolError(f"{where}: `{parameter.name}` must be a number")
+                arguments.append(float(argument.value))
+                factors.append(1.0)
+                continue
+            if not isinstance(argument, VariableRef) or argument.name not in self.variables:
+                raise ProtocolError(f"{where}: `{parameter.name}` must name a variable of the dictionary")
+            source = self.variables[argument.name]
+            if source.type != parameter.type:
+                raise ProtocolError(
+                    f"{where}: `{argument.name}` is a {source.type}, {parameter.name} needs a {parameter.type}"
+                )
+            if parameter.type == "code" and not set(parameter.codes) <= set(source.definition.codes):
+                raise ProtocolError(f"{where}: `{argument.name}` must have the codes {', '.join(parameter.codes)}")
+            factor = 1.0
+            if parameter.unit:
+                if not source.unit or not units.converts(source.unit, parameter.unit, source.definition.molar_mass):
+                    raise ProtocolError(
+                        f"{where}: `{argument.name}` ({source.unit}) does not convert to {parameter.unit}"
+                    )
+                factor = units.factor(source.unit, parameter.unit, source.definition.molar_mass)
+            first_unit = first_unit or source.unit
+            arguments.append(argument.name)
+            factors.append(factor)
+        target = self.variables[name]
+        result_unit = function.result_unit or first_unit
+        if target.type != function.result_type:
+            raise ProtocolError(f"{where}: {function.name} gives a {function.result_type}, `{name}` is a {target.type}")
+        result_factor = 1.0
+        if result_unit and target.unit:
+            if not units.converts(result_unit, target.unit):
+                raise ProtocolError(
+                    f"{where}: {function.name} gives {result_unit}, which does not convert to {target.unit}"
+                )
+            result_factor = units.factor(result_unit, target.unit)
+        return Derivation(function, tuple(arguments), tuple(factors), result_factor, level)
+
+    # -- lookups --------------------------------------------------------------------------------
+
+    def __getitem__(self, name: str) -> Variable:
+        return self.variables[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.variables
+
+    def suggest(self, name: str) -> str | None:
+        matches = difflib.get_close_matches(name, list(self.variables), n=1, cutoff=0.6)
+        return matches[0] if matches else None
+
+    @property
+    def derived(self) -> list[Variable]:
+        """Derived variables, shallowest first, so inputs are always computed before their users."""
+        found = [v for v in self.variables.values() if v.is_derived]
+        return sorted(found, key=lambda v: (v.derivation.level, v.name))  # type: ignore[union-attr]
+
+    def inputs_of(self, name: str) -> set[str]:
+        """The submitted variables a (possibly derived) variable ultimately rests on."""
+        variable = self.variables[name]
+        if not variable.is_derived:
+            return {name}
+        found: set[str] = set()
+        for argument in variable.derivation.arguments:  # type: ignore[union-attr]
+            if isinstance(argument, str):
+                found |= self.inputs_of(argument)
+        return found
+
+    # -- subject data ---------------------------------------------------------------------------
+
+    def normalize(self, data: Mapping[str, Any]) -> Subject:
+        """Convert submitted data to canonical values, or raise every problem found at once."""
+        if not isinstance(data, Mapping):
+            raise SubjectInputErrors([SubjectInputError("subject", data, "an object of variable: value")])
+        errors: list[SubjectInputError] = []
+        subject = Subject(values={})
+        for key, raw in data.items():
+            try:
+                self._normalize_one(str(key), raw, subject)
+            except SubjectInputError as error:
+                errors.append(error)
+        for required in ("cohort", "screening_date"):
+            if required not in subject.values and not any(e.field == required for e in errors):
+                errors.append(SubjectInputError(required, data.get(required), self._expected(self.variables[required])))
+        if errors:
+            raise SubjectInputErrors(errors)
+        return subject
+
+    def _normalize_one(self, key: str, raw: Any, subject: Subject) -> None:
+        variable = self.variables.get(key)
+        if variable is None:
+            suggestion = self.suggest(key)
+            hint = f" (did you mean `{suggestion}`?)" if suggestion else ""
+            raise SubjectInputError(key, raw, f"a variable of the data dictionary{hint}")
+        if variable.is_derived:
+            inputs = ", ".join(sorted(self.inputs_of(key)))
+            raise SubjectInputError(key, raw, f"nothing: {key} is derived from {inputs}; submit those instead")
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return
+        if variable.type == "number":
+            if isinstance(raw, Mapping) and variable.definition.uln and "uln" in raw:
+                companion = self.variables[f"{key}_uln"]
+                uln = raw["uln"]
+                if isinstance(uln, int | float) and not isinstance(uln, bool) and "unit" in raw:
+                    uln = {"value": uln, "unit": raw["unit"]}
+                self._normalize_one(companion.name, uln, subject)
+                raw = {k: v for k, v in raw.items() if k != "uln"}
+            value, unit = self._number(variable, raw)
+            subject.values[key] = value
+            subject.submitted[key] = (raw.get("value") if isinstance(raw, Mapping) else raw, unit)
+        elif variable.type == "boolean":
+            subject.values[key] = self._boolean(variable, raw)
+        elif variable.type == "code":
+            subject.values[key] = self._code(variable, raw)
+        else:
+            subject.values[key] = self._date(variable, raw)
+
+    def _expected(self, variable: Variable) -> str:
+        d = variable.definition
+        if variable.type == "number":
+            units_text = f" in {', '.join(variable.accepted_units)}" if variable.accepted_units else ""
+            bounds = self._bounds(variable)
+            return f"a number{units_text}{bounds}"
+        if variable.type == "boolean":
+            return "true or false (yes/no)"
+        if variable.type == "code":
+            return "one of " + ", ".join(d.codes)
+        return "a date as YYYY-MM-DD"
+
+    @staticmethod
+    def _bounds(variable: Variable) -> str:
+        d = variable.definition
+        unit = f" {d.unit}" if d.unit else ""
+        if d.minimum is not None and d.maximum is not None:
+            return f" between {d.minimum:g} and {d.maximum:g}{unit}"
+        if d.minimum is not None:
+            return f" of at least {d.minimum:g}{unit}"
+        if d.maximum is not None:
+            return f" of at most {d.maximum:g}{unit}"
+        return ""
+
+    def _number(self, variable: Variable, raw: Any) -> tuple[float, str | None]:
+        d = variable.definition
+        unit: str | None = None
+        value: Any = raw
+        if isinstance(raw, Mapping):
+            unknown = set(raw) - {"value", "unit"}
+            if unknown or "value" not in raw:
+                raise SubjectInputError(variable.name, raw, "{value, unit" + (", uln}" if d.uln else "}"))
+            value, unit = raw["value"], raw.get("unit")
+        elif isinstance(raw, str):
+            match = _NUMBER_WITH_UNIT.match(raw)
+            if not match:
+                raise SubjectInputError(variable.name, raw, self._expected(variable))
+            value, unit = float(match.group(1)), match.group(2) or None
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise SubjectInputError(variable.name, raw, self._expected(variable)) from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise SubjectInputError(variable.name, raw, self._expected(variable))
+        if unit and unit not in variable.accepted_units:
+            accepted = ", ".join(variable.accepted_units) or "no unit"
+            raise SubjectInputError(f"{variable.name}.unit", unit, f"one of {accepted}")
+        canonical = float(value)
+        if unit and d.unit:
+            canonical = units.tidy(canonical * units.factor(unit, d.unit, d.molar_mass))
+        if (d.minimum is not None and canonical < d.minimum) or (d.maximum is not None and canonical > d.maximum):
+            shown = f"{value} {unit}" if unit else value
+            raise SubjectInputError(variable.name, shown, f"a plausible value{self._bounds(variable)}")
+        return canonical, unit
+
+    def _boolean(self, variable: Variable, raw: Any) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, int) and raw in (0, 1):
+            return bool(raw)
+        if isinstance(raw, str):
+            word = raw.strip().lower()
+            if word in _TRUE:
+                return True
+            if word in _FALSE:
+                return False
+        raise SubjectInputError(variable.name, raw, self._expected(variable))
+
+    def _code(self, variable: Variable, raw: Any) -> str:
+        if isinstance(raw, str):
+            for code in variable.definition.codes:
+                if code.lower() == raw.strip().lower():
+                    return code
+        raise SubjectInputError(variable.name, raw, self._expected(variable))
+
+    def _date(self, variable: Variable, raw: Any) -> int:
+        if isinstance(raw, dt.datetime):
+            raw = raw.date()
+        if isinstance(raw, dt.date):
+            return raw.toordinal()
+        if isinstance(raw, str):
+            try:
+                return dt.date.fromisoformat(raw.strip()).toordinal()
+            except ValueError:
+                pass
+        raise SubjectInputError(variable.name, raw, self._expected(variable))
+
+    def derive(self, variable: Variable, values: Mapping[str, Any]) -> float | None:
+        """Compute a derived variable from canonical values; None while an input is missing."""
+        derivation = variable.derivation
+        assert derivation is not None
+        arguments: list[Any] = []
+        for argument, factor in zip(derivation.arguments, derivation.factors, strict=True):
+            if isinstance(argument, str):
+                if argument not in values:
+                    return None
+                value = values[argument]
+                arguments.append(value * factor if isinstance(value, float | int) and factor != 1.0 else value)
+            else:
+                arguments.append(argument)
+        try:
+            result = derivation.function.compute(*arguments)
+        except ZeroDivisionError:
+            return None
+        return units.tidy(result * derivation.result_factor)

@@ -1,0 +1,278 @@
+"""A protocol version as plain data: read from and written to a YAML or JSON file.
+
+This is the exchange format between the database, the admin, the file on disk
+and the compiler. It carries no behaviour beyond loading, checking its shape
+and hashing its canonical form: a published version is identified by that hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rules.errors import ProtocolError
+
+KINDS = ("inclusion", "exclusion")
+VARIABLE_TYPES = ("number", "boolean", "code", "date")
+
+
+@dataclass(frozen=True)
+class Cohort:
+    code: str
+    label: str
+
+
+@dataclass(frozen=True)
+class VariableDef:
+    name: str
+    label: str
+    type: str
+    unit: str | None = None
+    units: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    codes: tuple[str, ...] = ()
+    uln: bool = False
+    molar_mass: str | None = None
+    formula: str | None = None
+    section: str = ""
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class CriterionDef:
+    code: str
+    kind: str
+    text: str
+    rule: str
+    cohorts: tuple[str, ...] = ()  # empty: every cohort
+    section: str = ""
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class TestCaseDef:
+    name: str
+    subject: Mapping[str, Any]
+    expect: str
+    outcomes: Mapping[str, str] = field(default_factory=dict)
+    missing: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ProtocolDef:
+    protocol: str
+    title: str
+    version: str
+    cohorts: tuple[Cohort, ...]
+    variables: tuple[VariableDef, ...]
+    criteria: tuple[CriterionDef, ...]
+    test_cases: tuple[TestCaseDef, ...] = ()
+    source: str = ""
+    description: str = ""
+
+    def canonical(self) -> dict[str, Any]:
+        """The form that is hashed: everything that can change a decision or its explanation."""
+        data = asdict(self)
+        data.pop("test_cases")
+        return data
+
+    @cached_property
+    def content_hash(self) -> str:
+        blob = json.dumps(self.canonical(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file form: defaults left out so the file stays readable."""
+        data: dict[str, Any] = {
+            "protocol": self.protocol,
+            "title": self.title,
+            "version": self.version,
+        }
+        if self.source:
+            data["source"] = self.source
+        if self.description:
+            data["description"] = self.description
+        data["cohorts"] = [asdict(c) for c in self.cohorts]
+        data["variables"] = [_compact(asdict(v), VariableDef) for v in self.variables]
+        data["criteria"] = [_compact(asdict(c), CriterionDef) for c in self.criteria]
+        data["test_cases"] = [_compact(asdict(t), TestCaseDef) for t in self.test_cases]
+        return data
+
+
+def _compact(data: dict[str, Any], cls: type) -> dict[str, Any]:
+    defaults = {name: f.default for name, f in cls.__dataclass_fields__.items()}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in defaults and value == defaults[key] and key not in ("name", "code"):
+            continue
+        if isinstance(value, tuple):
+            value = list(value)
+        if isinstance(value, Mapping):
+            value = dict(value)
+            if not value:
+                continue
+        out[key] = value
+    return out
+
+
+def _require(data: Mapping[str, Any], key: str, where: str, problems: list[str]) -> Any:
+    if key not in data or data[key] in (None, ""):
+        problems.append(f"{where}: `{key}` is required")
+        return None
+    return data[key]
+
+
+def _known_keys(data: Mapping[str, Any], cls: type, where: str, problems: list[str]) -> None:
+    allowed = set(cls.__dataclass_fields__)
+    for key in data:
+        if key not in allowed:
+            problems.append(f"{where}: unknown key `{key}` (allowed: {', '.join(sorted(allowed))})")
+
+
+def _tuple(value: Any) -> tuple:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
+    """Build a protocol from its file form, reporting every shape problem at once."""
+    if not isinstance(data, Mapping):
+        raise ProtocolError("a protocol file must be a mapping at the top level")
+    problems: list[str] = []
+    _known_keys(data, ProtocolDef, "protocol", problems)
+    cohorts = []
+    for index, raw in enumerate(data.get("cohorts") or []):
+        where = f"cohorts[{index}]"
+        if not isinstance(raw, Mapping):
+            problems.append(f"{where}: must be a mapping with `code` and `label`")
+            continue
+        cohorts.append(Cohort(str(_require(raw, "code", where, problems)), str(raw.get("label", raw.get("code")))))
+    variables = []
+    for index, raw in enumerate(data.get("variables") or []):
+        where = f"variables[{index}]"
+        if not isinstance(raw, Mapping):
+            problems.append(f"{where}: must be a mapping")
+            continue
+        _known_keys(raw, VariableDef, where, problems)
+        name = _require(raw, "name", where, problems)
+        kind = raw.get("type", "number")
+        if kind not in VARIABLE_TYPES:
+            problems.append(f"{where} ({name}): type `{kind}` is not one of {', '.join(VARIABLE_TYPES)}")
+        variables.append(
+            VariableDef(
+                name=str(name),
+                label=str(raw.get("label") or name),
+                type=str(kind),
+                unit=raw.get("unit"),
+                units=_tuple(raw.get("units")),
+                minimum=raw.get("minimum"),
+                maximum=raw.get("maximum"),
+                codes=tuple(str(c) for c in _tuple(raw.get("codes"))),
+                uln=bool(raw.get("uln", False)),
+                molar_mass=raw.get("molar_mass"),
+                formula=raw.get("formula"),
+                section=str(raw.get("section") or ""),
+                help=str(raw.get("help") or ""),
+            )
+        )
+    criteria = []
+    for index, raw in enumerate(data.get("criteria") or []):
+        where = f"criteria[{index}]"
+        if not isinstance(raw, Mapping):
+            problems.append(f"{where}: must be a mapping")
+            continue
+        _known_keys(raw, CriterionDef, where, problems)
+        kind = raw.get("kind")
+        if kind not in KINDS:
+            problems.append(f"{where} ({raw.get('code')}): kind `{kind}` is not inclusion or exclusion")
+        criteria.append(
+            CriterionDef(
+                code=str(_require(raw, "code", where, problems)),
+                kind=str(kind),
+                text=str(_require(raw, "text", where, problems)),
+                rule=str(_require(raw, "rule", where, problems)),
+                cohorts=tuple(str(c) for c in _tuple(raw.get("cohorts"))),
+                section=str(raw.get("section") or ""),
+                notes=str(raw.get("notes") or ""),
+            )
+        )
+    test_cases = []
+    for index, raw in enumerate(data.get("test_cases") or []):
+        where = f"test_cases[{index}]"
+        if not isinstance(raw, Mapping):
+            problems.append(f"{where}: must be a mapping")
+            continue
+        _known_keys(raw, TestCaseDef, where, problems)
+        missing = raw.get("missing")
+        test_cases.append(
+            TestCaseDef(
+                name=str(_require(raw, "name", where, problems)),
+                subject=dict(raw.get("subject") or {}),
+                expect=str(_require(raw, "expect", where, problems)),
+                outcomes=dict(raw.get("outcomes") or {}),
+                missing=None if missing is None else tuple(missing),
+            )
+        )
+    for key in ("protocol", "title", "version"):
+        _require(data, key, "protocol", problems)
+    _check_unique([c.code for c in cohorts], "cohort code", problems)
+    _check_unique([v.name for v in variables], "variable name", problems)
+    _check_unique([c.code for c in criteria], "criterion code", problems)
+    _check_unique([t.name for t in test_cases], "test case name", problems)
+    cohort_codes = {c.code for c in cohorts}
+    for criterion in criteria:
+        for cohort in criterion.cohorts:
+            if cohort not in cohort_codes:
+                problems.append(f"criterion {criterion.code}: unknown cohort `{cohort}`")
+    if problems:
+        raise ProtocolError("the protocol file is not valid", problems)
+    return ProtocolDef(
+        protocol=str(data["protocol"]),
+        title=str(data["title"]),
+        version=str(data["version"]),
+        cohorts=tuple(cohorts),
+        variables=tuple(variables),
+        criteria=tuple(criteria),
+        test_cases=tuple(test_cases),
+        source=str(data.get("source") or ""),
+        description=str(data.get("description") or ""),
+    )
+
+
+def _check_unique(values: list[str], what: str, problems: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            problems.append(f"duplicate {what} `{value}`")
+        seen.add(value)
+
+
+def loads(text: str) -> ProtocolDef:
+    """Read a protocol from YAML or JSON text (JSON is YAML)."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ProtocolError(f"the protocol file is not valid YAML or JSON: {error}") from None
+    return from_dict(data)
+
+
+def load(path: str | Path) -> ProtocolDef:
+    return loads(Path(path).read_text(encoding="utf-8"))
+
+
+def dumps(protocol: ProtocolDef, fmt: str = "yaml") -> str:
+    data = protocol.to_dict()
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
