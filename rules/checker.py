@@ -1,0 +1,240 @@
+"""Validate a parsed rule against the data dictionary and lower it to the IR.
+
+Every problem is collected with its position, so a writer sees all of them
+when saving. Thresholds are converted to the variable's canonical unit here,
+once, so the engine compares plain numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rules import ast, units
+from rules.dictionary import DataDictionary, Variable
+from rules.errors import RuleErrors, RuleSyntaxError, RuleValidationError
+from rules.formulas import calendar_unit
+from rules.ir import Group, Node, Test
+from rules.parser import parse_rule
+
+
+@dataclass(frozen=True)
+class Window:
+    """A derived field holding the first day of a window: `reference` minus `amount unit`."""
+
+    field: str
+    reference: str
+    amount: float
+    unit: str
+
+
+@dataclass
+class CheckedRule:
+    text: str
+    tree: ast.Expr
+    ir: Node
+    windows: list[Window] = field(default_factory=list)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+class _Checker:
+    def __init__(self, text: str, dictionary: DataDictionary) -> None:
+        self.text = text
+        self.dictionary = dictionary
+        self.errors: list[RuleValidationError] = []
+        self.windows: dict[str, Window] = {}
+
+    def error(self, message: str, node: ast.Node, suggestion: str | None = None) -> None:
+        self.errors.append(RuleValidationError(message, node.position, self.text, suggestion))
+
+    def variable(self, ref: ast.VariableRef, *types: str) -> Variable | None:
+        variable = self.dictionary.variables.get(ref.name)
+        if variable is None:
+            self.error(f"unknown variable `{ref.name}`", ref, self.dictionary.suggest(ref.name))
+            return None
+        if types and variable.type not in types:
+            wanted = " or ".join(types)
+            self.error(f"`{ref.name}` is a {variable.type}, here a {wanted} is needed", ref)
+            return None
+        return variable
+
+    # -- nodes -----------------------------------------------------------------------------
+
+    def lower(self, node: ast.Expr) -> Node:
+        method = getattr(self, f"lower_{type(node).__name__.lower()}")
+        return method(node)
+
+    def lower_truth(self, node: ast.Truth) -> Node:
+        variable = self.dictionary.variables.get(node.variable.name)
+        if variable is not None and variable.type != "boolean":
+            hint = {
+                "number": f"compare it, e.g. `{variable.name} >= …`",
+                "code": f"test its code, e.g. `{variable.name} is {variable.definition.codes[0]}`",
+                "date": f"place it in time, e.g. `{variable.name} within 14 days before screening`",
+            }[variable.type]
+            self.error(f"`{variable.name}` is a {variable.type}, not yes/no: {hint}", node.variable)
+        else:
+            self.variable(node.variable, "boolean")
+        return Test(node.variable.name, "==", True)
+
+    def lower_comparison(self, node: ast.Comparison) -> Node:
+        variable = self.variable(node.variable, "number", "date")
+        operand = node.operand
+        name = node.variable.name
+        if isinstance(operand, ast.UlnMultiple):
+            if variable is not None and not variable.definition.uln:
+                self.error(f"`{name}` has no upper limit of normal; mark it `uln` in the dictionary", operand)
+            shown = "ULN" if operand.factor == 1 else f"{_fmt(operand.factor)} x ULN"
+            return Test(name, node.operator, other=f"{name}_uln", factor=float(operand.factor), shown=shown)
+        if isinstance(operand, ast.VariableRef):
+            other = self.variable(operand, "number", "date")
+            factor = 1.0
+            if variable is not None and other is not None:
+                factor = self.field_factor(variable, other, operand)
+            return Test(name, node.operator, other=operand.name, factor=factor, shown=operand.name)
+        if variable is not None and variable.type == "date":
+            self.error(f"`{name}` is a date: use `{name} within … before screening`", operand)
+            return Test(name, node.operator, 0)
+        value = self.quantity(operand, variable)
+        return Test(name, node.operator, value, shown=self.shown(operand, variable))
+
+    def lower_between(self, node: ast.Between) -> Node:
+        variable = self.variable(node.variable, "number")
+        low = self.quantity(node.low, variable)
+        high = self.quantity(node.high, variable)
+        if low > high:
+            self.error("the lower bound is above the upper bound", node.low)
+        name = node.variable.name
+        items = (
+            Test(name, ">=", low, shown=self.shown(node.low, variable)),
+            Test(name, "<=", high, shown=self.shown(node.high, variable)),
+        )
+        return Group("all", items, style="between")
+
+    def lower_within(self, node: ast.Within) -> Node:
+        self.variable(node.variable, "date")
+        reference = self.variable(node.reference, "date")
+        unit = calendar_unit(node.span.unit)
+        if unit is None:
+            self.error("a window needs days, weeks, months or years, e.g. `14 days`", node.span)
+            unit = "days"
+        elif unit in ("months", "years") and not float(node.span.value).is_integer():
+            self.error(f"a window in {unit} must be a whole number", node.span)
+        amount = float(node.span.value)
+        ref_name = node.reference.name if reference is not None else "screening_date"
+        window_field = f"_{ref_name}_minus_{_fmt(amount).replace('.', '_')}_{unit}"
+        self.windows[window_field] = Window(window_field, ref_name, amount, unit)
+        shown = f"{_fmt(amount)} {unit} before {'screening' if ref_name == 'screening_date' else ref_name}"
+        name = node.variable.name
+        inside = Group(
+            "all",
+            (Test(name, ">=", other=window_field, shown=shown), Test(name, "<=", other=ref_name, shown=shown)),
+            style="within",
+        )
+        return Group("not", (inside,), style="not") if node.negated else inside
+
+    def lower_membership(self, node: ast.Membership) -> Node:
+        variable = self.variable(node.variable, "code")
+        name = node.variable.name
+        codes: list[str] = []
+        for code in node.codes:
+            canonical = code
+            if variable is not None:
+                known = {c.lower(): c for c in variable.definition.codes}
+                if code.lower() not in known:
+                    allowed = ", ".join(variable.definition.codes)
+                    self.error(f"`{code}` is not a code of `{name}` (codes: {allowed})", node)
+                canonical = known.get(code.lower(), code)
+            codes.append(canonical)
+        if len(codes) == 1:
+            return Test(name, "!=" if node.negated else "==", codes[0], shown=codes[0])
+        tests = tuple(Test(name, "==", c, shown=c) for c in codes)
+        either = Group("any", tests, style="in")
+        return Group("not", (either,), style="not") if node.negated else either
+
+    def lower_not(self, node: ast.Not) -> Node:
+        return Group("not", (self.lower(node.operand),), style="not")
+
+    def lower_all(self, node: ast.All) -> Node:
+        return Group("all", tuple(self.lower(o) for o in node.operands), style="and")
+
+    def lower_any(self, node: ast.Any) -> Node:
+        return Group("any", tuple(self.lower(o) for o in node.operands), style="or")
+
+    def lower_atleast(self, node: ast.AtLeast) -> Node:
+        if not 1 <= node.count <= len(node.operands):
+            self.error(f"at least {node.count} of {len(node.operands)} can never be met", node)
+        items = tuple(self.lower(o) for o in node.operands)
+        return Group("at_least", items, count=node.count, style="at_least")
+
+    def lower_unless(self, node: ast.Unless) -> Node:
+        return Group("any", (self.lower(node.requirement), self.lower(node.exception)), style="unless")
+
+    def lower_implies(self, node: ast.Implies) -> Node:
+        condition = Group("not", (self.lower(node.condition),), style="not")
+        return Group("any", (condition, self.lower(node.requirement)), style="implies")
+
+    # -- units -------------------------------------------------------------------------------
+
+    def quantity(self, quantity: ast.Quantity, variable: Variable | None) -> float:
+        value = float(quantity.value)
+        if variable is None:
+            return value
+        canonical = variable.unit
+        if quantity.unit is None:
+            if canonical and not units.converts(canonical, "dimensionless"):
+                self.error(f"missing unit: `{variable.name}` is measured in {canonical}", quantity)
+            return value
+        if canonical is None:
+            self.error(f"`{variable.name}` has no unit, but {quantity.unit} was given", quantity)
+            return value
+        try:
+            return units.tidy(value * units.factor(quantity.unit, canonical, variable.definition.molar_mass))
+        except units.UnitError as error:
+            reason = (
+                "is not a unit we know"
+                if "unknown unit" in str(error)
+                else f"does not fit `{variable.name}` ({canonical})"
+            )
+            self.error(f"`{quantity.unit}` {reason}", quantity)
+            return value
+
+    def shown(self, quantity: ast.Quantity, variable: Variable | None) -> str:
+        unit = quantity.unit or (variable.unit if variable else None)
+        return f"{_fmt(quantity.value)} {unit}" if unit else _fmt(quantity.value)
+
+    def field_factor(self, variable: Variable, other: Variable, node: ast.Node) -> float:
+        if variable.type != other.type:
+            self.error(
+                f"`{variable.name}` ({variable.type}) cannot be compared with `{other.name}` ({other.type})", node
+            )
+            return 1.0
+        if variable.type == "date" or variable.unit == other.unit:
+            return 1.0
+        if not variable.unit or not other.unit or not units.converts(other.unit, variable.unit):
+            self.error(f"`{other.name}` ({other.unit}) does not convert to `{variable.name}` ({variable.unit})", node)
+            return 1.0
+        return units.factor(other.unit, variable.unit)
+
+
+def check_rule(text: str, dictionary: DataDictionary, criterion: str | None = None) -> CheckedRule:
+    """Parse and validate one rule; raises RuleErrors listing every problem with its position."""
+    try:
+        tree = parse_rule(text)
+    except RuleSyntaxError as error:
+        raise RuleErrors([error], criterion) from None
+    checker = _Checker(text, dictionary)
+    ir = checker.lower(tree)
+    if checker.errors:
+        raise RuleErrors(list(checker.errors), criterion)
+    return CheckedRule(text, tree, ir, list(checker.windows.values()))
+
+
+def is_valid(text: str, dictionary: DataDictionary) -> bool:
+    try:
+        check_rule(text, dictionary)
+    except RuleErrors:
+        return False
+    return True

@@ -1,0 +1,148 @@
+"""Lower IR nodes to durable-rules conditions, one per outcome.
+
+Kleene logic is compiled, not interpreted: for a node we build four
+conditions, "definitely true", "definitely false", "not definitely true" and
+"not definitely false". A criterion's unknown rule is then the conjunction of
+the last two, so every outcome is decided by the engine, and a definite
+failure is never hidden by missing data.
+
+Two engine facts shape the output: a comparison whose right side is
+arithmetic over a *missing* field still matches, so every test is guarded by
+`$ex` on all its fields; and `$neq` on a missing field does not match, so a
+missing field is always spelled out with `$nex`.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+from typing import Any
+
+from rules.ir import NEGATED, Node, Test
+
+Condition = dict[str, Any]
+
+_OPERATOR_KEYS = {">=": "$gte", "<=": "$lte", ">": "$gt", "<": "$lt", "!=": "$neq"}
+
+
+def _compare(test: Test, op: str) -> Condition:
+    if test.other is None:
+        operand: Any = test.value
+    elif test.factor == 1.0:
+        operand = {"$m": test.other}
+    else:
+        operand = {"$mul": {"$l": {"$m": test.other}, "$r": test.factor}}
+    if op == "==":
+        return {test.field: operand}
+    return {_OPERATOR_KEYS[op]: {test.field: operand}}
+
+
+def _group(key: str, conditions: list[Condition]) -> Condition:
+    """A flat `$and`/`$or`: nested groups of the same kind are merged, each group costs engine slots."""
+    flat: list[Condition] = []
+    for condition in conditions:
+        flat.extend(condition[key] if set(condition) == {key} else [condition])
+    return flat[0] if len(flat) == 1 else {key: flat}
+
+
+def _all(conditions: list[Condition]) -> Condition:
+    return _group("$and", conditions)
+
+
+def _any(conditions: list[Condition]) -> Condition:
+    return _group("$or", conditions)
+
+
+def definitely(node: Node, polarity: bool) -> Condition:
+    """Matches exactly when the node's Kleene value is `polarity`."""
+    if isinstance(node, Test):
+        exists = [{"$ex": {f: 1}} for f in node.fields]
+        op = node.op if polarity else NEGATED[node.op]
+        return _all([*exists, _compare(node, op)])
+    if node.op == "not":
+        return definitely(node.items[0], not polarity)
+    if node.op in ("all", "any"):
+        parts = [definitely(item, polarity) for item in node.items]
+        conjunctive = (node.op == "all") == polarity
+        return _all(parts) if conjunctive else _any(parts)
+    needed = node.count if polarity else len(node.items) - node.count + 1
+    return _any([_all([definitely(i, polarity) for i in combo]) for combo in combinations(node.items, needed)])
+
+
+def possibly(node: Node, polarity: bool) -> Condition:
+    """Matches exactly when the node's value is `polarity` or unknown (not definitely the opposite)."""
+    if isinstance(node, Test):
+        missing = [{"$nex": {f: 1}} for f in node.fields]
+        op = node.op if polarity else NEGATED[node.op]
+        return _any([*missing, _compare(node, op)])
+    if node.op == "not":
+        return possibly(node.items[0], not polarity)
+    if node.op in ("all", "any"):
+        parts = [possibly(item, polarity) for item in node.items]
+        conjunctive = (node.op == "all") == polarity
+        return _all(parts) if conjunctive else _any(parts)
+    needed = node.count if polarity else len(node.items) - node.count + 1
+    return _any([_all([possibly(i, polarity) for i in combo]) for combo in combinations(node.items, needed)])
+
+
+def unknown(node: Node) -> Condition:
+    """Matches exactly when missing data leaves the node undecided."""
+    return _all([possibly(node, True), possibly(node, False)])
+
+
+def slots(condition: Any) -> int:
+    """Engine expression slots a condition takes: 2 per `$and`/`$or`, 1 per field-relative test.
+
+    durable-rules keeps these in one fixed array per rule (MAX_SEQUENCE_EXPRESSIONS = 32 in
+    rete.h) and refuses the ruleset with error 113 when it fills.
+    """
+    if isinstance(condition, list):
+        return sum(slots(c) for c in condition)
+    if not isinstance(condition, dict):
+        return 0
+    total = 0
+    for key, value in condition.items():
+        if key in ("$and", "$or"):
+            total += 2 + slots(value)
+        elif isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
+            total += 1  # {"$lte": {"alt": {"$mul": ...}}}: an expression over another field
+        elif isinstance(value, dict) and "$m" in value:
+            total += 1
+    return total
+
+
+def split(condition: Condition, limit: int) -> list[Condition]:
+    """Rewrite a condition that needs more than `limit` slots as alternatives that each fit.
+
+    The alternatives together match exactly what the condition matches (distribution of
+    `and` over `or`), so each becomes its own engine rule with the same outcome.
+    """
+    if slots(condition) <= limit:
+        return [condition]
+    if "$or" in condition and len(condition) == 1:
+        return [piece for option in condition["$or"] for piece in split(option, limit)]
+    if "$and" in condition and len(condition) == 1:
+        parts = condition["$and"]
+        widest = max((p for p in parts if "$or" in p), key=slots, default=None)
+        if widest is not None:
+            others = [p for p in parts if p is not widest]
+            return [piece for option in widest["$or"] for piece in split(_all([*others, option]), limit)]
+    raise ValueError(f"a condition needs {slots(condition)} engine slots and cannot be split below {limit}")
+
+
+def size(condition: Any) -> int:
+    """How many tests a condition holds: the engine's work per fact grows with it."""
+    if isinstance(condition, dict):
+        return sum(size(v) for k, v in condition.items() if k in ("$and", "$or")) or 1
+    if isinstance(condition, list):
+        return sum(size(c) for c in condition)
+    return 1
+
+
+def nesting(condition: Any) -> int:
+    """How deeply `$and`/`$or` nest: the engine's traversal depth."""
+    if isinstance(condition, dict):
+        inner = [nesting(v) for k, v in condition.items() if k in ("$and", "$or")]
+        return 1 + max(inner) if inner else 0
+    if isinstance(condition, list):
+        return max((nesting(c) for c in condition), default=0)
+    return 0

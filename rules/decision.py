@@ -1,0 +1,68 @@
+"""The decision for one subject and its explanation, as returned to every caller."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+ELIGIBLE = "eligible"
+NOT_ELIGIBLE = "not_eligible"
+INCOMPLETE = "incomplete"
+
+
+@dataclass
+class CriterionResult:
+    code: str
+    kind: str
+    section: str
+    text: str
+    cohorts: list[str]
+    outcome: str  # pass, fail, unknown, not_applicable
+    sentence: str
+    missing: list[str] = field(default_factory=list)
+    rules_fired: list[str] = field(default_factory=list)
+    condition: dict[str, Any] | None = None
+    notes: str = ""
+
+
+@dataclass
+class Decision:
+    decision: str
+    protocol: str
+    version: str
+    content_hash: str
+    cohort: str
+    screening_date: str
+    criteria: list[CriterionResult]
+    missing: list[str]
+    derived: dict[str, dict[str, Any]]
+    rules_fired: list[str]
+
+    @property
+    def failed(self) -> list[CriterionResult]:
+        return [c for c in self.criteria if c.outcome == "fail"]
+
+    @property
+    def unknown(self) -> list[CriterionResult]:
+        return [c for c in self.criteria if c.outcome == "unknown"]
+
+    def outcome(self, code: str) -> str:
+        for criterion in self.criteria:
+            if criterion.code == code:
+                return criterion.outcome
+        raise KeyError(code)
+
+    def outcomes(self) -> dict[str, str]:
+        return {c.code: c.outcome for c in self.criteria}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def combine(outcomes: list[str]) -> str:
+    """Any failure decides; otherwise anything unknown leaves the decision incomplete."""
+    if "fail" in outcomes:
+        return NOT_ELIGIBLE
+    if "unknown" in outcomes:
+        return INCOMPLETE
+    return ELIGIBLE

@@ -1,0 +1,152 @@
+"""Run compiled protocols in durable-rules, driving the C engine directly.
+
+Why not `durable.engine.Host`: it starts background threads that poll every
+ruleset (racing with our calls), swallows exceptions raised in actions, and
+re-parses the whole fact and state in Python for every action fired (about
+30 µs each). Driving `durable_rules_engine` ourselves keeps the engine's
+matching and agenda, surfaces every error, and costs a few µs per action.
+
+The C extension is not thread-safe and never releases the GIL, so calls are
+serialised with one lock per process. Per-subject state is deleted after each
+decision, whatever happens, or memory would grow with every subject.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import durable_rules_engine as native
+
+from rules.compiler import CompiledProtocol
+from rules.derivation import compute
+from rules.errors import EngineError
+
+OUTCOMES = ("pass", "fail", "unknown")
+_NOT_HANDLED = 1
+
+
+@dataclass
+class Evaluation:
+    """What deciding one subject produced: final values, each criterion's outcome, the rules that fired."""
+
+    values: dict[str, Any]
+    outcomes: dict[str, str]
+    fired: list[str] = field(default_factory=list)
+
+    def fired_by_criterion(self) -> dict[str, list[str]]:
+        """Rule names per criterion code, each once: a rule with `$or` fires once per matching branch."""
+        grouped: dict[str, list[str]] = {}
+        for name in dict.fromkeys(self.fired):
+            grouped.setdefault(name.split(":", 1)[0], []).append(name)
+        return grouped
+
+
+class DurableEngine:
+    """One per process: holds each compiled ruleset once, keyed by the version's content hash."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._handles: dict[str, int] = {}
+        self._sids = itertools.count(1)
+
+    def load(self, compiled: CompiledProtocol) -> int:
+        """The engine handle of a compiled version, creating its ruleset on first use only."""
+        name = compiled.ruleset_name
+        with self._lock:
+            handle = self._handles.get(name)
+            if handle is None:
+                try:
+                    handle = native.create_ruleset(name, compiled.ruleset_json)
+                except native.error as error:
+                    raise EngineError(f"the engine refused protocol {compiled.definition.protocol}: {error}") from None
+                self._handles[name] = handle
+        return handle
+
+    @property
+    def loaded(self) -> int:
+        return len(self._handles)
+
+    def evaluate(self, compiled: CompiledProtocol, values: Mapping[str, Any]) -> Evaluation:
+        """Forward-chain one subject's canonical values through the version's ruleset."""
+        handle = self.load(compiled)
+        current = dict(values)
+        fired: list[str] = []
+        with self._lock:
+            sid = str(next(self._sids))
+            state = None
+            try:
+                result = native.assert_fact(handle, self._fact(sid, 0, current))
+                if result[0] != _NOT_HANDLED:
+                    state = result[1]
+                    started = native.start_action_for_state(handle, state)
+                    message = started[1] if started else None
+                    while message:
+                        name = message[2 : message.index('"', 2)]
+                        fired.append(name)
+                        self._act(handle, compiled, sid, name, current)
+                        message = native.complete_and_start_action(handle, state)
+            except native.error as error:
+                if state is not None:
+                    native.abandon_action(handle, state)
+                raise EngineError(f"the engine failed while deciding: {error}") from None
+            except BaseException:
+                if state is not None:
+                    native.abandon_action(handle, state)
+                raise
+            finally:
+                native.delete_state(handle, sid)
+        return Evaluation(current, self._outcomes(compiled, fired, current), fired)
+
+    def _act(self, handle: int, compiled: CompiledProtocol, sid: str, name: str, current: dict[str, Any]) -> None:
+        kind, _, target = name.partition(":")
+        if kind == "derive":
+            value = compute(compiled, target, current)
+            if value is not None:
+                current[target] = value
+        elif kind == "advance":
+            stage = int(target) + 1
+            native.assert_fact(handle, self._fact(sid, stage, current))
+
+    @staticmethod
+    def _fact(sid: str, stage: int, values: Mapping[str, Any]) -> str:
+        return json.dumps({**values, "sid": sid, "id": f"s{stage}", "t": f"stage{stage}"})
+
+    @staticmethod
+    def _outcomes(compiled: CompiledProtocol, fired: list[str], values: Mapping[str, Any]) -> dict[str, str]:
+        outcomes: dict[str, str] = {}
+        inapplicable: set[str] = set()
+        for name in fired:
+            head, tail = name.split(":")[:2]
+            if tail in OUTCOMES:
+                if outcomes.get(head, tail) != tail:
+                    raise EngineError(f"the engine gave criterion {head} two outcomes ({outcomes[head]}, {tail})")
+                outcomes[head] = tail
+            elif head == "not_applicable":
+                inapplicable.add(tail)
+        cohort = values.get("cohort")
+        for criterion in compiled.criteria:
+            code = criterion.code
+            if criterion.definition.cohorts and "+".join(criterion.definition.cohorts) in inapplicable:
+                if code in outcomes:
+                    raise EngineError(f"criterion {code} was decided for cohort {cohort}, which it does not apply to")
+                outcomes[code] = "not_applicable"
+            elif code not in outcomes:
+                raise EngineError(f"the engine gave no outcome for criterion {code}")
+        return outcomes
+
+
+_default: DurableEngine | None = None
+_default_lock = threading.Lock()
+
+
+def default_engine() -> DurableEngine:
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = DurableEngine()
+        return _default

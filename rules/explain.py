@@ -1,0 +1,286 @@
+"""Turn outcomes into explanations a screener understands and a reviewer can trace.
+
+The engine has decided each criterion's outcome; this module walks the
+criterion's IR over the same values to say *why*: the value used (and what was
+submitted, if in another unit), the threshold, and which branch of an any-of,
+an exception or an at-least-k decided. As a safety net it checks its own
+reading against the engine's outcome and refuses to explain a disagreement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from rules.compiler import CompiledCriterion, CompiledProtocol
+from rules.decision import CriterionResult, Decision, combine
+from rules.dictionary import Subject
+from rules.engine import Evaluation
+from rules.errors import EngineError
+from rules.ir import Group, Node, Test, Truth3, evaluate
+from rules.ir import combine as combine_truth
+from rules.reference import outcome_of
+
+_RELATION = {
+    ">=": ("is at least", "is below"),
+    ">": ("is above", "is not above"),
+    "<=": ("is at most", "is above"),
+    "<": ("is below", "is not below"),
+    "==": ("equals", "does not equal"),
+    "!=": ("does not equal", "equals"),
+}
+
+
+def number(value: float) -> str:
+    rounded = round(float(value), 3)
+    return f"{rounded:g}" if abs(rounded) < 1e6 else f"{rounded:,.0f}"
+
+
+class Explainer:
+    def __init__(self, compiled: CompiledProtocol, subject: Subject, values: Mapping[str, Any]) -> None:
+        self.compiled = compiled
+        self.dictionary = compiled.dictionary
+        self.subject = subject
+        self.values = values
+
+    # -- values and labels ------------------------------------------------------------------
+
+    def label(self, name: str) -> str:
+        variable = self.dictionary.variables.get(name)
+        if variable is not None:
+            return variable.label
+        return "start of window" if name.startswith("_") else name
+
+    def unit(self, name: str) -> str | None:
+        variable = self.dictionary.variables.get(name)
+        return variable.unit if variable is not None else None
+
+    def show(self, name: str, value: Any | None = None) -> str:
+        value = self.values[name] if value is None else value
+        variable = self.dictionary.variables.get(name)
+        kind = variable.type if variable is not None else "date"
+        if kind == "date":
+            return dt.date.fromordinal(int(value)).isoformat()
+        if kind == "boolean":
+            return "yes" if value else "no"
+        if kind == "code":
+            return str(value)
+        unit = self.unit(name)
+        return f"{number(value)} {unit}" if unit else number(value)
+
+    def submitted(self, name: str) -> str:
+        raw, unit = self.subject.submitted.get(name, (None, None))
+        if unit is None or unit == self.unit(name):
+            return ""
+        return f" (submitted {raw} {unit})"
+
+    def missing(self, fields: tuple[str, ...] | set[str]) -> list[str]:
+        """The submitted variables whose absence leaves these fields unknown."""
+        found: set[str] = set()
+        for name in fields:
+            if name in self.values:
+                continue
+            if name in self.dictionary.variables:
+                found |= {i for i in self.dictionary.inputs_of(name) if i not in self.values}
+            else:
+                window = next(w for w in self.compiled.windows if w.field == name)
+                found |= set(self.missing({window.reference}))
+        return sorted(found)
+
+    def missing_sentence(self, fields: tuple[str, ...]) -> str:
+        parts = []
+        for name in fields:
+            if name in self.values:
+                continue
+            variable = self.dictionary.variables.get(name)
+            if variable is not None and variable.is_derived:
+                lacking = ", ".join(self.label(i) for i in self.missing({name}))
+                parts.append(f"{variable.label} not computed: {lacking} missing")
+            elif variable is not None:
+                parts.append(f"{variable.label} missing")
+        return "; ".join(dict.fromkeys(parts)) or "missing data"
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    def report(self, node: Node) -> dict[str, Any]:
+        if isinstance(node, Test):
+            return self.test(node)
+        items = [self.report(item) for item in node.items]
+        value = combine_truth(node, [i["value"] for i in items])
+        for item in items:
+            item["decisive"] = _decisive(node, value, item["value"])
+        report: dict[str, Any] = {"type": node.style or node.op, "value": value, "items": items}
+        if node.op == "at_least":
+            report["needed"] = node.count
+            report["met"] = sum(1 for i in items if i["value"] is True)
+        report["sentence"] = self.group_sentence(node, value, items)
+        if value is None:
+            report["missing"] = sorted({m for i in items if i["value"] is None for m in i.get("missing", [])})
+        return report
+
+    def test(self, test: Test) -> dict[str, Any]:
+        value = evaluate(test, self.values)
+        report: dict[str, Any] = {"type": "test", "value": value, "variable": test.field, "operator": test.op}
+        if value is None:
+            report["missing"] = self.missing(test.fields)
+            report["sentence"] = self.missing_sentence(test.fields)
+            return report
+        report["actual"] = self.values[test.field]
+        report["threshold"] = test.operand(self.values)
+        variable = self.dictionary.variables.get(test.field)
+        kind = variable.type if variable is not None else "number"
+        label = self.label(test.field)
+        if kind == "boolean":
+            report["sentence"] = f"{label}: {self.show(test.field)}"
+        elif kind == "code":
+            actual, target = self.values[test.field], str(test.value)
+            report["sentence"] = f"{label} is {actual}" + ("" if actual == target else f", not {target}")
+        else:
+            relation = _RELATION[test.op][0 if value else 1]
+            actual = f"{label} {self.show(test.field)}{self.submitted(test.field)}"
+            report["sentence"] = f"{actual} {relation} {self.threshold(test)}"
+        if test.other:
+            report["other"] = test.other
+        return report
+
+    def threshold(self, test: Test) -> str:
+        if test.other is None:
+            canonical = f"{number(float(test.value))} {self.unit(test.field) or ''}".strip()  # type: ignore[arg-type]
+            return (
+                test.shown
+                if test.shown.replace(" ", "") == canonical.replace(" ", "")
+                else f"{test.shown} ({canonical})"
+            )
+        if test.other.endswith("_uln") and test.other[:-4] == test.field:
+            limit = self.show(test.field, test.operand(self.values))
+            return f"{test.shown} ({limit}; ULN {self.show(test.other)})"
+        return f"{self.label(test.other)} {self.show(test.field, test.operand(self.values))}"
+
+    def group_sentence(self, node: Group, value: Truth3, items: list[dict[str, Any]]) -> str:
+        style = node.style
+        if value is None and style not in ("at_least",):
+            unknown = [i["sentence"] for i in items if i["value"] is None]
+            return "; ".join(dict.fromkeys(unknown))
+        if style == "within":
+            test: Test = node.items[0]  # type: ignore[assignment]
+            reference = next(t for t in node.items if isinstance(t, Test) and not t.other.startswith("_"))  # type: ignore[union-attr]
+            where = "is within" if value else "is not within"
+            return (
+                f"{self.label(test.field)} {self.show(test.field)} {where} {test.shown}"
+                f" ({self.show(reference.other)})"  # type: ignore[arg-type]
+            )
+        if style == "between":
+            low, high = node.items  # type: ignore[misc]
+            where = "is between" if value else "is outside"
+            actual = f"{self.label(low.field)} {self.show(low.field)}{self.submitted(low.field)}"  # type: ignore[union-attr]
+            return f"{actual} {where} {low.shown} and {high.shown}"  # type: ignore[union-attr]
+        if style == "in":
+            first: Test = node.items[0]  # type: ignore[assignment]
+            codes = ", ".join(str(t.value) for t in node.items)  # type: ignore[union-attr]
+            actual = self.values[first.field]
+            return f"{self.label(first.field)} is {actual}" + ("" if value else f", not one of {codes}")
+        if style == "unless":
+            requirement, exception = items
+            if requirement["value"] is True:
+                return requirement["sentence"]
+            if exception["value"] is True:
+                return f"{requirement['sentence']}, but the exception applies: {exception['sentence']}"
+            return f"{requirement['sentence']}, and the exception does not apply: {exception['sentence']}"
+        if style == "implies":
+            condition = items[0]["items"][0]
+            if condition["value"] is False:
+                return f"does not apply: {condition['sentence']}"
+            return f"{condition['sentence']}, so: {items[1]['sentence']}"
+        if style == "at_least":
+            met = sum(1 for i in items if i["value"] is True)
+            unknown = sum(1 for i in items if i["value"] is None)
+            head = f"{met} of {len(items)} met (at least {node.count} needed"
+            head += f", {unknown} unknown)" if unknown else ")"
+            shown = [i["sentence"] for i in items if i["value"] is True] if value else [i["sentence"] for i in items]
+            return f"{head}: " + "; ".join(shown) if shown else head
+        if style == "not":
+            return items[0]["sentence"]
+        chosen = [i["sentence"] for i in items if i["decisive"]]
+        return "; ".join(dict.fromkeys(chosen))
+
+    # -- criteria ----------------------------------------------------------------------------
+
+    def criterion(self, criterion: CompiledCriterion, outcome: str, fired: list[str]) -> CriterionResult:
+        definition = criterion.definition
+        result = CriterionResult(
+            code=definition.code,
+            kind=definition.kind,
+            section=definition.section,
+            text=definition.text,
+            cohorts=list(definition.cohorts),
+            outcome=outcome,
+            sentence="",
+            rules_fired=fired,
+            notes=definition.notes,
+        )
+        if outcome == "not_applicable":
+            result.sentence = f"not applicable: {', '.join(definition.cohorts)} cohort only"
+            return result
+        report = self.report(criterion.ir)
+        reading = outcome_of(criterion.kind, report["value"])
+        if reading != outcome:
+            raise EngineError(
+                f"criterion {criterion.code}: the engine decided {outcome} but its rule reads {reading};"
+                " refusing to explain a decision that cannot be traced"
+            )
+        result.condition = report
+        if outcome == "unknown":
+            result.missing = report.get("missing", [])
+            labels = ", ".join(self.label(m) for m in result.missing)
+            result.sentence = f"not checked: {labels} missing"
+        else:
+            result.sentence = report["sentence"]
+        return result
+
+    def derived(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for variable in self.dictionary.derived:
+            if variable.name not in self.values:
+                continue
+            inputs = [a for a in variable.derivation.arguments if isinstance(a, str)]  # type: ignore[union-attr]
+            out[variable.name] = {
+                "label": variable.label,
+                "value": self.values[variable.name],
+                "unit": variable.unit,
+                "formula": variable.definition.formula,
+                "inputs": {i: self.values[i] for i in inputs},
+            }
+        return out
+
+
+def _decisive(node: Group, value: Truth3, item: Truth3) -> bool:
+    if node.op in ("not",):
+        return True
+    if value is None:
+        return item is None
+    if node.op == "all":
+        return True if value else item is False
+    if node.op == "any":
+        return item is True if value else True
+    return item is value
+
+
+def explain(compiled: CompiledProtocol, subject: Subject, evaluation: Evaluation) -> Decision:
+    explainer = Explainer(compiled, subject, evaluation.values)
+    fired = evaluation.fired_by_criterion()
+    results = [explainer.criterion(c, evaluation.outcomes[c.code], fired.get(c.code, [])) for c in compiled.criteria]
+    missing = sorted({m for r in results if r.outcome == "unknown" for m in r.missing})
+    definition = compiled.definition
+    return Decision(
+        decision=combine([r.outcome for r in results]),
+        protocol=definition.protocol,
+        version=definition.version,
+        content_hash=compiled.content_hash,
+        cohort=subject.cohort,
+        screening_date=subject.screening_date.isoformat(),
+        criteria=results,
+        missing=missing,
+        derived=explainer.derived(),
+        rules_fired=list(evaluation.fired),
+    )
