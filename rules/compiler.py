@@ -34,6 +34,7 @@ MAX_RULES = 1000
 MAX_CONDITION_TESTS = 2000
 MAX_NESTING = 24
 MAX_EXPRESSION_SLOTS = 30  # rete.h: MAX_SEQUENCE_EXPRESSIONS 32, error 113 when full
+ROUTE_FANOUT = 8  # events.c walks the alpha network with a 64-entry stack (error 303)
 ADVANCE_PRIORITY = 100
 RESERVED_FIELDS = ("sid", "id", "t")
 
@@ -148,12 +149,12 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
     for k in range(compiled.stages):
         rules[f"advance:{k}"] = _rule([{"t": _stage(k)}], priority=ADVANCE_PRIORITY)
 
-    final = {"t": _stage(compiled.stages)}
+    final_rules: dict[str, list[dict[str, Any]]] = {}
     cohort_sets = sorted({c.definition.cohorts for c in compiled.criteria if c.definition.cohorts})
     for cohorts in cohort_sets:
-        rules[f"not_applicable:{'+'.join(cohorts)}"] = _rule([final, *({"$neq": {"cohort": c}} for c in cohorts)])
+        final_rules[f"not_applicable:{'+'.join(cohorts)}"] = [{"$neq": {"cohort": c}} for c in cohorts]
     for criterion in compiled.criteria:
-        guard = [final]
+        guard: list[dict[str, Any]] = []
         if criterion.definition.cohorts:
             guard.append(conditions._any([{"cohort": c} for c in criterion.definition.cohorts]))
         holds = criterion.kind == "inclusion"
@@ -171,11 +172,36 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
                     " date windows) in one condition for the engine: split it into several criteria."
                 ) from None
             if len(pieces) == 1:
-                rules[f"{criterion.code}:{outcome}"] = _rule(pieces)
+                final_rules[f"{criterion.code}:{outcome}"] = pieces
             else:
                 for index, piece in enumerate(pieces, 1):
-                    rules[f"{criterion.code}:{outcome}:{index}"] = _rule([piece])
+                    final_rules[f"{criterion.code}:{outcome}:{index}"] = [piece]
+    final = {"t": _stage(compiled.stages)}
+    levels = _route_levels(len(final_rules))
+    for index, (name, parts) in enumerate(final_rules.items()):
+        rules[name] = _rule([final, *_route(index, levels), *parts])
     return rules
+
+
+def _route_levels(count: int) -> int:
+    levels = 0
+    while ROUTE_FANOUT**levels < count:
+        levels += 1
+    return levels
+
+
+def _route(index: int, levels: int) -> list[dict[str, Any]]:
+    """Always-true, distinct tests that place a rule in a tree of at most ROUTE_FANOUT branches per node.
+
+    The engine pushes every matching child of an alpha node onto a fixed 64-entry stack; with
+    all criteria hanging off the one `t == stage` node, a subject with many values fills it
+    (error 303). Routing bounds the fan-out at every node whatever the protocol's size.
+    """
+    route = []
+    for level in range(levels):
+        prefix = index // ROUTE_FANOUT ** (levels - level - 1)
+        route.append({"$neq": {"t": f"route{level}_{prefix}"}})
+    return route
 
 
 def _rule(parts: list[dict[str, Any]], priority: int | None = None) -> dict[str, Any]:
