@@ -18,13 +18,20 @@ from rules.parser import parse_rule
 
 
 @dataclass(frozen=True)
-class Window:
-    """A derived field holding the first day of a window: `reference` minus `amount unit`."""
+class ComputedField:
+    """A threshold the rule needs that depends on the subject, computed before criteria are tested.
+
+    `window`: the first day of `amount unit` before the `source` date (calendar arithmetic).
+    `scale`: `source` x `amount`, rounded like a unit conversion. The engine's own `$mul` is
+    binary floating point (1.2 x 1.5 = 1.7999999999999998), which would fail an INR of exactly
+    1.5 x ULN; a computed field keeps boundaries exact and the engine comparing field to field.
+    """
 
     field: str
-    reference: str
+    kind: str
+    source: str
     amount: float
-    unit: str
+    unit: str = ""
 
 
 @dataclass
@@ -32,7 +39,7 @@ class CheckedRule:
     text: str
     tree: ast.Expr
     ir: Node
-    windows: list[Window] = field(default_factory=list)
+    computed: list[ComputedField] = field(default_factory=list)
 
 
 def _fmt(value: float) -> str:
@@ -44,7 +51,7 @@ class _Checker:
         self.text = text
         self.dictionary = dictionary
         self.errors: list[RuleValidationError] = []
-        self.windows: dict[str, Window] = {}
+        self.computed: dict[str, ComputedField] = {}
 
     def error(self, message: str, node: ast.Node, suggestion: str | None = None) -> None:
         self.errors.append(RuleValidationError(message, node.position, self.text, suggestion))
@@ -87,13 +94,15 @@ class _Checker:
             if variable is not None and not variable.definition.uln:
                 self.error(f"`{name}` has no upper limit of normal; mark it `uln` in the dictionary", operand)
             shown = "ULN" if operand.factor == 1 else f"{_fmt(operand.factor)} x ULN"
-            return Test(name, node.operator, other=f"{name}_uln", factor=float(operand.factor), shown=shown)
+            limit = self.scaled(f"{name}_uln", float(operand.factor))
+            return Test(name, node.operator, other=limit, basis=f"{name}_uln", shown=shown)
         if isinstance(operand, ast.VariableRef):
             other = self.variable(operand, "number", "date")
             factor = 1.0
             if variable is not None and other is not None:
                 factor = self.field_factor(variable, other, operand)
-            return Test(name, node.operator, other=operand.name, factor=factor, shown=operand.name)
+            target = self.scaled(operand.name, factor)
+            return Test(name, node.operator, other=target, basis=operand.name, shown=operand.name)
         if variable is not None and variable.type == "date":
             self.error(f"`{name}` is a date: use `{name} within … before screening`", operand)
             return Test(name, node.operator, 0)
@@ -125,12 +134,15 @@ class _Checker:
         amount = float(node.span.value)
         ref_name = node.reference.name if reference is not None else "screening_date"
         window_field = f"_{ref_name}_minus_{_fmt(amount).replace('.', '_')}_{unit}"
-        self.windows[window_field] = Window(window_field, ref_name, amount, unit)
+        self.computed[window_field] = ComputedField(window_field, "window", ref_name, amount, unit)
         shown = f"{_fmt(amount)} {unit} before {'screening' if ref_name == 'screening_date' else ref_name}"
         name = node.variable.name
         inside = Group(
             "all",
-            (Test(name, ">=", other=window_field, shown=shown), Test(name, "<=", other=ref_name, shown=shown)),
+            (
+                Test(name, ">=", other=window_field, basis=ref_name, shown=shown),
+                Test(name, "<=", other=ref_name, basis=ref_name, shown=shown),
+            ),
             style="within",
         )
         return Group("not", (inside,), style="not") if node.negated else inside
@@ -205,6 +217,14 @@ class _Checker:
         unit = quantity.unit or (variable.unit if variable else None)
         return f"{_fmt(quantity.value)} {unit}" if unit else _fmt(quantity.value)
 
+    def scaled(self, source: str, factor: float) -> str:
+        """The field holding `source` x `factor`: the source itself when the factor is 1."""
+        if factor == 1.0:
+            return source
+        name = f"_{source}_x{_fmt(factor).replace('.', '_').replace('-', 'm').replace('+', '')}"
+        self.computed[name] = ComputedField(name, "scale", source, factor)
+        return name
+
     def field_factor(self, variable: Variable, other: Variable, node: ast.Node) -> float:
         if variable.type != other.type:
             self.error(
@@ -229,7 +249,7 @@ def check_rule(text: str, dictionary: DataDictionary, criterion: str | None = No
     ir = checker.lower(tree)
     if checker.errors:
         raise RuleErrors(list(checker.errors), criterion)
-    return CheckedRule(text, tree, ir, list(checker.windows.values()))
+    return CheckedRule(text, tree, ir, list(checker.computed.values()))
 
 
 def is_valid(text: str, dictionary: DataDictionary) -> bool:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules import conditions
-from rules.checker import CheckedRule, Window, check_rule
+from rules.checker import CheckedRule, ComputedField, check_rule
 from rules.dictionary import DataDictionary
 from rules.errors import EngineLimitError, ProtocolError, RuleErrors
 from rules.ir import Node, depth
@@ -67,7 +67,7 @@ class CompiledProtocol:
     definition: ProtocolDef
     dictionary: DataDictionary
     criteria: list[CompiledCriterion]
-    windows: list[Window]
+    computed: list[ComputedField]
     stages: int
     ruleset: dict[str, Any] = field(repr=False)
 
@@ -94,10 +94,11 @@ class CompiledProtocol:
         variable = self.dictionary.variables.get(name)
         if variable is not None and variable.derivation is not None:
             return variable.derivation.level
-        for window in self.windows:
-            if window.field == name:
-                return self.stage_of(window.reference) + 1
-        return 0
+        extra = self.computed_field(name)
+        return self.stage_of(extra.source) + 1 if extra else 0
+
+    def computed_field(self, name: str) -> ComputedField | None:
+        return next((c for c in self.computed if c.field == name), None)
 
 
 def _stage(k: int) -> str:
@@ -127,10 +128,10 @@ def compile_protocol(protocol: ProtocolDef) -> CompiledProtocol:
     if problems:
         raise ProtocolError("the protocol does not compile", problems)
 
-    windows = list({w.field: w for c in criteria for w in c.rule.windows}.values())
-    compiled = CompiledProtocol(protocol, dictionary, criteria, windows, 0, {})
+    computed = list({f.field: f for c in criteria for f in c.rule.computed}.values())
+    compiled = CompiledProtocol(protocol, dictionary, criteria, computed, 0, {})
     compiled.stages = max(
-        [compiled.stage_of(w.field) for w in windows] + [v.derivation.level for v in dictionary.derived] + [0]
+        [compiled.stage_of(f.field) for f in computed] + [v.derivation.level for v in dictionary.derived] + [0]
     )
     compiled.ruleset = _ruleset(compiled)
     _check_limits(compiled)
@@ -143,9 +144,9 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
         level = variable.derivation.level  # type: ignore[union-attr]
         inputs = [a for a in variable.derivation.arguments if isinstance(a, str)]  # type: ignore[union-attr]
         rules[f"derive:{variable.name}"] = _rule([{"t": _stage(level - 1)}, *({"$ex": {i: 1}} for i in inputs)])
-    for window in compiled.windows:
-        level = compiled.stage_of(window.field)
-        rules[f"derive:{window.field}"] = _rule([{"t": _stage(level - 1)}, {"$ex": {window.reference: 1}}])
+    for extra in compiled.computed:
+        level = compiled.stage_of(extra.field)
+        rules[f"derive:{extra.field}"] = _rule([{"t": _stage(level - 1)}, {"$ex": {extra.source: 1}}])
     for k in range(compiled.stages):
         rules[f"advance:{k}"] = _rule([{"t": _stage(k)}], priority=ADVANCE_PRIORITY)
 
@@ -212,10 +213,10 @@ def _rule(parts: list[dict[str, Any]], priority: int | None = None) -> dict[str,
 
 
 def _check_limits(compiled: CompiledProtocol) -> None:
-    fields = len(compiled.dictionary.variables) + len(compiled.windows) + len(RESERVED_FIELDS)
+    fields = len(compiled.dictionary.variables) + len(compiled.computed) + len(RESERVED_FIELDS)
     if fields > MAX_FACT_PROPERTIES:
         raise EngineLimitError(
-            f"the protocol has {fields} variables (with upper limits of normal and date windows);"
+            f"the protocol has {fields} variables (with upper limits of normal and computed thresholds);"
             f" the engine holds at most {MAX_FACT_PROPERTIES} per subject. Remove unused variables."
         )
     if len(compiled.ruleset) > MAX_RULES:

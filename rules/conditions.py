@@ -25,12 +25,7 @@ _OPERATOR_KEYS = {">=": "$gte", "<=": "$lte", ">": "$gt", "<": "$lt", "!=": "$ne
 
 
 def _compare(test: Test, op: str) -> Condition:
-    if test.other is None:
-        operand: Any = test.value
-    elif test.factor == 1.0:
-        operand = {"$m": test.other}
-    else:
-        operand = {"$mul": {"$l": {"$m": test.other}, "$r": test.factor}}
+    operand: Any = test.value if test.other is None else {"$m": test.other}
     if op == "==":
         return {test.field: operand}
     return {_OPERATOR_KEYS[op]: {test.field: operand}}

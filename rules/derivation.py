@@ -1,4 +1,4 @@
-"""Compute derived fields: dictionary formulas and the first days of date windows.
+"""Compute derived fields: dictionary formulas, date windows and scaled thresholds.
 
 The engine decides *when* a derived value can be computed (its `derive:` rule
 fires once the inputs exist); this module does the arithmetic, for the engine
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rules import units
 from rules.compiler import CompiledProtocol
 from rules.formulas import window_start
 
@@ -19,18 +20,20 @@ def compute(compiled: CompiledProtocol, name: str, values: Mapping[str, Any]) ->
     variable = compiled.dictionary.variables.get(name)
     if variable is not None and variable.derivation is not None:
         return compiled.dictionary.derive(variable, values)
-    for window in compiled.windows:
-        if window.field == name:
-            if window.reference not in values:
-                return None
-            return window_start(values[window.reference], window.amount, window.unit)
-    raise KeyError(name)
+    extra = compiled.computed_field(name)
+    if extra is None:
+        raise KeyError(name)
+    if extra.source not in values:
+        return None
+    if extra.kind == "window":
+        return window_start(values[extra.source], extra.amount, extra.unit)
+    return units.tidy(values[extra.source] * extra.amount)
 
 
 def fields_at_stage(compiled: CompiledProtocol, stage: int) -> list[str]:
     """Derived fields first available at `stage`."""
     names = [v.name for v in compiled.dictionary.derived if v.derivation.level == stage]  # type: ignore[union-attr]
-    return names + [w.field for w in compiled.windows if compiled.stage_of(w.field) == stage]
+    return names + [f.field for f in compiled.computed if compiled.stage_of(f.field) == stage]
 
 
 def derive_all(compiled: CompiledProtocol, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -84,13 +84,16 @@ class Explainer:
             if name in self.dictionary.variables:
                 found |= {i for i in self.dictionary.inputs_of(name) if i not in self.values}
             else:
-                window = next(w for w in self.compiled.windows if w.field == name)
-                found |= set(self.missing({window.reference}))
+                extra = self.compiled.computed_field(name)
+                found |= set(self.missing({extra.source})) if extra else {name}
         return sorted(found)
 
     def missing_sentence(self, fields: tuple[str, ...]) -> str:
         parts = []
         for name in fields:
+            extra = self.compiled.computed_field(name)
+            if extra is not None:
+                name = extra.source
             if name in self.values:
                 continue
             variable = self.dictionary.variables.get(name)
@@ -152,10 +155,10 @@ class Explainer:
                 if test.shown.replace(" ", "") == canonical.replace(" ", "")
                 else f"{test.shown} ({canonical})"
             )
-        if test.other.endswith("_uln") and test.other[:-4] == test.field:
-            limit = self.show(test.field, test.operand(self.values))
-            return f"{test.shown} ({limit}; ULN {self.show(test.other)})"
-        return f"{self.label(test.other)} {self.show(test.field, test.operand(self.values))}"
+        limit = self.show(test.field, test.operand(self.values))
+        if test.basis == f"{test.field}_uln":
+            return f"{test.shown} ({limit}; ULN {self.show(test.basis)})"
+        return f"{self.label(test.basis or test.other)} {limit}"
 
     def group_sentence(self, node: Group, value: Truth3, items: list[dict[str, Any]]) -> str:
         style = node.style
@@ -164,11 +167,11 @@ class Explainer:
             return "; ".join(dict.fromkeys(unknown))
         if style == "within":
             test: Test = node.items[0]  # type: ignore[assignment]
-            reference = next(t for t in node.items if isinstance(t, Test) and not t.other.startswith("_"))  # type: ignore[union-attr]
+            reference = node.items[1]
             where = "is within" if value else "is not within"
             return (
                 f"{self.label(test.field)} {self.show(test.field)} {where} {test.shown}"
-                f" ({self.show(reference.other)})"  # type: ignore[arg-type]
+                f" ({self.show(reference.basis)})"  # type: ignore[union-attr,arg-type]
             )
         if style == "between":
             low, high = node.items  # type: ignore[misc]

@@ -28,13 +28,13 @@ NEGATED = {">=": "<", "<": ">=", "<=": ">", ">": "<=", "==": "!=", "!=": "=="}
 
 @dataclass(frozen=True)
 class Test:
-    """`field op value`, or `field op factor x other` when the operand is another field."""
+    """`field op value`, or `field op other` when the operand is another (possibly computed) field."""
 
     field: str
     op: str
     value: float | str | bool | None = None
     other: str | None = None
-    factor: float = 1.0
+    basis: str | None = None  # the field a computed threshold rests on (alt_uln for `3 x ULN`)
     shown: str = ""  # the operand as the writer wrote it, for explanations ("1 x10^9/L", "3 x ULN")
 
     @property
@@ -42,10 +42,7 @@ class Test:
         return (self.field, self.other) if self.other else (self.field,)
 
     def operand(self, values: Mapping[str, Any]) -> Any:
-        if self.other is None:
-            return self.value
-        other = values[self.other]
-        return other * self.factor if self.factor != 1.0 else other
+        return self.value if self.other is None else values[self.other]
 
 
 @dataclass(frozen=True)
