@@ -76,11 +76,12 @@ class _Checker:
     def lower_truth(self, node: ast.Truth) -> Node:
         variable = self.dictionary.variables.get(node.variable.name)
         if variable is not None and variable.type != "boolean":
-            hint = {
-                "number": f"compare it, e.g. `{variable.name} >= …`",
-                "code": f"test its code, e.g. `{variable.name} is {variable.definition.codes[0]}`",
-                "date": f"place it in time, e.g. `{variable.name} within 14 days before screening`",
+            example = {
+                "number": "compare it, e.g. `{name} >= …`",
+                "code": "test its code, e.g. `{name} is …`",
+                "date": "place it in time, e.g. `{name} within 14 days before screening`",
             }[variable.type]
+            hint = example.format(name=variable.name)
             self.error(f"`{variable.name}` is a {variable.type}, not yes/no: {hint}", node.variable)
         else:
             self.variable(node.variable, "boolean")

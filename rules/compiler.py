@@ -139,21 +139,19 @@ def compile_protocol(protocol: ProtocolDef) -> CompiledProtocol:
 
 
 def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
-    rules: dict[str, Any] = {}
+    # Conditions per stage, each without its stage test; routed and assembled at the end.
+    stages: list[dict[str, list[dict[str, Any]]]] = [{} for _ in range(compiled.stages + 1)]
     for variable in compiled.dictionary.derived:
-        level = variable.derivation.level  # type: ignore[union-attr]
-        inputs = [a for a in variable.derivation.arguments if isinstance(a, str)]  # type: ignore[union-attr]
-        rules[f"derive:{variable.name}"] = _rule([{"t": _stage(level - 1)}, *({"$ex": {i: 1}} for i in inputs)])
+        derivation = variable.derivation
+        inputs = [a for a in derivation.arguments if isinstance(a, str)]  # type: ignore[union-attr]
+        stages[derivation.level - 1][f"derive:{variable.name}"] = [{"$ex": {i: 1}} for i in inputs]  # type: ignore[union-attr]
     for extra in compiled.computed:
-        level = compiled.stage_of(extra.field)
-        rules[f"derive:{extra.field}"] = _rule([{"t": _stage(level - 1)}, {"$ex": {extra.source: 1}}])
-    for k in range(compiled.stages):
-        rules[f"advance:{k}"] = _rule([{"t": _stage(k)}], priority=ADVANCE_PRIORITY)
+        stages[compiled.stage_of(extra.field) - 1][f"derive:{extra.field}"] = [{"$ex": {extra.source: 1}}]
 
-    final_rules: dict[str, list[dict[str, Any]]] = {}
+    final = stages[compiled.stages]
     cohort_sets = sorted({c.definition.cohorts for c in compiled.criteria if c.definition.cohorts})
     for cohorts in cohort_sets:
-        final_rules[f"not_applicable:{'+'.join(cohorts)}"] = [{"$neq": {"cohort": c}} for c in cohorts]
+        final[f"not_applicable:{'+'.join(cohorts)}"] = [{"$neq": {"cohort": c}} for c in cohorts]
     for criterion in compiled.criteria:
         guard: list[dict[str, Any]] = []
         if criterion.definition.cohorts:
@@ -165,22 +163,33 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
             "unknown": conditions.unknown(criterion.ir),
         }
         for outcome, condition in outcomes.items():
+            if conditions.size(condition) > MAX_CONDITION_TESTS:
+                raise EngineLimitError(
+                    f"criterion {criterion.code} expands to {conditions.size(condition)} engine tests"
+                    f" (limit {MAX_CONDITION_TESTS}); an `at least k of (...)` over many items grows fast:"
+                    " split it into several criteria."
+                )
             try:
                 pieces = conditions.split(conditions._all([*guard, condition]), MAX_EXPRESSION_SLOTS)
             except ValueError:
                 raise EngineLimitError(
-                    f"criterion {criterion.code} compares too many values with other values (ULN multiples,"
-                    " date windows) in one condition for the engine: split it into several criteria."
+                    f"criterion {criterion.code} is too intricate for the engine in one piece (too many"
+                    " and/or groups or comparisons with other values): split it into several criteria."
                 ) from None
             if len(pieces) == 1:
-                final_rules[f"{criterion.code}:{outcome}"] = pieces
+                final[f"{criterion.code}:{outcome}"] = pieces
             else:
                 for index, piece in enumerate(pieces, 1):
-                    final_rules[f"{criterion.code}:{outcome}:{index}"] = [piece]
-    final = {"t": _stage(compiled.stages)}
-    levels = _route_levels(len(final_rules))
-    for index, (name, parts) in enumerate(final_rules.items()):
-        rules[name] = _rule([final, *_route(index, levels), *parts])
+                    final[f"{criterion.code}:{outcome}:{index}"] = [piece]
+
+    rules: dict[str, Any] = {}
+    for k, stage_rules in enumerate(stages):
+        test = {"t": _stage(k)}
+        levels = _route_levels(len(stage_rules))
+        for index, (name, parts) in enumerate(stage_rules.items()):
+            rules[name] = _rule([test, *_route(index, levels), *parts])
+        if k < compiled.stages:
+            rules[f"advance:{k}"] = _rule([test], priority=ADVANCE_PRIORITY)
     return rules
 
 
@@ -227,11 +236,6 @@ def _check_limits(compiled: CompiledProtocol) -> None:
     for name, rule in compiled.ruleset.items():
         condition = rule["all"][0]["m"]
         code = name.split(":")[0]
-        if conditions.size(condition) > MAX_CONDITION_TESTS:
-            raise EngineLimitError(
-                f"criterion {code} expands to {conditions.size(condition)} engine tests (limit {MAX_CONDITION_TESTS});"
-                " an `at least k of (...)` over many items grows fast: split it into several criteria."
-            )
         if conditions.nesting(condition) > MAX_NESTING:
             raise EngineLimitError(
                 f"criterion {code} nests and/or/not {conditions.nesting(condition)} levels deep (limit {MAX_NESTING}):"

@@ -105,23 +105,30 @@ def slots(condition: Any) -> int:
     return total
 
 
-def split(condition: Condition, limit: int) -> list[Condition]:
+def split(condition: Condition, limit: int, most: int = 128) -> list[Condition]:
     """Rewrite a condition that needs more than `limit` slots as alternatives that each fit.
 
     The alternatives together match exactly what the condition matches (distribution of
-    `and` over `or`), so each becomes its own engine rule with the same outcome.
+    `and` over `or`), so each becomes its own engine rule with the same outcome. Distribution
+    can multiply; past `most` alternatives it gives up rather than flood the engine.
     """
-    if slots(condition) <= limit:
-        return [condition]
-    if "$or" in condition and len(condition) == 1:
-        return [piece for option in condition["$or"] for piece in split(option, limit)]
-    if "$and" in condition and len(condition) == 1:
-        parts = condition["$and"]
-        widest = max((p for p in parts if "$or" in p), key=slots, default=None)
-        if widest is not None:
-            others = [p for p in parts if p is not widest]
-            return [piece for option in widest["$or"] for piece in split(_all([*others, option]), limit)]
-    raise ValueError(f"a condition needs {slots(condition)} engine slots and cannot be split below {limit}")
+    pieces: list[Condition] = []
+    pending = [condition]
+    while pending:
+        current = pending.pop()
+        if slots(current) <= limit:
+            pieces.append(current)
+        elif "$or" in current and len(current) == 1:
+            pending.extend(reversed(current["$or"]))
+        elif "$and" in current and len(current) == 1 and any("$or" in p for p in current["$and"]):
+            widest = max((p for p in current["$and"] if "$or" in p), key=slots)
+            others = [p for p in current["$and"] if p is not widest]
+            pending.extend(reversed([_all([*others, option]) for option in widest["$or"]]))
+        else:
+            raise ValueError(f"a condition needs {slots(current)} engine slots and cannot be split below {limit}")
+        if len(pieces) + len(pending) > most:
+            raise ValueError(f"a condition splits into more than {most} engine rules")
+    return pieces
 
 
 def size(condition: Any) -> int:

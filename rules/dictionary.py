@@ -341,9 +341,9 @@ class DataDictionary:
                     uln = {"value": uln, "unit": raw["unit"]}
                 self._normalize_one(companion.name, uln, subject)
                 raw = {k: v for k, v in raw.items() if k != "uln"}
-            value, unit = self._number(variable, raw)
-            subject.values[key] = value
-            subject.submitted[key] = (raw.get("value") if isinstance(raw, Mapping) else raw, unit)
+            canonical, value, unit = self._number(variable, raw)
+            subject.values[key] = canonical
+            subject.submitted[key] = (value, unit)
         elif variable.type == "boolean":
             subject.values[key] = self._boolean(variable, raw)
         elif variable.type == "code":
@@ -375,7 +375,8 @@ class DataDictionary:
             return f" of at most {d.maximum:g}{unit}"
         return ""
 
-    def _number(self, variable: Variable, raw: Any) -> tuple[float, str | None]:
+    def _number(self, variable: Variable, raw: Any) -> tuple[float, float, str | None]:
+        """The canonical value, the number as submitted, and the unit it was submitted in."""
         d = variable.definition
         unit: str | None = None
         value: Any = raw
@@ -405,7 +406,7 @@ class DataDictionary:
         if (d.minimum is not None and canonical < d.minimum) or (d.maximum is not None and canonical > d.maximum):
             shown = f"{value} {unit}" if unit else value
             raise SubjectInputError(variable.name, shown, f"a plausible value{self._bounds(variable)}")
-        return canonical, unit
+        return canonical, value, unit
 
     def _boolean(self, variable: Variable, raw: Any) -> bool:
         if isinstance(raw, bool):

@@ -1,0 +1,140 @@
+"""The protocol file: faithful to the trial page, round-trips, hashes, and refuses bad files."""
+
+from __future__ import annotations
+
+import re
+from importlib.resources import files
+
+import pytest
+
+import rules
+from rules.compiler import compile_protocol
+from rules.errors import EngineLimitError, ProtocolError, RuleErrors
+from rules.protocol import from_dict, loads
+
+
+def _words(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def test_every_criterion_text_is_verbatim_from_the_trial_page(seed):
+    page = _words(files("rules").joinpath("protocols/NCT07193667.source.txt").read_text(encoding="utf-8"))
+    for criterion in seed.criteria:
+        for part in _words(criterion.text).split(" ... "):
+            for sentence in re.split(r"(?<=\.) (?=Definition|Note)", part):
+                assert sentence in page, f"{criterion.code}: {sentence!r}"
+
+
+def test_seed_has_every_article_and_all_thirteen_exclusions(seed):
+    codes = [c.code for c in seed.criteria]
+    exclusions = {re.match(r"EX-\d+", c).group(0) for c in codes if c.startswith("EX-")}
+    assert len(exclusions) == 13
+    for cohort in ("SLE", "SSC", "IIM", "ITP"):
+        assert any(c.startswith(f"IN-{cohort}-") for c in codes)
+    for either in ("IN-SSC-4/5", "IN-IIM-4/5", "IN-ITP-4/5"):
+        criterion = next(c for c in seed.criteria if c.code == either)
+        assert "one of Articles 4 and 5" in criterion.text
+        assert criterion.rule.lstrip().startswith("any of")
+
+
+def test_seed_test_cases_pass(seed, compiled):
+    for case in seed.test_cases:
+        decision = rules.decide(compiled, case.subject)
+        assert decision.decision == case.expect, case.name
+        for code, outcome in case.outcomes.items():
+            assert decision.outcome(code) == outcome, (case.name, code)
+        if case.missing is not None:
+            assert decision.missing == list(case.missing), case.name
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_round_trip_keeps_content_and_hash(seed, fmt):
+    again = loads(rules.dump_protocol(seed, fmt))
+    assert again.content_hash == seed.content_hash
+    assert again.canonical() == seed.canonical()
+    assert len(again.test_cases) == len(seed.test_cases)
+
+
+def test_hash_changes_with_a_threshold(seed):
+    data = seed.to_dict()
+    data["criteria"][2]["rule"] = "wbc >= 3.5 x10^9/L"
+    assert from_dict(data).content_hash != seed.content_hash
+
+
+MINIMAL = {
+    "protocol": "P",
+    "title": "t",
+    "version": "1",
+    "cohorts": [{"code": "A", "label": "A"}],
+    "variables": [{"name": "level", "type": "number", "unit": "g/L"}],
+    "criteria": [{"code": "C1", "kind": "inclusion", "text": "level", "rule": "level >= 1 g/L"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"criteria": [{"code": "C1", "kind": "inclusion", "text": "t", "rule": "r"}] * 2}, "duplicate criterion code"),
+        ({"criteria": [{"code": "C1", "kind": "maybe", "text": "t", "rule": "level"}]}, "kind `maybe`"),
+        ({"criteria": [{"code": "C1", "kind": "inclusion", "text": "t"}]}, "`rule` is required"),
+        (
+            {"criteria": [{"code": "C1", "kind": "inclusion", "text": "t", "rule": "level", "cohorts": ["B"]}]},
+            "unknown cohort",
+        ),
+        ({"variables": [{"name": "level", "type": "text"}]}, "type `text`"),
+        ({"variables": [{"name": "level", "type": "number", "colour": "red"}]}, "unknown key `colour`"),
+        ({"protocol": None}, "`protocol` is required"),
+    ],
+)
+def test_bad_files_are_refused_with_every_problem(change, problem):
+    with pytest.raises(ProtocolError) as caught:
+        from_dict({**MINIMAL, **change})
+    assert any(problem in p for p in caught.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("variables", "problem"),
+    [
+        ([{"name": "level", "type": "number", "unit": "wombats"}], "unknown unit `wombats`"),
+        ([{"name": "level", "type": "number", "unit": "g/L", "units": ["mmol/L"]}], "does not convert"),
+        ([{"name": "level", "type": "code"}], "needs its list of `codes`"),
+        ([{"name": "Bad Name", "type": "boolean"}], "lower case letters"),
+        ([{"name": "cohort", "type": "boolean"}], "built in"),
+        ([{"name": "y", "type": "number", "unit": "days", "formula": "eval(x)"}], "unknown function `eval`"),
+        ([{"name": "y", "type": "number", "unit": "mL/min", "formula": "cockcroft_gault(1)"}], "takes (age, weight"),
+        (
+            [
+                {"name": "a", "type": "number", "formula": "times(b, 2)"},
+                {"name": "b", "type": "number", "formula": "times(a, 2)"},
+            ],
+            "cycle",
+        ),
+    ],
+)
+def test_bad_dictionaries_are_refused(variables, problem):
+    with pytest.raises(ProtocolError) as caught:
+        compile_protocol(from_dict({**MINIMAL, "variables": variables, "criteria": []}))
+    assert problem in str(caught.value)
+
+
+def test_a_bad_rule_names_its_criterion():
+    with pytest.raises(RuleErrors) as caught:
+        compile_protocol(
+            from_dict({**MINIMAL, "criteria": [{"code": "C9", "kind": "inclusion", "text": "t", "rule": "y > 1"}]})
+        )
+    assert caught.value.criterion == "C9"
+    assert "unknown variable `y`" in str(caught.value)
+
+
+def test_engine_limits_are_reported_in_plain_words():
+    variables = [{"name": f"v{i}", "type": "boolean"} for i in range(260)]
+    with pytest.raises(EngineLimitError, match="at most 255 per subject"):
+        compile_protocol(from_dict({**MINIMAL, "variables": variables, "criteria": []}))
+    wide = {
+        "code": "W",
+        "kind": "inclusion",
+        "text": "t",
+        "rule": "at least 6 of (" + ", ".join(f"level >= {i} g/L" for i in range(12)) + ")",
+    }
+    with pytest.raises(EngineLimitError, match="criterion W"):
+        compile_protocol(from_dict({**MINIMAL, "criteria": [wide]}))
