@@ -73,7 +73,7 @@ class Explainer:
         raw, unit = self.subject.submitted.get(name, (None, None))
         if unit is None or unit == self.unit(name):
             return ""
-        return f" (submitted {raw} {unit})"
+        return f" (submitted {number(raw)} {unit})"
 
     def missing(self, fields: tuple[str, ...] | set[str]) -> list[str]:
         """The submitted variables whose absence leaves these fields unknown."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,10 +39,14 @@ def eligible_subjects(seed: ProtocolDef) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture
 def subject(eligible_subjects: dict[str, dict[str, Any]]) -> Callable[..., dict[str, Any]]:
-    """An eligible subject of a cohort with some values changed; None removes a value."""
+    """An eligible subject of a cohort, as a client sends it (ISO dates), with some values changed.
+
+    None removes a value.
+    """
 
     def make(cohort: str = "SLE", changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        data = copy.deepcopy(eligible_subjects[cohort])
+        data = {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in eligible_subjects[cohort].items()}
+        data = copy.deepcopy(data)
         for key, value in (changes or {}).items():
             if value is None:
                 data.pop(key, None)
@@ -58,3 +63,15 @@ def screen(compiled: CompiledProtocol, subject: Callable[..., dict[str, Any]]) -
         return rules.decide(compiled, subject(cohort, changes))
 
     return run
+
+
+@pytest.fixture(scope="session")
+def app():
+    from service import create_app
+
+    return create_app({"TESTING": True})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -1,0 +1,74 @@
+"""One JSON error shape for the API, and the mapping from our error tree to HTTP status codes.
+
+Bad input is the client's to fix (400 for unreadable requests, 422 for readable
+requests with bad values); an unexpected failure is logged and answered with a
+plain 500 body that leaks no stack trace.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from rules.errors import EngineError, ProtocolError, RuleErrors, SubjectInputError, SubjectInputErrors
+
+
+class ApiError(Exception):
+    """A client error raised by a view: status, a message, and the fields at fault."""
+
+    def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.errors = errors or []
+
+
+def error_response(status: int, message: str, errors: list[dict[str, Any]] | None = None):
+    body: dict[str, Any] = {"error": {"status": status, "message": message}}
+    if errors:
+        body["error"]["errors"] = errors
+    return jsonify(body), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(error: ApiError):
+        return error_response(error.status, error.message, error.errors)
+
+    @app.errorhandler(SubjectInputErrors)
+    def subject_errors(error: SubjectInputErrors):
+        fields = [e.as_dict() for e in error.errors]
+        return error_response(422, "the subject's data cannot be used as submitted", fields)
+
+    @app.errorhandler(SubjectInputError)
+    def subject_error(error: SubjectInputError):
+        return error_response(422, "the subject's data cannot be used as submitted", [error.as_dict()])
+
+    @app.errorhandler(RuleErrors)
+    def rule_errors(error: RuleErrors):
+        return error_response(422, str(error), [e.as_dict() for e in error.errors])
+
+    @app.errorhandler(ProtocolError)
+    def protocol_error(error: ProtocolError):
+        return error_response(422, "the protocol is not valid", [{"message": p} for p in error.problems])
+
+    @app.errorhandler(EngineError)
+    def engine_error(error: EngineError):
+        app.logger.error("engine error: %s", error)
+        return error_response(503, "the decision engine could not decide this subject; it has been logged")
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge):
+        limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        return error_response(413, f"the request body is larger than the {limit} MiB limit")
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        return error_response(error.code or 500, error.description or error.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        app.logger.exception("unexpected error")
+        return error_response(500, "internal error; it has been logged")

@@ -1,0 +1,58 @@
+"""POST /api/v1/decide: the engine over HTTP, and a clear 4xx for every kind of bad request."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def test_protocols_are_listed(client, compiled):
+    (protocol,) = client.get("/api/v1/protocols").get_json()
+    assert protocol["protocol"] == "NCT07193667"
+    assert protocol["content_hash"] == compiled.content_hash
+    assert [c["code"] for c in protocol["cohorts"]] == ["SLE", "SSc", "IIM", "ITP"]
+
+
+def test_a_subject_is_decided_and_explained(client, subject):
+    response = client.post(
+        "/api/v1/decide", json={"protocol": "NCT07193667", "subject": subject("SLE", {"anc": "800 /µL"})}
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["decision"] == "not_eligible"
+    anc = next(c for c in body["criteria"] if c["code"] == "IN-03b")
+    assert anc["sentence"] == "ANC 0.8 x10^9/L (submitted 800 /µL) is below 1 x10^9/L"
+    assert anc["rules_fired"] == ["IN-03b:fail"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "message"),
+    [
+        ({"data": "{not json", "content_type": "application/json"}, 400, "must be a JSON object"),
+        ({"json": [1, 2]}, 400, "must be a JSON object"),
+        ({"json": {"protocol": "NCT07193667", "subject": {}, "extra": 1}}, 400, "unknown fields"),
+        ({"json": {"subject": {}}}, 422, "`protocol` is required"),
+        ({"json": {"protocol": "NCT0", "subject": {}}}, 404, "no protocol 'NCT0'"),
+        ({"json": {"protocol": "NCT07193667", "subject": [1]}}, 422, "`subject` must be an object"),
+        ({"data": "x" * (2 * 1024 * 1024), "content_type": "application/json"}, 413, "larger than the 1 MiB limit"),
+    ],
+)
+def test_bad_requests_get_a_clear_error(client, kwargs, status, message):
+    response = client.post("/api/v1/decide", **kwargs)
+    assert response.status_code == status
+    assert message in response.get_json()["error"]["message"]
+
+
+def test_bad_subject_values_name_each_field(client, subject):
+    bad = subject("SLE", {"anc": {"value": 1, "unit": "mg/dL"}, "hgb": "lots"})
+    response = client.post("/api/v1/decide", json={"protocol": "NCT07193667", "subject": bad})
+    assert response.status_code == 422
+    errors = {e["field"]: e for e in response.get_json()["error"]["errors"]}
+    assert errors["anc.unit"] == {"field": "anc.unit", "value": "mg/dL", "expected": errors["anc.unit"]["expected"]}
+    assert "x10^9/L" in errors["anc.unit"]["expected"]
+    assert errors["hgb"]["value"] == "lots"
+
+
+def test_unknown_route_is_json_404(client):
+    response = client.get("/api/v1/nothing")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["status"] == 404
