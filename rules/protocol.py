@@ -137,6 +137,17 @@ def _known_keys(data: Mapping[str, Any], cls: type, where: str, problems: list[s
             problems.append(f"{where}: unknown key `{key}` (allowed: {', '.join(sorted(allowed))})")
 
 
+def _bound(data: Mapping[str, Any], key: str, where: str, problems: list[str]) -> float | None:
+    """A range bound as a float, so a file and its database copy hash alike (0 and 0.0)."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        problems.append(f"{where}: `{key}` must be a number, not {value!r}")
+        return None
+    return float(value)
+
+
 def _tuple(value: Any) -> tuple:
     if value is None:
         return ()
@@ -176,8 +187,8 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
                 type=str(kind),
                 unit=raw.get("unit"),
                 units=_tuple(raw.get("units")),
-                minimum=raw.get("minimum"),
-                maximum=raw.get("maximum"),
+                minimum=_bound(raw, "minimum", where, problems),
+                maximum=_bound(raw, "maximum", where, problems),
                 codes=tuple(str(c) for c in _tuple(raw.get("codes"))),
                 uln=bool(raw.get("uln", False)),
                 molar_mass=raw.get("molar_mass"),

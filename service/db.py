@@ -1,0 +1,69 @@
+"""The database: binding, migrations to head, and the seed protocol on first start."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Flask
+from sqlalchemy import event
+
+from service.models import Protocol, db
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("service").joinpath("migrations")))
+    return config
+
+
+def upgrade() -> None:
+    """Bring the bound database to the newest schema; an empty database gets every table."""
+    with db.engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def at_head() -> bool:
+    with db.engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    return current == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def seed() -> None:
+    """Import the shipped seed protocol as version 1, published, unless it is already there."""
+    import rules
+    from service import versions
+
+    if db.session.execute(db.select(Protocol).filter_by(code=rules.SEED_PROTOCOL)).scalar_one_or_none():
+        return
+    version = versions.import_definition(rules.seed_protocol(), created_by="system")
+    versions.publish(version, published_by="system")
+
+
+def _sqlite_foreign_keys(dbapi_connection, connection_record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def init_app(app: Flask) -> None:
+    url = app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'eligo.db'}"
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    app.config["SQLALCHEMY_DATABASE_URI"] = url
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", _sqlite_foreign_keys)
+            db.engine.dispose()
+        if app.config.get("AUTO_UPGRADE", True):
+            upgrade()
+            seed()
+            db.session.commit()

@@ -1,0 +1,339 @@
+"""Database models: protocols, their versions with dictionary, criteria and test cases, screenings, users.
+
+A version's rows convert to and from the rules core's plain `ProtocolDef`, so
+the compiler never sees the database. Rows of a published version are frozen by
+database triggers (see the migrations), and refused earlier, with a clear
+error, by `guard_published` below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint, event, inspect
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+
+from rules.protocol import Cohort as CohortDef
+from rules.protocol import CriterionDef, ProtocolDef, TestCaseDef, VariableDef
+
+DRAFT, PUBLISHED, RETIRED = "draft", "published", "retired"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    site: Mapped[str | None] = mapped_column(String(80))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Protocol(db.Model):
+    __tablename__ = "protocols"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+    versions: Mapped[list[ProtocolVersion]] = relationship(
+        back_populates="protocol", order_by="ProtocolVersion.number", cascade="all, delete-orphan"
+    )
+
+    def current(self) -> ProtocolVersion | None:
+        """The version screenings use by default: the latest published."""
+        published = [v for v in self.versions if v.status == PUBLISHED]
+        return published[-1] if published else None
+
+
+class ProtocolVersion(db.Model):
+    __tablename__ = "protocol_versions"
+    __table_args__ = (UniqueConstraint("protocol_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol_id: Mapped[int] = mapped_column(ForeignKey("protocols.id"))
+    number: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default=DRAFT)
+    title: Mapped[str] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    based_on_id: Mapped[int | None] = mapped_column(ForeignKey("protocol_versions.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[dt.datetime | None]
+    published_by: Mapped[str | None] = mapped_column(String(80))
+
+    protocol: Mapped[Protocol] = relationship(back_populates="versions")
+    based_on: Mapped[ProtocolVersion | None] = relationship(remote_side=[id])
+    cohorts: Mapped[list[Cohort]] = relationship(
+        back_populates="version", order_by="Cohort.position", cascade="all, delete-orphan"
+    )
+    variables: Mapped[list[Variable]] = relationship(
+        back_populates="version", order_by="Variable.position", cascade="all, delete-orphan"
+    )
+    criteria: Mapped[list[Criterion]] = relationship(
+        back_populates="version", order_by="Criterion.position", cascade="all, delete-orphan"
+    )
+    test_cases: Mapped[list[TestCase]] = relationship(
+        back_populates="version", order_by="TestCase.position", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_published(self) -> bool:
+        return self.status == PUBLISHED
+
+    def to_definition(self) -> ProtocolDef:
+        return ProtocolDef(
+            protocol=self.protocol.code,
+            title=self.title,
+            version=str(self.number),
+            cohorts=tuple(CohortDef(c.code, c.label) for c in self.cohorts),
+            variables=tuple(v.to_definition() for v in self.variables),
+            criteria=tuple(c.to_definition() for c in self.criteria),
+            test_cases=tuple(t.to_definition() for t in self.test_cases),
+            source=self.source,
+            description=self.description,
+        )
+
+    def fill_from(self, definition: ProtocolDef) -> None:
+        """Replace this draft's contents with a protocol definition's."""
+        self.title = definition.title
+        self.source = definition.source
+        self.description = definition.description
+        self.cohorts = [Cohort(code=c.code, label=c.label, position=i) for i, c in enumerate(definition.cohorts)]
+        self.variables = [Variable.from_definition(v, i) for i, v in enumerate(definition.variables)]
+        self.criteria = [Criterion.from_definition(c, i) for i, c in enumerate(definition.criteria)]
+        self.test_cases = [TestCase.from_definition(t, i) for i, t in enumerate(definition.test_cases)]
+
+
+class _VersionPart:
+    """Columns every row belonging to a version has."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(default=0)
+
+
+class Cohort(_VersionPart, db.Model):
+    __tablename__ = "cohorts"
+    __table_args__ = (UniqueConstraint("version_id", "code"),)
+
+    code: Mapped[str] = mapped_column(String(40))
+    label: Mapped[str] = mapped_column(String(300))
+    version: Mapped[ProtocolVersion] = relationship(back_populates="cohorts")
+
+
+class Variable(_VersionPart, db.Model):
+    __tablename__ = "variables"
+    __table_args__ = (UniqueConstraint("version_id", "name"),)
+
+    name: Mapped[str] = mapped_column(String(80))
+    label: Mapped[str] = mapped_column(String(300))
+    type: Mapped[str] = mapped_column(String(20))
+    unit: Mapped[str | None] = mapped_column(String(40))
+    units: Mapped[list[str]] = mapped_column(JSON, default=list)
+    minimum: Mapped[float | None] = mapped_column(Float)
+    maximum: Mapped[float | None] = mapped_column(Float)
+    codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    uln: Mapped[bool] = mapped_column(default=False)
+    molar_mass: Mapped[str | None] = mapped_column(String(40))
+    formula: Mapped[str | None] = mapped_column(Text)
+    section: Mapped[str] = mapped_column(String(120), default="")
+    help: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[ProtocolVersion] = relationship(back_populates="variables")
+
+    def to_definition(self) -> VariableDef:
+        return VariableDef(
+            name=self.name,
+            label=self.label,
+            type=self.type,
+            unit=self.unit,
+            units=tuple(self.units or ()),
+            minimum=self.minimum,
+            maximum=self.maximum,
+            codes=tuple(self.codes or ()),
+            uln=self.uln,
+            molar_mass=self.molar_mass,
+            formula=self.formula,
+            section=self.section,
+            help=self.help,
+        )
+
+    @classmethod
+    def from_definition(cls, v: VariableDef, position: int) -> Variable:
+        return cls(
+            name=v.name,
+            label=v.label,
+            type=v.type,
+            unit=v.unit,
+            units=list(v.units),
+            minimum=v.minimum,
+            maximum=v.maximum,
+            codes=list(v.codes),
+            uln=v.uln,
+            molar_mass=v.molar_mass,
+            formula=v.formula,
+            section=v.section,
+            help=v.help,
+            position=position,
+        )
+
+
+class Criterion(_VersionPart, db.Model):
+    __tablename__ = "criteria"
+    __table_args__ = (UniqueConstraint("version_id", "code"),)
+
+    code: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))
+    cohorts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    section: Mapped[str] = mapped_column(String(200), default="")
+    text: Mapped[str] = mapped_column(Text)
+    rule: Mapped[str] = mapped_column(Text)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[ProtocolVersion] = relationship(back_populates="criteria")
+
+    def to_definition(self) -> CriterionDef:
+        return CriterionDef(
+            code=self.code,
+            kind=self.kind,
+            text=self.text,
+            rule=self.rule,
+            cohorts=tuple(self.cohorts or ()),
+            section=self.section,
+            notes=self.notes,
+        )
+
+    @classmethod
+    def from_definition(cls, c: CriterionDef, position: int) -> Criterion:
+        return cls(
+            code=c.code,
+            kind=c.kind,
+            cohorts=list(c.cohorts),
+            section=c.section,
+            text=c.text,
+            rule=c.rule,
+            notes=c.notes,
+            position=position,
+        )
+
+
+class TestCase(_VersionPart, db.Model):
+    __tablename__ = "test_cases"
+    __table_args__ = (UniqueConstraint("version_id", "name"),)
+    __test__ = False  # not a pytest class
+
+    name: Mapped[str] = mapped_column(String(300))
+    subject: Mapped[dict[str, Any]] = mapped_column(JSON)
+    expect: Mapped[str] = mapped_column(String(20))
+    outcomes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    missing: Mapped[list[str] | None] = mapped_column(JSON)
+    version: Mapped[ProtocolVersion] = relationship(back_populates="test_cases")
+
+    def to_definition(self) -> TestCaseDef:
+        return TestCaseDef(
+            name=self.name,
+            subject=dict(self.subject or {}),
+            expect=self.expect,
+            outcomes=dict(self.outcomes or {}),
+            missing=None if self.missing is None else tuple(self.missing),
+        )
+
+    @classmethod
+    def from_definition(cls, t: TestCaseDef, position: int) -> TestCase:
+        subject = {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in t.subject.items()}
+        return cls(
+            name=t.name,
+            subject=subject,
+            expect=t.expect,
+            outcomes=dict(t.outcomes),
+            missing=None if t.missing is None else list(t.missing),
+            position=position,
+        )
+
+
+class Screening(db.Model):
+    __tablename__ = "screenings"
+    __table_args__ = (
+        Index("ix_screenings_log", "protocol_id", "created_at"),
+        Index("ix_screenings_subject", "protocol_id", "subject_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol_id: Mapped[int] = mapped_column(ForeignKey("protocols.id"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(String(80))
+    site: Mapped[str] = mapped_column(String(80), index=True)
+    cohort: Mapped[str] = mapped_column(String(40))
+    screening_date: Mapped[dt.date]
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    decision: Mapped[str] = mapped_column(String(20), index=True)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+    previous_id: Mapped[int | None] = mapped_column(ForeignKey("screenings.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(80))
+
+    protocol: Mapped[Protocol] = relationship()
+    version: Mapped[ProtocolVersion] = relationship()
+    previous: Mapped[Screening | None] = relationship(remote_side=[id])
+
+
+class ImmutableVersionError(Exception):
+    """An attempt to change a published version; the database would refuse it too."""
+
+
+_VERSION_PARTS = (Cohort, Variable, Criterion, TestCase)
+_VERSION_RELATIONS = {"cohorts", "variables", "criteria", "test_cases", "protocol", "based_on"}
+_ALLOWED_TRANSITIONS = {
+    (DRAFT, DRAFT),
+    (DRAFT, PUBLISHED),
+    (PUBLISHED, PUBLISHED),
+    (PUBLISHED, RETIRED),
+    (RETIRED, RETIRED),
+}
+
+
+def _stored_status(version: ProtocolVersion) -> str:
+    """The status as the database has it, before this flush's changes."""
+    history = inspect(version).attrs.status.history
+    return history.deleted[0] if history.deleted else version.status
+
+
+def _refuse(version: ProtocolVersion, status: str) -> ImmutableVersionError:
+    return ImmutableVersionError(f"version {version.number} of {version.protocol.code} is {status} and cannot change")
+
+
+@event.listens_for(Session, "before_flush")
+def guard_published(session: Session, flush_context: Any, instances: Any) -> None:
+    """Refuse changes to published versions before the database trigger has to."""
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, _VERSION_PARTS):
+            version = obj.version if obj.version is not None else session.get(ProtocolVersion, obj.version_id)
+            if version is not None and _stored_status(version) != DRAFT:
+                raise _refuse(version, _stored_status(version))
+        elif isinstance(obj, ProtocolVersion) and obj not in session.new:
+            stored = _stored_status(obj)
+            if stored == DRAFT:
+                continue
+            if obj in session.deleted:
+                raise _refuse(obj, stored)
+            state = inspect(obj)
+            changed = {a.key for a in state.attrs if a.key not in _VERSION_RELATIONS and a.history.has_changes()}
+            if changed - {"status"} or (stored, obj.status) not in _ALLOWED_TRANSITIONS:
+                raise _refuse(obj, stored)
