@@ -1,8 +1,9 @@
-"""Compiled protocol versions, held once per process.
+"""Compiled protocol versions, held once per process and keyed by content hash.
 
 Compiling costs a fifth of a second and the engine never frees a ruleset, so a
-version is compiled the first time it is asked for and kept: requests never
-compile. Until versions live in the database this serves the shipped seed.
+published version is compiled the first time a request needs it and kept;
+requests never recompile it. Before a stored version is trusted, its rows are
+hashed again and must match the hash recorded when it was published.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from flask import Flask, current_app
 
 import rules
 from rules.compiler import CompiledProtocol
+from rules.errors import EligoError
+from service.models import ProtocolVersion
+
+
+class VersionIntegrityError(EligoError):
+    """A published version's rows no longer hash to the hash recorded at publication."""
 
 
 class Registry:
@@ -20,25 +27,34 @@ class Registry:
         self._lock = threading.Lock()
         self._compiled: dict[str, CompiledProtocol] = {}
 
-    def add(self, protocol: rules.ProtocolDef) -> CompiledProtocol:
+    def compiled(self, version: ProtocolVersion) -> CompiledProtocol:
+        """The compiled form of a version: cached when published, compiled afresh for a draft."""
+        if version.content_hash and version.content_hash in self._compiled:
+            return self._compiled[version.content_hash]
+        definition = version.to_definition()
+        if not version.content_hash:
+            return rules.compile_protocol(definition)
+        if definition.content_hash != version.content_hash:
+            raise VersionIntegrityError(
+                f"{version.protocol.code} version {version.number} no longer matches its published hash"
+            )
         with self._lock:
-            compiled = self._compiled.get(protocol.protocol)
-            if compiled is None or compiled.content_hash != protocol.content_hash:
-                compiled = rules.compile_protocol(protocol)
-                self._compiled[protocol.protocol] = compiled
+            compiled = self._compiled.get(version.content_hash)
+            if compiled is None:
+                compiled = rules.compile_protocol(definition)
+                self._compiled[version.content_hash] = compiled
             return compiled
 
-    def get(self, protocol: str) -> CompiledProtocol | None:
-        return self._compiled.get(protocol)
+    def __len__(self) -> int:
+        return len(self._compiled)
 
-    def all(self) -> list[CompiledProtocol]:
-        return list(self._compiled.values())
+
+_registry = Registry()
 
 
 def init_app(app: Flask) -> None:
-    registry = Registry()
-    registry.add(rules.seed_protocol())
-    app.extensions["eligo.registry"] = registry
+    """One registry per process, shared by every app in it, like the engine it feeds."""
+    app.extensions["eligo.registry"] = _registry
 
 
 def registry() -> Registry:

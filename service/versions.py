@@ -1,0 +1,162 @@
+"""Protocol versions: import, amend, publish. Publishing compiles and runs the version's test cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+import rules
+from rules.errors import EligoError, SubjectInputErrors
+from rules.protocol import ProtocolDef
+from service.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, utcnow
+
+
+class VersionError(EligoError):
+    """A request about versions that cannot be met (unknown protocol or version, wrong status)."""
+
+    def __init__(self, status: int, message: str, field: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.value = value
+
+
+@dataclass
+class TestFailure:
+    name: str
+    expected: dict[str, Any]
+    got: dict[str, Any]
+
+    __test__ = False  # not a pytest class
+
+
+class PublishRefused(EligoError):
+    def __init__(self, failures: list[TestFailure]) -> None:
+        self.failures = failures
+        super().__init__(f"{len(failures)} test case(s) failed")
+
+
+def find_protocol(code: str) -> Protocol:
+    protocol = db.session.execute(select(Protocol).filter_by(code=code)).scalar_one_or_none()
+    if protocol is None:
+        raise VersionError(404, f"no protocol {code!r}", "protocol", code)
+    return protocol
+
+
+def find_version(code: str, number: int | None = None) -> ProtocolVersion:
+    """A version by number, or the protocol's current published version."""
+    protocol = find_protocol(code)
+    if number is None:
+        version = protocol.current()
+        if version is None:
+            raise VersionError(422, f"{code} has no published version yet", "version", None)
+        return version
+    for version in protocol.versions:
+        if version.number == number:
+            return version
+    numbers = ", ".join(str(v.number) for v in protocol.versions)
+    raise VersionError(404, f"{code} has no version {number} (versions: {numbers})", "version", number)
+
+
+def _next_number(protocol: Protocol) -> int:
+    highest = db.session.execute(
+        select(func.max(ProtocolVersion.number)).where(ProtocolVersion.protocol_id == protocol.id)
+    ).scalar()
+    return (highest or 0) + 1
+
+
+def import_definition(definition: ProtocolDef, created_by: str | None = None) -> ProtocolVersion:
+    """Store a protocol file as a new draft version (of a new protocol if its code is new).
+
+    The file is compiled first, so a file that could never be published is refused with its problems.
+    """
+    rules.compile_protocol(definition)
+    protocol = db.session.execute(select(Protocol).filter_by(code=definition.protocol)).scalar_one_or_none()
+    if protocol is None:
+        protocol = Protocol(code=definition.protocol, title=definition.title)
+        db.session.add(protocol)
+        db.session.flush()
+    version = ProtocolVersion(protocol=protocol, number=_next_number(protocol), status=DRAFT)
+    version.fill_from(definition)
+    db.session.add(version)
+    db.session.flush()
+    return version
+
+
+def amend(code: str, from_number: int | None = None) -> ProtocolVersion:
+    """A new draft copied from a published version (by default the current one)."""
+    source = find_version(code, from_number)
+    if source.status != PUBLISHED:
+        raise VersionError(
+            422, f"version {source.number} is {source.status}; amend a published version", "from", from_number
+        )
+    definition, number = source.to_definition(), _next_number(source.protocol)
+    draft = ProtocolVersion(protocol=source.protocol, number=number, status=DRAFT, based_on=source)
+    draft.fill_from(definition)
+    db.session.add(draft)
+    db.session.flush()
+    return draft
+
+
+def run_test_cases(definition: ProtocolDef) -> list[TestFailure]:
+    compiled = rules.compile_protocol(definition)
+    failures = []
+    for case in definition.test_cases:
+        expected: dict[str, Any] = {"decision": case.expect, **{f"outcome {k}": v for k, v in case.outcomes.items()}}
+        if case.missing is not None:
+            expected["missing"] = list(case.missing)
+        try:
+            decision = rules.decide(compiled, case.subject)
+        except SubjectInputErrors as error:
+            failures.append(TestFailure(case.name, expected, {"input errors": [str(e) for e in error.errors]}))
+            continue
+        got: dict[str, Any] = {"decision": decision.decision}
+        for code in case.outcomes:
+            try:
+                got[f"outcome {code}"] = decision.outcome(code)
+            except KeyError:
+                got[f"outcome {code}"] = "no such criterion"
+        if case.missing is not None:
+            got["missing"] = decision.missing
+        if got != expected:
+            failures.append(TestFailure(case.name, expected, got))
+    return failures
+
+
+def publish(version: ProtocolVersion, published_by: str | None = None) -> ProtocolVersion:
+    """Freeze a draft: compile it, run its test cases, record its content hash."""
+    if version.status != DRAFT:
+        raise VersionError(422, f"version {version.number} is already {version.status}", "version", version.number)
+    definition = version.to_definition()
+    failures = run_test_cases(definition)
+    if failures:
+        raise PublishRefused(failures)
+    version.status = PUBLISHED
+    version.content_hash = definition.content_hash
+    version.published_at = utcnow()
+    version.published_by = published_by
+    db.session.flush()
+    return version
+
+
+def describe(version: ProtocolVersion, full: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "protocol": version.protocol.code,
+        "version": version.number,
+        "status": version.status,
+        "title": version.title,
+        "content_hash": version.content_hash,
+        "based_on": version.based_on.number if version.based_on else None,
+        "created_at": version.created_at.isoformat(),
+        "published_at": version.published_at.isoformat() if version.published_at else None,
+        "published_by": version.published_by,
+    }
+    if full:
+        definition = version.to_definition().to_dict()
+        for key in ("cohorts", "variables", "criteria"):
+            data[key] = definition[key]
+        data["test_cases"] = len(version.test_cases)
+    return data
