@@ -20,10 +20,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     else:
         app.config.from_mapping(test_config)
 
-    from service import errors, registry
+    from service import db, errors, registry
 
     errors.init_app(app)
     registry.init_app(app)
+    db.init_app(app)
 
     from service import api
 

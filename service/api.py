@@ -1,66 +1,244 @@
-"""The JSON API, version 1: try the engine over HTTP."""
+"""The JSON API, version 1 (described by /api/v1/openapi.json)."""
 
 from __future__ import annotations
 
+from importlib.resources import files
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+import yaml
+from flask import Blueprint, Response, jsonify, request, stream_with_context, url_for
 
 import rules
+from service import batch, screenings, versions
 from service.errors import ApiError
+from service.models import Protocol, Screening, db
 from service.registry import registry
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+BATCH_MAX_BYTES = 16 * 1024 * 1024
 
 
-def _json_body() -> dict[str, Any]:
+def _json_object() -> dict[str, Any]:
     data = request.get_json(silent=True)
-    if data is None:
-        raise ApiError(400, "the body must be a JSON object (Content-Type: application/json)")
     if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object", [{"field": "body", "expected": "an object"}])
+        raise ApiError(400, "the body must be a JSON object (Content-Type: application/json)")
     return data
 
 
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(
+            400, f"`{name}` is out of range", [{"field": name, "value": raw, "expected": f"{low} to {high}"}]
+        )
+    return int(raw)
+
+
+@bp.get("/openapi.json")
+def openapi():
+    document = yaml.safe_load(files("service").joinpath("openapi.yaml").read_text(encoding="utf-8"))
+    return jsonify(document)
+
+
+# -- protocols and versions ----------------------------------------------------------------
+
+
 @bp.get("/protocols")
-def protocols():
-    return jsonify(
-        [
+def list_protocols():
+    protocols = db.session.execute(db.select(Protocol).order_by(Protocol.code)).scalars()
+    out = []
+    for protocol in protocols:
+        current = protocol.current()
+        out.append(
             {
-                "protocol": c.definition.protocol,
-                "title": c.definition.title,
-                "version": c.definition.version,
-                "content_hash": c.content_hash,
-                "cohorts": [{"code": k.code, "label": k.label} for k in c.definition.cohorts],
+                "protocol": protocol.code,
+                "title": protocol.title,
+                "current_version": current.number if current else None,
+                "content_hash": current.content_hash if current else None,
+                "cohorts": [{"code": c.code, "label": c.label} for c in current.cohorts] if current else [],
+                "versions": [versions.describe(v) for v in protocol.versions],
             }
-            for c in registry().all()
-        ]
+        )
+    return jsonify(out)
+
+
+@bp.get("/protocols/<code>")
+def get_protocol(code: str):
+    protocol = versions.find_protocol(code)
+    current = protocol.current()
+    return jsonify(
+        {
+            "protocol": protocol.code,
+            "title": protocol.title,
+            "current_version": current.number if current else None,
+            "versions": [versions.describe(v) for v in protocol.versions],
+        }
     )
+
+
+@bp.get("/protocols/<code>/versions/<int:number>")
+def get_version(code: str, number: int):
+    return jsonify(versions.describe(versions.find_version(code, number), full=True))
+
+
+@bp.get("/protocols/<code>/versions/<int:number>/export")
+def export_version(code: str, number: int):
+    fmt = request.args.get("format", "yaml")
+    if fmt not in ("yaml", "json"):
+        raise ApiError(400, "unknown export format", [{"field": "format", "value": fmt, "expected": "yaml or json"}])
+    version = versions.find_version(code, number)
+    body = rules.dump_protocol(version.to_definition(), fmt)
+    mimetype = "application/json" if fmt == "json" else "application/yaml"
+    filename = f"{code}-v{number}.{fmt}"
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f"attachment; filename={filename}"})
+
+
+@bp.post("/protocols/import")
+def import_protocol():
+    """Import a protocol file (YAML or JSON body) as a new draft version."""
+    text = request.get_data(as_text=True)
+    if not text.strip():
+        raise ApiError(400, "the body must be a protocol file (YAML or JSON)")
+    version = versions.import_definition(rules.loads_protocol(text))
+    db.session.commit()
+    return _created(versions.describe(version), "api.get_version", code=version.protocol.code, number=version.number)
+
+
+@bp.post("/protocols/<code>/versions")
+def amend(code: str):
+    """Start an amendment: a draft copied from a published version (`{"from": n}`, default current)."""
+    data = _json_object() if request.get_data() else {}
+    unknown = sorted(set(data) - {"from"})
+    if unknown:
+        raise ApiError(400, "unknown fields", [{"field": f, "value": data[f], "expected": "from"} for f in unknown])
+    source = data.get("from")
+    if source is not None and (isinstance(source, bool) or not isinstance(source, int)):
+        raise ApiError(
+            422, "`from` must be a version number", [{"field": "from", "value": source, "expected": "an integer"}]
+        )
+    draft = versions.amend(code, source)
+    db.session.commit()
+    return _created(versions.describe(draft), "api.get_version", code=code, number=draft.number)
+
+
+@bp.post("/protocols/<code>/versions/<int:number>/publish")
+def publish(code: str, number: int):
+    version = versions.publish(versions.find_version(code, number))
+    db.session.commit()
+    return jsonify(versions.describe(version))
 
 
 @bp.post("/decide")
 def decide():
-    """Decide one subject without storing it: `{"protocol": "...", "subject": {...}}`."""
-    data = _json_body()
-    unknown = sorted(set(data) - {"protocol", "subject"})
+    """Decide a subject without storing anything (drafts allowed): `{"protocol", "version"?, "subject"}`."""
+    data = _json_object()
+    unknown = sorted(set(data) - {"protocol", "version", "subject"})
     if unknown:
         raise ApiError(
-            400, "unknown fields in the body", [{"field": f, "expected": "protocol, subject"} for f in unknown]
+            400,
+            "unknown fields in the body",
+            [{"field": f, "value": data[f], "expected": "protocol, version, subject"} for f in unknown],
         )
-    name = data.get("protocol")
-    if not isinstance(name, str):
+    code = data.get("protocol")
+    if not isinstance(code, str):
         raise ApiError(
-            422, "`protocol` is required", [{"field": "protocol", "value": name, "expected": "a protocol id"}]
+            422, "`protocol` is required", [{"field": "protocol", "value": code, "expected": "a protocol id"}]
         )
-    compiled = registry().get(name)
-    if compiled is None:
-        known = ", ".join(c.definition.protocol for c in registry().all())
+    number = data.get("version")
+    if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
         raise ApiError(
-            404, f"no protocol {name!r}", [{"field": "protocol", "value": name, "expected": f"one of {known}"}]
+            422, "`version` must be a number", [{"field": "version", "value": number, "expected": "an integer"}]
         )
     subject = data.get("subject")
     if not isinstance(subject, dict):
         raise ApiError(
-            422, "`subject` must be an object", [{"field": "subject", "expected": "an object of variable: value"}]
+            422,
+            "`subject` must be an object",
+            [{"field": "subject", "value": None, "expected": "an object of variable: value"}],
         )
-    return jsonify(rules.decide(compiled, subject).to_dict())
+    version = versions.find_version(code, number)
+    return jsonify(rules.decide(registry().compiled(version), subject).to_dict())
+
+
+# -- screenings -----------------------------------------------------------------------------
+
+
+@bp.post("/screenings")
+def create_screening():
+    screening = screenings.screen(_json_object())
+    return _created(screenings.describe(screening), "api.get_screening", screening_id=screening.id)
+
+
+@bp.get("/screenings")
+def list_screenings():
+    log = screenings.parse_filter(request.args)
+    return jsonify(screenings.page(log, _int_arg("page", 1, 1, 10**9), _int_arg("per_page", 50, 1, 500)))
+
+
+@bp.get("/screenings.csv")
+def export_screenings():
+    log = screenings.parse_filter(request.args)
+    return Response(
+        stream_with_context(screenings.csv_rows(log)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=screening-log.csv"},
+    )
+
+
+@bp.get("/screenings/<int:screening_id>")
+def get_screening(screening_id: int):
+    return jsonify(screenings.describe(_screening(screening_id)))
+
+
+@bp.post("/screenings/<int:screening_id>/replay")
+def replay(screening_id: int):
+    same, again = screenings.replay(_screening(screening_id))
+    return jsonify({"screening_id": screening_id, "same": same, "result": again})
+
+
+@bp.post("/screenings/batch")
+def batch_screen():
+    """Screen a CSV body (`?protocol=…&version=…`); all rows are stored, or none."""
+    request.max_content_length = BATCH_MAX_BYTES
+    code = request.args.get("protocol")
+    if not code:
+        raise ApiError(
+            400, "`protocol` is required", [{"field": "protocol", "value": None, "expected": "a protocol id"}]
+        )
+    number = request.args.get("version")
+    if number is not None and not number.isdigit():
+        raise ApiError(
+            400, "`version` must be a number", [{"field": "version", "value": number, "expected": "an integer"}]
+        )
+    upload = request.files.get("file")
+    raw = upload.read() if upload else request.get_data()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "the CSV must be UTF-8 text") from None
+    rows = batch.read(text, code, int(number) if number else None)
+    results = batch.decide_rows(rows)
+    stored = batch.store(results, created_by=None)
+    return jsonify(
+        {"screened": len(stored), "rows": [batch.summary(r, s) for r, s in zip(results, stored, strict=True)]}
+    ), 201
+
+
+def _screening(screening_id: int) -> Screening:
+    screening = db.session.get(Screening, screening_id)
+    if screening is None:
+        raise ApiError(
+            404,
+            f"no screening {screening_id}",
+            [{"field": "id", "value": screening_id, "expected": "an existing screening"}],
+        )
+    return screening
+
+
+def _created(body: dict[str, Any], endpoint: str, **values: Any):
+    response = jsonify(body)
+    response.status_code = 201
+    response.headers["Location"] = url_for(endpoint, **values)
+    return response

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, jsonify
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from rules.errors import EngineError, ProtocolError, RuleErrors, SubjectInputError, SubjectInputErrors
@@ -33,11 +34,61 @@ def error_response(status: int, message: str, errors: list[dict[str, Any]] | Non
 
 
 def init_app(app: Flask) -> None:
+    from service.models import ImmutableVersionError, db
+    from service.registry import VersionIntegrityError
+    from service.versions import PublishRefused, VersionError
+
+    @app.teardown_request
+    def roll_back_failures(error: BaseException | None) -> None:
+        if error is not None:
+            db.session.rollback()
+
+    def rolled_back(handler):
+        def handle(error):
+            db.session.rollback()
+            return handler(error)
+
+        handle.__name__ = handler.__name__
+        return handle
+
     @app.errorhandler(ApiError)
+    @rolled_back
     def api_error(error: ApiError):
         return error_response(error.status, error.message, error.errors)
 
+    @app.errorhandler(VersionError)
+    @rolled_back
+    def version_error(error: VersionError):
+        field = [{"field": error.field, "value": error.value, "expected": "an existing one"}] if error.field else None
+        return error_response(error.status, error.message, field)
+
+    @app.errorhandler(PublishRefused)
+    @rolled_back
+    def publish_refused(error: PublishRefused):
+        failures = [{"test_case": f.name, "expected": f.expected, "got": f.got} for f in error.failures]
+        return error_response(422, f"not published: {error}", failures)
+
+    @app.errorhandler(ImmutableVersionError)
+    @rolled_back
+    def immutable(error: ImmutableVersionError):
+        return error_response(409, f"{error}; start an amendment to change it")
+
+    @app.errorhandler(VersionIntegrityError)
+    @rolled_back
+    def integrity(error: VersionIntegrityError):
+        app.logger.critical("integrity: %s", error)
+        return error_response(500, f"{error}; nothing was decided")
+
+    @app.errorhandler(DBAPIError)
+    @rolled_back
+    def database_error(error: DBAPIError):
+        app.logger.error("database error: %s", error)
+        if "immutable" in str(error.orig) or "kept as recorded" in str(error.orig):
+            return error_response(409, "published versions and stored screenings cannot change")
+        return error_response(503, "the database is not available; try again shortly")
+
     @app.errorhandler(SubjectInputErrors)
+    @rolled_back
     def subject_errors(error: SubjectInputErrors):
         fields = [e.as_dict() for e in error.errors]
         return error_response(422, "the subject's data cannot be used as submitted", fields)
@@ -47,14 +98,17 @@ def init_app(app: Flask) -> None:
         return error_response(422, "the subject's data cannot be used as submitted", [error.as_dict()])
 
     @app.errorhandler(RuleErrors)
+    @rolled_back
     def rule_errors(error: RuleErrors):
         return error_response(422, str(error), [e.as_dict() for e in error.errors])
 
     @app.errorhandler(ProtocolError)
+    @rolled_back
     def protocol_error(error: ProtocolError):
         return error_response(422, "the protocol is not valid", [{"message": p} for p in error.problems])
 
     @app.errorhandler(EngineError)
+    @rolled_back
     def engine_error(error: EngineError):
         app.logger.error("engine error: %s", error)
         return error_response(503, "the decision engine could not decide this subject; it has been logged")
@@ -69,6 +123,7 @@ def init_app(app: Flask) -> None:
         return error_response(error.code or 500, error.description or error.name)
 
     @app.errorhandler(Exception)
+    @rolled_back
     def unexpected(error: Exception):
         app.logger.exception("unexpected error")
         return error_response(500, "internal error; it has been logged")

@@ -1,0 +1,316 @@
+"""Screenings: decide a submitted subject, keep the record, replay it, list and export the log."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, func, select
+
+import rules
+from rules.decision import Decision
+from rules.errors import SubjectInputError, SubjectInputErrors
+from service.errors import ApiError
+from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db
+from service.registry import registry
+from service.versions import VersionError, find_version
+
+REQUEST_FIELDS = ("protocol", "version", "subject_id", "site", "screening_date", "cohort", "inputs")
+IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,79}$")
+DECISIONS = ("eligible", "not_eligible", "incomplete")
+
+
+@dataclass(frozen=True)
+class ScreeningRequest:
+    protocol: str
+    version: int | None
+    subject_id: str
+    site: str
+    screening_date: dt.date
+    cohort: str
+    inputs: dict[str, Any]
+
+    def subject(self) -> dict[str, Any]:
+        return {**self.inputs, "cohort": self.cohort, "screening_date": self.screening_date.isoformat()}
+
+
+def _problem(field: str, value: Any, expected: str) -> dict[str, Any]:
+    shown = value if isinstance(value, str | int | float | bool | None) else json.dumps(value)[:200]
+    return {"field": field, "value": shown, "expected": expected}
+
+
+def parse_request(data: Mapping[str, Any], today: dt.date | None = None) -> ScreeningRequest:
+    """Check a screening request's envelope; every problem is reported with its field."""
+    problems = [_problem(k, data[k], f"one of {', '.join(REQUEST_FIELDS)}") for k in data if k not in REQUEST_FIELDS]
+    if problems:
+        raise ApiError(400, "unknown fields in the request", problems)
+
+    def text(field: str, pattern: re.Pattern[str] | None = None, what: str = "a non-empty string") -> str:
+        value = data.get(field)
+        if not isinstance(value, str) or not value.strip() or (pattern and not pattern.match(value)):
+            problems.append(_problem(field, value, what))
+            return ""
+        return value.strip()
+
+    protocol = text("protocol", what="a protocol id, e.g. NCT07193667")
+    subject_id = text("subject_id", IDENTIFIER, "a pseudonymous id: 1-80 letters, digits, '.', '_' or '-'")
+    site = text("site", IDENTIFIER, "a site code: 1-80 letters, digits, '.', '_' or '-'")
+    cohort = text("cohort", what="the cohort code")
+    version = data.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        problems.append(_problem("version", version, "a version number (1, 2, …) or nothing for the current one"))
+    screening_date = dt.date.min
+    raw_date = data.get("screening_date")
+    try:
+        screening_date = dt.date.fromisoformat(raw_date) if isinstance(raw_date, str) else None  # type: ignore[assignment]
+    except ValueError:
+        screening_date = None  # type: ignore[assignment]
+    latest = (today or dt.date.today()) + dt.timedelta(days=1)
+    if screening_date is None or screening_date > latest:
+        problems.append(_problem("screening_date", raw_date, f"a date as YYYY-MM-DD, not after {latest.isoformat()}"))
+    inputs = data.get("inputs", {})
+    if not isinstance(inputs, dict):
+        problems.append(_problem("inputs", inputs, "an object of variable: value"))
+        inputs = {}
+    for key in ("cohort", "screening_date"):
+        if key in inputs:
+            problems.append(_problem(f"inputs.{key}", inputs[key], f"nothing: give {key} beside inputs, not inside"))
+    if problems:
+        raise ApiError(422, "the screening request cannot be used", problems)
+    return ScreeningRequest(protocol, version, subject_id, site, screening_date, cohort, inputs)
+
+
+def _input_problems(error: SubjectInputErrors | SubjectInputError) -> list[dict[str, Any]]:
+    errors = error.errors if isinstance(error, SubjectInputErrors) else [error]
+    out = []
+    for e in errors:
+        field = e.field if e.field.split(".")[0] in ("cohort", "screening_date") else f"inputs.{e.field}"
+        out.append({**e.as_dict(), "field": field})
+    return out
+
+
+def _version_for(request: ScreeningRequest) -> ProtocolVersion:
+    try:
+        version = find_version(request.protocol, request.version)
+    except VersionError as error:
+        raise ApiError(
+            error.status, error.message, [_problem(error.field or "protocol", error.value, "an existing one")]
+        ) from None
+    if version.status != PUBLISHED:
+        raise ApiError(
+            422,
+            f"version {version.number} is {version.status}; screenings are decided by published versions",
+            [_problem("version", version.number, "a published version")],
+        )
+    return version
+
+
+def decide(request: ScreeningRequest) -> tuple[ProtocolVersion, Decision]:
+    version = _version_for(request)
+    try:
+        return version, rules.decide(registry().compiled(version), request.subject())
+    except (SubjectInputErrors, SubjectInputError) as error:
+        raise ApiError(422, "the subject's data cannot be used as submitted", _input_problems(error)) from None
+
+
+def record(
+    request: ScreeningRequest, version: ProtocolVersion, decision: Decision, created_by: str | None
+) -> Screening:
+    """Add the screening to the session, linked to the subject's previous screening under this protocol."""
+    previous = db.session.execute(
+        select(Screening.id)
+        .where(Screening.protocol_id == version.protocol_id, Screening.subject_id == request.subject_id)
+        .order_by(Screening.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    screening = Screening(
+        protocol_id=version.protocol_id,
+        version_id=version.id,
+        content_hash=decision.content_hash,
+        subject_id=request.subject_id,
+        site=request.site,
+        cohort=decision.cohort,
+        screening_date=request.screening_date,
+        inputs=request.inputs,
+        decision=decision.decision,
+        result=json.loads(json.dumps(decision.to_dict())),
+        previous_id=previous,
+        created_by=created_by,
+    )
+    db.session.add(screening)
+    return screening
+
+
+def screen(data: Mapping[str, Any], created_by: str | None = None) -> Screening:
+    request = parse_request(data)
+    version, decision = decide(request)
+    screening = record(request, version, decision, created_by)
+    db.session.commit()
+    return screening
+
+
+def replay(screening: Screening) -> tuple[bool, dict[str, Any]]:
+    """Decide a stored screening again under its own version: must give the same record."""
+    compiled = registry().compiled(screening.version)
+    subject = {
+        **screening.inputs,
+        "cohort": screening.cohort,
+        "screening_date": screening.screening_date.isoformat(),
+    }
+    again = json.loads(json.dumps(rules.decide(compiled, subject).to_dict()))
+    return again == screening.result and compiled.content_hash == screening.content_hash, again
+
+
+def describe(screening: Screening, full: bool = True) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": screening.id,
+        "protocol": screening.protocol.code,
+        "version": screening.version.number,
+        "content_hash": screening.content_hash,
+        "subject_id": screening.subject_id,
+        "site": screening.site,
+        "cohort": screening.cohort,
+        "screening_date": screening.screening_date.isoformat(),
+        "decision": screening.decision,
+        "previous_id": screening.previous_id,
+        "created_at": screening.created_at.isoformat(),
+        "created_by": screening.created_by,
+    }
+    if full:
+        data["inputs"] = screening.inputs
+        data["result"] = screening.result
+    return data
+
+
+# -- the screening log ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    protocol: str | None = None
+    version: int | None = None
+    site: str | None = None
+    decision: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    subject_id: str | None = None
+
+
+def parse_filter(args: Mapping[str, str]) -> LogFilter:
+    problems: list[dict[str, Any]] = []
+
+    def date(field: str) -> dt.date | None:
+        if not args.get(field):
+            return None
+        try:
+            return dt.date.fromisoformat(args[field])
+        except ValueError:
+            problems.append(_problem(field, args[field], "a date as YYYY-MM-DD"))
+            return None
+
+    version = None
+    if args.get("version"):
+        if args["version"].isdigit():
+            version = int(args["version"])
+        else:
+            problems.append(_problem("version", args["version"], "a version number"))
+    decision = args.get("decision") or None
+    if decision and decision not in DECISIONS:
+        problems.append(_problem("decision", decision, f"one of {', '.join(DECISIONS)}"))
+    found = LogFilter(
+        protocol=args.get("protocol") or None,
+        version=version,
+        site=args.get("site") or None,
+        decision=decision,
+        date_from=date("from"),
+        date_to=date("to"),
+        subject_id=args.get("subject_id") or None,
+    )
+    if problems:
+        raise ApiError(400, "the log filter cannot be used", problems)
+    return found
+
+
+def log_query(log: LogFilter) -> Select[tuple[Screening]]:
+    query = select(Screening)
+    if log.protocol:
+        query = query.join(Protocol, Protocol.id == Screening.protocol_id).where(Protocol.code == log.protocol)
+    if log.version is not None:
+        query = query.join(ProtocolVersion, ProtocolVersion.id == Screening.version_id).where(
+            ProtocolVersion.number == log.version
+        )
+    if log.site:
+        query = query.where(Screening.site == log.site)
+    if log.decision:
+        query = query.where(Screening.decision == log.decision)
+    if log.date_from:
+        query = query.where(Screening.screening_date >= log.date_from)
+    if log.date_to:
+        query = query.where(Screening.screening_date <= log.date_to)
+    if log.subject_id:
+        query = query.where(Screening.subject_id == log.subject_id)
+    return query.order_by(Screening.id.desc())
+
+
+def page(log: LogFilter, number: int, size: int) -> dict[str, Any]:
+    query = log_query(log)
+    total = db.session.execute(select(func.count()).select_from(query.order_by(None).subquery())).scalar_one()
+    rows = db.session.execute(query.offset((number - 1) * size).limit(size)).scalars()
+    return {"items": [describe(s, full=False) for s in rows], "page": number, "per_page": size, "total": total}
+
+
+CSV_COLUMNS = [
+    "id",
+    "created_at",
+    "protocol",
+    "version",
+    "content_hash",
+    "subject_id",
+    "site",
+    "cohort",
+    "screening_date",
+    "decision",
+    "failed",
+    "unknown",
+    "missing",
+    "previous_id",
+]
+
+
+def csv_rows(log: LogFilter) -> Iterator[str]:
+    """The log as CSV, streamed a batch of rows at a time so a long log never sits in memory."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_COLUMNS)
+    for screening in db.session.execute(log_query(log).execution_options(yield_per=500)).scalars():
+        result = screening.result
+        outcomes = {c["code"]: c["outcome"] for c in result["criteria"]}
+        writer.writerow(
+            [
+                screening.id,
+                screening.created_at.isoformat(),
+                screening.protocol.code,
+                screening.version.number,
+                screening.content_hash,
+                screening.subject_id,
+                screening.site,
+                screening.cohort,
+                screening.screening_date.isoformat(),
+                screening.decision,
+                " ".join(code for code, outcome in outcomes.items() if outcome == "fail"),
+                " ".join(code for code, outcome in outcomes.items() if outcome == "unknown"),
+                " ".join(result["missing"]),
+                screening.previous_id or "",
+            ]
+        )
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
