@@ -1,20 +1,42 @@
-"""The `eligo` command line."""
+"""The `eligo` command line: the database, protocol files, batch screening, one-off decisions."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
+from flask import Flask
 
 import rules
 from rules.errors import EligoError
 
 
+@contextmanager
+def _context() -> Iterator[Flask]:
+    """An app context for one command, whose database connections are closed when it ends."""
+    from service import create_app
+    from service.models import db
+
+    app = create_app()
+    with app.app_context():
+        try:
+            yield app
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
 @click.group()
 def main() -> None:
-    """Eligo: clinical trial eligibility decisions, explained."""
+    """Eligo: clinical trial eligibility decisions, explained.
+
+    The database is ELIGO_DATABASE_URL (default: SQLite in ./instance/eligo.db).
+    """
 
 
 @main.command()
@@ -22,12 +44,114 @@ def main() -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=os.cpu_count() or 1, show_default=True, type=int)
 def serve(host: str, port: int, workers: int) -> None:
-    """Serve the API with gunicorn."""
+    """Upgrade the database, load the seed protocol, and serve with gunicorn."""
     from gunicorn.app.wsgiapp import run
 
-    click.echo(f"Eligo on http://{host}:{port}/api/v1/protocols (protocol {rules.SEED_PROTOCOL} loaded)")
-    sys.argv = ["gunicorn", "--bind", f"{host}:{port}", "--workers", str(workers), "service:create_app()"]
+    with _context() as app:
+        database = app.config["SQLALCHEMY_DATABASE_URI"]
+    click.echo(f"Eligo on http://{host}:{port}/api/v1/protocols  (database {database})")
+    # --preload: the app (and its migrations) start once in the master, before the workers fork.
+    sys.argv = ["gunicorn", "--preload", "--bind", f"{host}:{port}", "--workers", str(workers), "service:create_app()"]
     run()
+
+
+@main.command("init-db")
+def init_db() -> None:
+    """Bring the database to the newest schema and import the seed protocol (safe to repeat)."""
+    with _context() as app:
+        click.echo(f"database ready: {app.config['SQLALCHEMY_DATABASE_URI']}")
+
+
+@main.command("import")
+@click.argument("protocol_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--publish", is_flag=True, help="Publish it too (runs its test cases).")
+def import_file(protocol_file: Path, publish: bool) -> None:
+    """Import a protocol file as a new draft version."""
+    from service import versions
+    from service.models import db
+
+    with _context():
+        try:
+            version = versions.import_definition(rules.load_protocol(protocol_file), created_by="cli")
+            if publish:
+                versions.publish(version, published_by="cli")
+            db.session.commit()
+        except versions.PublishRefused as refused:
+            db.session.rollback()
+            for failure in refused.failures:
+                click.echo(f"  ✗ {failure.name}: expected {failure.expected}, got {failure.got}", err=True)
+            raise click.ClickException(f"not imported: {refused}") from None
+        except EligoError as error:
+            db.session.rollback()
+            raise click.ClickException(str(error)) from None
+        click.echo(f"{version.protocol.code} version {version.number}: {version.status}")
+
+
+@main.command("export")
+@click.argument("protocol")
+@click.argument("version", type=int, required=False)
+@click.option("--format", "fmt", type=click.Choice(["yaml", "json"]), default="yaml", show_default=True)
+def export_file(protocol: str, version: int | None, fmt: str) -> None:
+    """Print a version (default: the current published one) as a protocol file."""
+    from service import versions
+
+    with _context():
+        try:
+            found = versions.find_version(protocol, version)
+        except versions.VersionError as error:
+            raise click.ClickException(error.message) from None
+        click.echo(rules.dump_protocol(found.to_definition(), fmt), nl=False)
+
+
+@main.command()
+@click.argument("protocol")
+@click.argument("version", type=int)
+def publish(protocol: str, version: int) -> None:
+    """Publish a draft after running its test cases."""
+    from service import versions
+    from service.models import db
+
+    with _context():
+        try:
+            versions.publish(versions.find_version(protocol, version), published_by="cli")
+            db.session.commit()
+        except versions.PublishRefused as refused:
+            for failure in refused.failures:
+                click.echo(f"  ✗ {failure.name}: expected {failure.expected}, got {failure.got}", err=True)
+            raise click.ClickException(f"not published: {refused}") from None
+        except versions.VersionError as error:
+            raise click.ClickException(error.message) from None
+        click.echo(f"{protocol} version {version} published")
+
+
+@main.command("screen-csv")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8"))
+@click.option("--protocol", default=rules.SEED_PROTOCOL, show_default=True)
+@click.option("--version", type=int, help="Default: the current published version.")
+def screen_csv(csv_file, protocol: str, version: int | None) -> None:
+    """Screen every row of a CSV and store the screenings (all rows, or none if any is bad)."""
+    from service import batch
+    from service.errors import ApiError
+
+    with _context():
+        try:
+            rows = batch.read(csv_file.read(), protocol, version)
+            with click.progressbar(length=len(rows), label="screening", file=sys.stderr) as bar:
+                results = batch.decide_rows(rows, progress=bar.update)
+            stored = batch.store(results, created_by="cli")
+        except ApiError as error:
+            for problem in error.errors:
+                where = f"row {problem['row']}: " if "row" in problem else ""
+                click.echo(
+                    f"  {where}{problem.get('field')}: got {problem.get('value')!r}, expected {problem['expected']}",
+                    err=True,
+                )
+            raise click.ClickException(error.message) from None
+        counts: dict[str, int] = {}
+        for result, screening in zip(results, stored, strict=True):
+            counts[result.decision.decision] = counts.get(result.decision.decision, 0) + 1
+            click.echo(f"{result.row:>5}  {screening.subject_id:<16} {result.decision.decision:<13} #{screening.id}")
+        click.echo("; ".join(f"{n} {d}" for d, n in sorted(counts.items())) or "no rows")
 
 
 @main.command()
@@ -35,7 +159,7 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--protocol", "protocol_file", type=click.Path(exists=True, dir_okay=False), help="A protocol file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full decision as JSON.")
 def decide(subject_file, protocol_file: str | None, as_json: bool) -> None:
-    """Decide one subject given as a JSON file ('-' for standard input)."""
+    """Decide one subject given as a JSON file ('-' for standard input); nothing is stored."""
     try:
         protocol = rules.load_protocol(protocol_file) if protocol_file else rules.seed_protocol()
         decision = rules.decide(rules.compile_protocol(protocol), json.load(subject_file))
