@@ -390,13 +390,14 @@ class DataDictionary:
             if not match:
                 raise SubjectInputError(variable.name, raw, self._expected(variable))
             value, unit = float(match.group(1)), match.group(2) or None
+        shown = value if isinstance(raw, Mapping) else raw
         if isinstance(value, str):
             try:
                 value = float(value)
             except ValueError:
-                raise SubjectInputError(variable.name, raw, self._expected(variable)) from None
+                raise SubjectInputError(variable.name, shown, self._expected(variable)) from None
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise SubjectInputError(variable.name, raw, self._expected(variable))
+            raise SubjectInputError(variable.name, shown, self._expected(variable))
         if unit and unit not in variable.accepted_units:
             accepted = ", ".join(variable.accepted_units) or "no unit"
             raise SubjectInputError(f"{variable.name}.unit", unit, f"one of {accepted}")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import os
+import shutil
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
 
 import rules
 from rules.compiler import CompiledProtocol
@@ -65,11 +69,71 @@ def screen(compiled: CompiledProtocol, subject: Callable[..., dict[str, Any]]) -
     return run
 
 
+TEST_DATABASE_URL = os.environ.get("ELIGO_TEST_DATABASE_URL")
+
+
+def _postgres(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def _admin(statement: str) -> None:
+    engine = create_engine(TEST_DATABASE_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.exec_driver_sql(statement)
+    engine.dispose()
+
+
 @pytest.fixture(scope="session")
-def app():
+def template_database(tmp_path_factory) -> str:
+    """A database migrated to head with the seed published, built once and copied per test."""
     from service import create_app
 
-    return create_app({"TESTING": True})
+    if TEST_DATABASE_URL:
+        _admin("DROP DATABASE IF EXISTS eligo_template WITH (FORCE)")
+        _admin("CREATE DATABASE eligo_template")
+        url = _postgres(TEST_DATABASE_URL, "eligo_template")
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'eligo.db'}"
+    app = create_app({"TESTING": True, "DATABASE_URL": url})
+    with app.app_context():
+        from service.models import db
+
+        db.engine.dispose()
+    return url
+
+
+@pytest.fixture
+def database_url(template_database, tmp_path, request) -> str:
+    if TEST_DATABASE_URL:
+        name = f"eligo_case_{os.getpid()}"
+        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        _admin(f"CREATE DATABASE {name} TEMPLATE eligo_template")
+        return _postgres(TEST_DATABASE_URL, name)
+    path = tmp_path / "eligo.db"
+    shutil.copy(template_database.removeprefix("sqlite:///"), path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def empty_database_url(tmp_path) -> str:
+    if TEST_DATABASE_URL:
+        name = f"eligo_empty_{os.getpid()}"
+        _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        _admin(f"CREATE DATABASE {name}")
+        return _postgres(TEST_DATABASE_URL, name)
+    return f"sqlite:///{tmp_path / 'empty.db'}"
+
+
+@pytest.fixture
+def app(database_url):
+    from service import create_app
+    from service.models import db
+
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture

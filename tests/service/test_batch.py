@@ -1,0 +1,92 @@
+"""Batch screening from CSV, over HTTP and from the command line: every row stored, or none."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from service.cli import main
+from service.models import Screening, db
+
+GOOD = """subject_id,site,screening_date,cohort,age [years],sex,weight [lb],anc [/µL],hgb [g/dL],hbsag_positive
+S-1,SITE-1,2026-11-02,SLE,40,female,132,800,11.8,no
+S-2,SITE-1,2026-11-02,SSc,52,male,170,2100,13.1,yes
+S-3,SITE-2,2026-11-02,ITP,33,female,,,12.0,
+"""
+
+
+def _count(app) -> int:
+    with app.app_context():
+        return db.session.query(Screening).count()
+
+
+def test_a_csv_is_screened_row_by_row(app, client):
+    response = client.post("/api/v1/screenings/batch?protocol=NCT07193667", data=GOOD, content_type="text/csv")
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["screened"] == 3
+    first, second, third = body["rows"]
+    assert (first["row"], first["decision"], first["failed"]) == (2, "not_eligible", ["IN-03b"])
+    assert second["failed"] == ["EX-08a"]
+    assert third["decision"] == "incomplete" and "anc" in third["missing"]
+    stored = client.get(f"/api/v1/screenings/{first['screening_id']}").get_json()
+    assert stored["inputs"]["anc"] == {"value": "800", "unit": "/µL"}
+    assert _count(app) == 3
+
+
+def test_one_bad_row_stores_nothing_and_names_every_problem(app, client):
+    bad = GOOD.replace("S-2,SITE-1,2026-11-02,SSc,52,male,170,2100", "S-2,SITE-1,2026-11-02,SSc,fifty,male,170,2100")
+    bad = bad.replace("12.0,", "40.0,")
+    response = client.post("/api/v1/screenings/batch?protocol=NCT07193667", data=bad, content_type="text/csv")
+    assert response.status_code == 422
+    errors = response.get_json()["error"]["errors"]
+    assert [(e["row"], e["field"]) for e in errors] == [(3, "inputs.age"), (4, "inputs.hgb")]
+    assert _count(app) == 0
+
+
+def test_bad_headers_and_shapes_are_refused(client):
+    for data, message in [
+        ("site,cohort\nA,SLE\n", "header"),
+        ("subject_id,site,screening_date,cohort,anc [/µL\n", "header"),
+        ("subject_id,site,screening_date,cohort\nS-1,A,2026-11-02\n", "cells"),
+        ("", "empty"),
+    ]:
+        response = client.post("/api/v1/screenings/batch?protocol=NCT07193667", data=data, content_type="text/csv")
+        assert response.status_code == 422, data
+        assert message in response.get_json()["error"]["message"] + str(response.get_json()["error"].get("errors"))
+    assert client.post("/api/v1/screenings/batch", data=GOOD, content_type="text/csv").status_code == 400
+
+
+def test_the_command_line_screens_a_csv_with_progress(app, database_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("ELIGO_DATABASE_URL", database_url)
+    path = tmp_path / "subjects.csv"
+    path.write_text(GOOD, encoding="utf-8")
+    result = CliRunner().invoke(main, ["screen-csv", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "S-1" in result.output and "not_eligible" in result.output
+    assert result.output.strip().endswith("1 incomplete; 2 not_eligible")
+    assert _count(app) == 3
+
+
+def test_the_command_line_refuses_a_bad_csv(app, database_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("ELIGO_DATABASE_URL", database_url)
+    path = tmp_path / "subjects.csv"
+    path.write_text(GOOD.replace(",132,", ",lots,"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["screen-csv", str(path)])
+    assert result.exit_code == 1
+    assert "row 2: inputs.weight: got 'lots'" in result.output
+    assert _count(app) == 0
+
+
+def test_import_export_and_publish_from_the_command_line(app, database_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("ELIGO_DATABASE_URL", database_url)
+    runner = CliRunner()
+    exported = runner.invoke(main, ["export", "NCT07193667"])
+    assert exported.exit_code == 0 and exported.output.startswith("protocol: NCT07193667")
+    path = tmp_path / "p.yaml"
+    path.write_text(exported.output.replace("hgb >= 60 g/L", "hgb >= 55 g/L"), encoding="utf-8")
+    imported = runner.invoke(main, ["import", str(path)])
+    assert imported.output.strip() == "NCT07193667 version 2: draft"
+    published = runner.invoke(main, ["publish", "NCT07193667", "2"])
+    assert published.exit_code == 0, published.output
+    again = runner.invoke(main, ["publish", "NCT07193667", "2"])
+    assert again.exit_code == 1 and "already published" in again.output
