@@ -16,7 +16,7 @@ from typing import Any
 
 from rules import reference
 from rules.compiler import CompiledProtocol, compile_protocol
-from rules.decision import Decision
+from rules.decision import Decision, combine
 from rules.engine import DurableEngine, default_engine
 from rules.explain import explain
 from rules.protocol import ProtocolDef
@@ -37,6 +37,7 @@ __all__ = [
     "dump_protocol",
     "load_protocol",
     "loads_protocol",
+    "outcomes",
     "seed_protocol",
 ]
 
@@ -51,6 +52,15 @@ def decide(compiled: CompiledProtocol, subject: Mapping[str, Any], engine: Durab
     normalized = compiled.dictionary.normalize(subject)
     evaluation = (engine or default_engine()).evaluate(compiled, normalized.values)
     return explain(compiled, normalized, evaluation)
+
+
+def outcomes(
+    compiled: CompiledProtocol, subject: Mapping[str, Any], engine: DurableEngine | None = None
+) -> tuple[str, dict[str, str]]:
+    """The decision and each criterion's outcome, without the explanation: for replaying many subjects."""
+    normalized = compiled.dictionary.normalize(subject)
+    evaluation = (engine or default_engine()).evaluate(compiled, normalized.values)
+    return combine(list(evaluation.outcomes.values())), evaluation.outcomes
 
 
 def decide_reference(compiled: CompiledProtocol, subject: Mapping[str, Any]) -> Decision:

@@ -55,6 +55,7 @@ class CriterionDef:
     cohorts: tuple[str, ...] = ()  # empty: every cohort
     section: str = ""
     notes: str = ""
+    rationale: str = ""  # why an amendment changed it, for the summary of changes
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,12 @@ class ProtocolDef:
     description: str = ""
 
     def canonical(self) -> dict[str, Any]:
-        """The form that is hashed: everything that can change a decision or its explanation."""
-        data = asdict(self)
+        """The form that is hashed: the version's content, without its test cases.
+
+        Fields at their default are left out, so adding an optional field to the format later
+        does not change the hash of versions published before it existed.
+        """
+        data = self.to_dict()
         data.pop("test_cases")
         return data
 
@@ -216,6 +221,7 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
                 cohorts=tuple(str(c) for c in _tuple(raw.get("cohorts"))),
                 section=str(raw.get("section") or ""),
                 notes=str(raw.get("notes") or ""),
+                rationale=str(raw.get("rationale") or ""),
             )
         )
     test_cases = []
