@@ -26,7 +26,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     registry.init_app(app)
     db.init_app(app)
 
-    from service import api
+    from service import amendments_api, api
 
     app.register_blueprint(api.bp)
+    app.register_blueprint(amendments_api.bp)
     return app

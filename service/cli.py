@@ -177,3 +177,73 @@ def decide(subject_file, protocol_file: str | None, as_json: bool) -> None:
             click.echo(f"  {marks[result.outcome]} {result.code:<11} {result.sentence}")
     if decision.missing:
         click.echo(f"missing: {', '.join(decision.missing)}")
+
+
+@main.command()
+@click.argument("protocol")
+@click.argument("before", type=int)
+@click.argument("after", type=int)
+@click.option("--format", "fmt", type=click.Choice(["markdown", "json"]), default="markdown", show_default=True)
+def diff(protocol: str, before: int, after: int, fmt: str) -> None:
+    """What changed between two versions, criterion by criterion."""
+    from service import amendments, versions
+
+    with _context():
+        try:
+            result = amendments.protocol_diff(
+                versions.find_version(protocol, before), versions.find_version(protocol, after)
+            )
+        except versions.VersionError as error:
+            raise click.ClickException(error.message) from None
+        text = (
+            json.dumps(result.to_dict(), indent=2, ensure_ascii=False) if fmt == "json" else amendments.markdown(result)
+        )
+        click.echo(text)
+
+
+@main.command()
+@click.argument("protocol")
+@click.argument("before", type=int)
+@click.argument("after", type=int)
+def impact(protocol: str, before: int, after: int) -> None:
+    """Replay the screenings of version BEFORE under AFTER; Ctrl-C cancels (results so far are kept)."""
+    from service import impact as impacts
+    from service import versions
+    from service.models import ImpactRun, db
+
+    with _context():
+        try:
+            run = impacts.start(protocol, before, after)
+        except versions.VersionError as error:
+            raise click.ClickException(error.message) from None
+        run_id, total = run.id, run.total
+        try:
+            with click.progressbar(length=total, label=f"replaying {total} screenings", file=sys.stderr) as bar:
+                impacts.execute(run_id, progress=bar.update)
+        except KeyboardInterrupt:
+            impacts.cancel(db.session.get(ImpactRun, run_id))
+            click.echo("cancelled", err=True)
+        run = db.session.get(ImpactRun, run_id)
+        click.echo(f"impact run #{run.id}: {run.status}; {run.changed} of {run.processed} screenings change decision")
+        for transition, count in sorted(run.transitions.items()):
+            click.echo(f"  {transition:<30} {count}")
+        for code, count in sorted(run.criteria.items(), key=lambda item: -item[1]):
+            click.echo(f"  caused by {code:<19} {count}")
+
+
+@main.command()
+@click.argument("protocol")
+@click.argument("version", type=int)
+@click.option("--from", "from_version", type=int, help="Default: the version it was amended from.")
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
+def summary(protocol: str, version: int, from_version: int | None, fmt: str) -> None:
+    """The summary of changes of an amendment."""
+    from service import amendments, versions
+
+    with _context():
+        try:
+            before, after = amendments.versions_to_compare(protocol, version, from_version)
+        except versions.VersionError as error:
+            raise click.ClickException(error.message) from None
+        render = amendments.summary_markdown if fmt == "markdown" else amendments.summary_csv
+        click.echo(render(before, after), nl=False)

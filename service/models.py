@@ -206,6 +206,7 @@ class Criterion(_VersionPart, db.Model):
     text: Mapped[str] = mapped_column(Text)
     rule: Mapped[str] = mapped_column(Text)
     notes: Mapped[str] = mapped_column(Text, default="")
+    rationale: Mapped[str] = mapped_column(Text, default="", server_default="")
     version: Mapped[ProtocolVersion] = relationship(back_populates="criteria")
 
     def to_definition(self) -> CriterionDef:
@@ -217,6 +218,7 @@ class Criterion(_VersionPart, db.Model):
             cohorts=tuple(self.cohorts or ()),
             section=self.section,
             notes=self.notes,
+            rationale=self.rationale or "",
         )
 
     @classmethod
@@ -229,6 +231,7 @@ class Criterion(_VersionPart, db.Model):
             text=c.text,
             rule=c.rule,
             notes=c.notes,
+            rationale=c.rationale,
             position=position,
         )
 
@@ -292,6 +295,44 @@ class Screening(db.Model):
     protocol: Mapped[Protocol] = relationship()
     version: Mapped[ProtocolVersion] = relationship()
     previous: Mapped[Screening | None] = relationship(remote_side=[id])
+
+
+class ImpactRun(db.Model):
+    """A replay of the screenings decided by one version under another, with its progress."""
+
+    __tablename__ = "impact_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    protocol_id: Mapped[int] = mapped_column(ForeignKey("protocols.id"))
+    from_version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"))
+    to_version_id: Mapped[int] = mapped_column(ForeignKey("protocol_versions.id"))
+    to_content_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    total: Mapped[int] = mapped_column(default=0)
+    processed: Mapped[int] = mapped_column(default=0)
+    changed: Mapped[int] = mapped_column(default=0)
+    transitions: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    criteria: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None]
+
+    protocol: Mapped[Protocol] = relationship()
+    from_version: Mapped[ProtocolVersion] = relationship(foreign_keys=[from_version_id])
+    to_version: Mapped[ProtocolVersion] = relationship(foreign_keys=[to_version_id])
+
+
+class ImpactChange(db.Model):
+    """One screening whose decision the other version changes, and the criteria that caused it."""
+
+    __tablename__ = "impact_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("impact_runs.id", ondelete="CASCADE"), index=True)
+    screening_id: Mapped[int] = mapped_column(ForeignKey("screenings.id"))
+    before: Mapped[str] = mapped_column(String(20))
+    after: Mapped[str] = mapped_column(String(20))
+    causes: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class ImmutableVersionError(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 
@@ -187,5 +188,5 @@ def test_openapi_document_describes_every_route(app, client):
     assert document["openapi"].startswith("3.")
     documented = {("/api/v1" + path).replace("{", "<").replace("}", ">") for path in document["paths"]}
     routes = {rule.rule.replace("<int:", "<") for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1/")}
-    routes = {r.replace("<screening_id>", "<id>") for r in routes}
+    routes = {re.sub(r"<\w+_id>", "<id>", r) for r in routes}
     assert routes - {"/api/v1/openapi.json"} <= documented

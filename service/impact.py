@@ -1,0 +1,207 @@
+"""Impact replay: decide the screenings of one version again under another, and report what changes.
+
+Screenings are read in id order a chunk at a time (keyset pagination), so
+memory stays flat however long the log, and progress is committed after every
+chunk so another process can show it. Each chunk first checks whether the run
+was cancelled. Changed screenings go to their own table, listed page by page.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, current_app, url_for
+from sqlalchemy import func, select
+
+import rules
+from rules.errors import SubjectInputErrors
+from service.models import ImpactChange, ImpactRun, ProtocolVersion, Screening, db, utcnow
+from service.registry import registry
+from service.versions import find_version
+
+CHUNK = 500
+RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
+
+
+def start(code: str, from_number: int, to_number: int) -> ImpactRun:
+    before, after = find_version(code, from_number), find_version(code, to_number)
+    total = db.session.execute(
+        select(func.count()).select_from(Screening).where(Screening.version_id == before.id)
+    ).scalar_one()
+    run = ImpactRun(
+        protocol_id=before.protocol_id,
+        from_version=before,
+        to_version=after,
+        to_content_hash=after.to_definition().content_hash,
+        total=total,
+        transitions={},
+        criteria={},
+    )
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+def causes(before: dict[str, str], after: dict[str, str], order: list[str]) -> list[str]:
+    """The criteria whose outcome differs in a way that can move a decision."""
+    moving = {"fail", "unknown", None}
+    found = [
+        code
+        for code in order
+        if before.get(code) != after.get(code) and (before.get(code) in moving or after.get(code) in moving)
+    ]
+    return found
+
+
+def execute(run_id: int, progress: Callable[[int], None] | None = None) -> ImpactRun:
+    """Replay every screening of the run's first version under its second; resumable by id."""
+    run = db.session.get(ImpactRun, run_id)
+    compiled = registry().compiled(run.to_version)
+    order = [c.code for c in compiled.criteria]
+    last_id = 0
+    transitions: dict[str, int] = dict(run.transitions)
+    counts: dict[str, int] = dict(run.criteria)
+    try:
+        while True:
+            db.session.refresh(run)
+            if run.status != RUNNING:
+                return run
+            chunk = (
+                db.session.execute(
+                    select(Screening)
+                    .where(Screening.version_id == run.from_version_id, Screening.id > last_id)
+                    .order_by(Screening.id)
+                    .limit(CHUNK)
+                )
+                .scalars()
+                .all()
+            )
+            if not chunk:
+                break
+            for screening in chunk:
+                _replay_one(run, screening, compiled, order, transitions, counts)
+            last_id = chunk[-1].id
+            run.processed += len(chunk)
+            run.transitions = dict(transitions)
+            run.criteria = dict(counts)
+            db.session.commit()
+            db.session.expunge_all()
+            run = db.session.get(ImpactRun, run_id)
+            if progress:
+                progress(len(chunk))
+        run.status = DONE
+    except Exception as error:
+        db.session.rollback()
+        run = db.session.get(ImpactRun, run_id)
+        run.status, run.error = FAILED, str(error)
+        raise
+    finally:
+        run.finished_at = utcnow()
+        db.session.commit()
+    return run
+
+
+def _replay_one(run, screening, compiled, order, transitions, counts) -> None:
+    before = screening.decision
+    old = {c["code"]: c["outcome"] for c in screening.result["criteria"]}
+    subject = {**screening.inputs, "cohort": screening.cohort, "screening_date": screening.screening_date.isoformat()}
+    try:
+        after, new = rules.outcomes(compiled, subject)
+    except SubjectInputErrors as error:
+        after, found = "error", [e.field for e in error.errors]
+    else:
+        if after == before:
+            return
+        found = causes(old, new, order)
+    key = f"{before}→{after}"
+    transitions[key] = transitions.get(key, 0) + 1
+    for code in found:
+        counts[code] = counts.get(code, 0) + 1
+    run.changed += 1
+    db.session.add(ImpactChange(run_id=run.id, screening_id=screening.id, before=before, after=after, causes=found))
+
+
+def cancel(run: ImpactRun) -> ImpactRun:
+    if run.status == RUNNING:
+        run.status = CANCELLED
+        run.finished_at = utcnow()
+        db.session.commit()
+    return run
+
+
+def run_in_background(app: Flask, run_id: int) -> None:
+    def work() -> None:
+        with app.app_context():
+            try:
+                execute(run_id)
+            except Exception:
+                app.logger.exception("impact run %s failed", run_id)
+            finally:
+                db.session.remove()
+
+    threading.Thread(target=work, name=f"impact-{run_id}", daemon=True).start()
+
+
+def launch(run: ImpactRun) -> ImpactRun:
+    """Run inline when configured (tests, CLI), in a background thread otherwise."""
+    if current_app.config.get("IMPACT_INLINE"):
+        return execute(run.id)
+    run_in_background(current_app._get_current_object(), run.id)  # type: ignore[attr-defined]
+    return run
+
+
+def describe(run: ImpactRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "protocol": run.protocol.code,
+        "from_version": run.from_version.number,
+        "to_version": run.to_version.number,
+        "to_status": run.to_version.status,
+        "to_content_hash": run.to_content_hash,
+        "status": run.status,
+        "total": run.total,
+        "processed": run.processed,
+        "changed": run.changed,
+        "transitions": run.transitions,
+        "criteria": dict(sorted(run.criteria.items(), key=lambda item: -item[1])),
+        "error": run.error,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }
+
+
+def changes_page(run: ImpactRun, page: int, per_page: int) -> dict[str, Any]:
+    query = select(ImpactChange, Screening).join(Screening, Screening.id == ImpactChange.screening_id)
+    query = query.where(ImpactChange.run_id == run.id).order_by(ImpactChange.id)
+    rows = db.session.execute(query.offset((page - 1) * per_page).limit(per_page)).all()
+    items = [
+        {
+            "screening_id": screening.id,
+            "subject_id": screening.subject_id,
+            "site": screening.site,
+            "before": change.before,
+            "after": change.after,
+            "causes": change.causes,
+            "url": url_for("api.get_screening", screening_id=screening.id),
+        }
+        for change, screening in rows
+    ]
+    return {"items": items, "page": page, "per_page": per_page, "total": run.changed}
+
+
+def latest_done(before: ProtocolVersion, after: ProtocolVersion) -> ImpactRun | None:
+    """The newest finished run between two versions whose second version is still as it was replayed."""
+    current = after.to_definition().content_hash
+    return db.session.execute(
+        select(ImpactRun)
+        .where(
+            ImpactRun.from_version_id == before.id,
+            ImpactRun.to_version_id == after.id,
+            ImpactRun.status == DONE,
+            ImpactRun.to_content_hash == current,
+        )
+        .order_by(ImpactRun.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
