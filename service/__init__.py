@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
+
+
+def _instance_secret(app: Flask) -> str:
+    """A secret key kept in the instance folder, made on first start, so sessions survive restarts."""
+    path = Path(app.instance_path) / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -20,14 +33,21 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     else:
         app.config.from_mapping(test_config)
 
-    from service import db, errors, registry
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = os.environ.get("ELIGO_SECRET_KEY") or _instance_secret(app)
+
+    from service import audit, auth, db, errors, registry  # noqa: F401  (audit registers its listener)
 
     errors.init_app(app)
     registry.init_app(app)
+    auth.init_app(app)
     db.init_app(app)
 
-    from service import amendments_api, api
+    from service import amendments_api, api, pages
 
     app.register_blueprint(api.bp)
     app.register_blueprint(amendments_api.bp)
+    app.register_blueprint(pages.bp)
+    auth.csrf.exempt(api.bp)  # API writes: bearer tokens, or the CSRF header checked in auth
+    auth.csrf.exempt(amendments_api.bp)
     return app

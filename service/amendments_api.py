@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from service import amendments, impact, sdtm, versions
+from service.auth import api_roles
 from service.errors import ApiError
 from service.models import ImpactRun, db
 
@@ -46,6 +47,7 @@ def _page() -> tuple[int, int]:
 
 
 @bp.get("/protocols/<code>/diff")
+@api_roles("writer", "reviewer")
 def diff(code: str):
     """What changed between two versions: `?from=1&to=2`, as JSON or Markdown."""
     fmt = _format("json", "markdown")
@@ -58,6 +60,7 @@ def diff(code: str):
 
 
 @bp.post("/protocols/<code>/impact")
+@api_roles("reviewer")
 def start_impact(code: str):
     """Replay the screenings of version `from` under version `to` (published or draft)."""
     data = request.get_json(silent=True)
@@ -89,22 +92,26 @@ def _run(run_id: int) -> ImpactRun:
 
 
 @bp.get("/impact/<int:run_id>")
+@api_roles("reviewer")
 def get_impact(run_id: int):
     return jsonify(impact.describe(_run(run_id)))
 
 
 @bp.get("/impact/<int:run_id>/changes")
+@api_roles("reviewer")
 def impact_changes(run_id: int):
     page, per_page = _page()
     return jsonify(impact.changes_page(_run(run_id), page, per_page))
 
 
 @bp.delete("/impact/<int:run_id>")
+@api_roles("reviewer")
 def cancel_impact(run_id: int):
     return jsonify(impact.describe(impact.cancel(_run(run_id))))
 
 
 @bp.get("/protocols/<code>/versions/<int:number>/summary")
+@api_roles("writer", "reviewer")
 def summary(code: str, number: int):
     """The summary of changes against `?from=` (default: the version it was amended from)."""
     fmt = _format("json", "markdown", "csv")
@@ -127,12 +134,14 @@ def _csv(body: str, filename: str) -> Response:
 
 
 @bp.get("/protocols/<code>/versions/<int:number>/sdtm/ti.csv")
+@api_roles()
 def sdtm_ti(code: str, number: int):
     version = versions.find_version(code, number)
     return _csv(sdtm.to_csv(sdtm.TI_COLUMNS, sdtm.ti_rows(version)), f"{code}-v{number}-ti.csv")
 
 
 @bp.get("/sdtm/ie.csv")
+@api_roles("reviewer")
 def sdtm_ie():
     """IE records (criteria not met) from the latest screening of each subject: `?protocol=…&version=…&site=…`."""
     code = request.args.get("protocol")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from importlib.resources import files
 from typing import Any
 
@@ -10,6 +11,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context, ur
 
 import rules
 from service import batch, screenings, versions
+from service.auth import actor, api_roles, check_site, own_site
 from service.errors import ApiError
 from service.models import Protocol, Screening, db
 from service.registry import registry
@@ -46,6 +48,7 @@ def openapi():
 
 
 @bp.get("/protocols")
+@api_roles()
 def list_protocols():
     protocols = db.session.execute(db.select(Protocol).order_by(Protocol.code)).scalars()
     out = []
@@ -65,6 +68,7 @@ def list_protocols():
 
 
 @bp.get("/protocols/<code>")
+@api_roles()
 def get_protocol(code: str):
     protocol = versions.find_protocol(code)
     current = protocol.current()
@@ -79,11 +83,13 @@ def get_protocol(code: str):
 
 
 @bp.get("/protocols/<code>/versions/<int:number>")
+@api_roles()
 def get_version(code: str, number: int):
     return jsonify(versions.describe(versions.find_version(code, number), full=True))
 
 
 @bp.get("/protocols/<code>/versions/<int:number>/export")
+@api_roles()
 def export_version(code: str, number: int):
     fmt = request.args.get("format", "yaml")
     if fmt not in ("yaml", "json"):
@@ -96,17 +102,19 @@ def export_version(code: str, number: int):
 
 
 @bp.post("/protocols/import")
+@api_roles("writer")
 def import_protocol():
     """Import a protocol file (YAML or JSON body) as a new draft version."""
     text = request.get_data(as_text=True)
     if not text.strip():
         raise ApiError(400, "the body must be a protocol file (YAML or JSON)")
-    version = versions.import_definition(rules.loads_protocol(text))
+    version = versions.import_definition(rules.loads_protocol(text), created_by=actor())
     db.session.commit()
     return _created(versions.describe(version), "api.get_version", code=version.protocol.code, number=version.number)
 
 
 @bp.post("/protocols/<code>/versions")
+@api_roles("writer")
 def amend(code: str):
     """Start an amendment: a draft copied from a published version (`{"from": n}`, default current)."""
     data = _json_object() if request.get_data() else {}
@@ -124,13 +132,15 @@ def amend(code: str):
 
 
 @bp.post("/protocols/<code>/versions/<int:number>/publish")
+@api_roles("reviewer")
 def publish(code: str, number: int):
-    version = versions.publish(versions.find_version(code, number))
+    version = versions.publish(versions.find_version(code, number), published_by=actor())
     db.session.commit()
     return jsonify(versions.describe(version))
 
 
 @bp.post("/decide")
+@api_roles()
 def decide():
     """Decide a subject without storing anything (drafts allowed): `{"protocol", "version"?, "subject"}`."""
     data = _json_object()
@@ -166,20 +176,23 @@ def decide():
 
 
 @bp.post("/screenings")
+@api_roles("screener")
 def create_screening():
-    screening = screenings.screen(_json_object())
+    screening = screenings.screen(_json_object(), created_by=actor())
     return _created(screenings.describe(screening), "api.get_screening", screening_id=screening.id)
 
 
 @bp.get("/screenings")
+@api_roles("screener", "reviewer")
 def list_screenings():
-    log = screenings.parse_filter(request.args)
+    log = _scoped(screenings.parse_filter(request.args))
     return jsonify(screenings.page(log, _int_arg("page", 1, 1, 10**9), _int_arg("per_page", 50, 1, 500)))
 
 
 @bp.get("/screenings.csv")
+@api_roles("screener", "reviewer")
 def export_screenings():
-    log = screenings.parse_filter(request.args)
+    log = _scoped(screenings.parse_filter(request.args))
     return Response(
         stream_with_context(screenings.csv_rows(log)),
         mimetype="text/csv",
@@ -188,17 +201,20 @@ def export_screenings():
 
 
 @bp.get("/screenings/<int:screening_id>")
+@api_roles("screener", "reviewer")
 def get_screening(screening_id: int):
     return jsonify(screenings.describe(_screening(screening_id)))
 
 
 @bp.post("/screenings/<int:screening_id>/replay")
+@api_roles("reviewer")
 def replay(screening_id: int):
     same, again = screenings.replay(_screening(screening_id))
     return jsonify({"screening_id": screening_id, "same": same, "result": again})
 
 
 @bp.post("/screenings/batch")
+@api_roles("screener")
 def batch_screen():
     """Screen a CSV body (`?protocol=…&version=…`); all rows are stored, or none."""
     request.max_content_length = BATCH_MAX_BYTES
@@ -220,15 +236,26 @@ def batch_screen():
         raise ApiError(400, "the CSV must be UTF-8 text") from None
     rows = batch.read(text, code, int(number) if number else None)
     results = batch.decide_rows(rows)
-    stored = batch.store(results, created_by=None)
+    stored = batch.store(results, created_by=actor())
     return jsonify(
         {"screened": len(stored), "rows": [batch.summary(r, s) for r, s in zip(results, stored, strict=True)]}
     ), 201
 
 
+def _scoped(log: screenings.LogFilter) -> screenings.LogFilter:
+    """A screener's log is their own site's, whatever they ask for."""
+    mine = own_site()
+    if mine is None:
+        return log
+    if log.site and log.site != mine:
+        check_site(log.site)
+    return dataclasses.replace(log, site=mine)
+
+
 def _screening(screening_id: int) -> Screening:
     screening = db.session.get(Screening, screening_id)
-    if screening is None:
+    mine = own_site()
+    if screening is None or (mine is not None and screening.site != mine):
         raise ApiError(
             404,
             f"no screening {screening_id}",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules.decision import Decision
+from service.auth import check_site
 from service.errors import ApiError
 from service.models import ProtocolVersion, Screening, db
 from service.screenings import ScreeningRequest, decide, parse_request, record
@@ -101,6 +102,7 @@ def decide_rows(rows: Iterable[dict[str, Any]], progress: Callable[[int], None] 
         line = data.pop("row")
         try:
             request = parse_request(data)
+            check_site(request.site)
             version, decision = decide(request)
             results.append(RowResult(line, request, version, decision))
         except ApiError as error:

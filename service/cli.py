@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
-from flask import Flask
+from flask import Flask, g
 
 import rules
 from rules.errors import EligoError
@@ -24,6 +24,7 @@ def _context() -> Iterator[Flask]:
 
     app = create_app()
     with app.app_context():
+        g.actor = "cli"
         try:
             yield app
         finally:

@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import event
 
-from service.models import Protocol, db
+from service.models import Protocol, User, db
 
 
 def alembic_config() -> Config:
@@ -46,6 +46,33 @@ def seed() -> None:
     versions.publish(version, published_by="system")
 
 
+DEMO_ACCOUNTS = (
+    ("writer", "writer", None),
+    ("reviewer", "reviewer", None),
+    ("screener", "screener", "SITE-1"),
+    ("admin", "admin", None),
+)
+
+
+def demo_accounts() -> list[tuple[str, str, str, str]]:
+    """One account per role in an empty user table; their passwords and tokens are shown once only."""
+    from service.auth import create_user
+
+    if db.session.execute(db.select(User).limit(1)).first() is not None:
+        return []
+    created = []
+    for username, role, site in DEMO_ACCOUNTS:
+        user, password, token = create_user(username, role, site=site)
+        created.append((user.username, role, password, token))
+    return created
+
+
+def _print_accounts(accounts: list[tuple[str, str, str, str]]) -> None:
+    print("Demo accounts (shown once; set ELIGO_DEMO_ACCOUNTS=false to start without them):", flush=True)
+    for username, role, password, token in accounts:
+        print(f"  {username:<10} role {role:<9} password {password}  API token {token}", flush=True)
+
+
 def _sqlite_foreign_keys(dbapi_connection, connection_record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -66,4 +93,7 @@ def init_app(app: Flask) -> None:
         if app.config.get("AUTO_UPGRADE", True):
             upgrade()
             seed()
+            accounts = demo_accounts() if app.config.get("DEMO_ACCOUNTS", True) else []
             db.session.commit()
+            if accounts:
+                _print_accounts(accounts)

@@ -87,7 +87,8 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
             run.transitions = dict(transitions)
             run.criteria = dict(counts)
             db.session.commit()
-            db.session.expunge_all()
+            for screening in chunk:  # release the chunk: memory stays flat however long the log
+                db.session.expunge(screening)
             run = db.session.get(ImpactRun, run_id)
             if progress:
                 progress(len(chunk))

@@ -16,6 +16,7 @@ from sqlalchemy import Select, func, select
 import rules
 from rules.decision import Decision
 from rules.errors import SubjectInputError, SubjectInputErrors
+from service.auth import check_site
 from service.errors import ApiError
 from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db
 from service.registry import registry
@@ -149,6 +150,7 @@ def record(
 
 def screen(data: Mapping[str, Any], created_by: str | None = None) -> Screening:
     request = parse_request(data)
+    check_site(request.site)
     version, decision = decide(request)
     screening = record(request, version, decision, created_by)
     db.session.commit()

@@ -70,6 +70,15 @@ def screen(compiled: CompiledProtocol, subject: Callable[..., dict[str, Any]]) -
 
 
 TEST_DATABASE_URL = os.environ.get("ELIGO_TEST_DATABASE_URL")
+# One account per role (and a screener of a second site); passwords are pw-<username>.
+ACCOUNTS = {
+    "admin": ("admin", None),
+    "writer": ("writer", None),
+    "reviewer": ("reviewer", None),
+    "screener": ("screener", "SITE-1"),
+    "screener2": ("screener", "SITE-2"),
+}
+TOKENS: dict[str, str] = {}
 
 
 def _postgres(url: str, database: str) -> str:
@@ -94,10 +103,16 @@ def template_database(tmp_path_factory) -> str:
         url = _postgres(TEST_DATABASE_URL, "eligo_template")
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'eligo.db'}"
-    app = create_app({"TESTING": True, "DATABASE_URL": url})
+    app = create_app({"TESTING": True, "DATABASE_URL": url, "DEMO_ACCOUNTS": False})
     with app.app_context():
+        from service.auth import create_user
         from service.models import db
 
+        for username, (role, site) in ACCOUNTS.items():
+            _, _, token = create_user(username, role, password=f"pw-{username}", site=site)
+            TOKENS[username] = token
+        db.session.commit()
+        db.session.remove()
         db.engine.dispose()
     return url
 
@@ -129,7 +144,7 @@ def app(database_url):
     from service import create_app
     from service.models import db
 
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url})
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "DEMO_ACCOUNTS": False})
     yield app
     with app.app_context():
         db.session.remove()
@@ -137,5 +152,19 @@ def app(database_url):
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
+def client_as(app):
+    """A test client acting through the API as one of ACCOUNTS (by bearer token), or anonymous (None)."""
+
+    def make(username: str | None):
+        client = app.test_client()
+        if username:
+            client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS[username]}"
+        return client
+
+    return make
+
+
+@pytest.fixture
+def client(client_as):
+    """An admin's client: admins may do everything, so feature tests need no role juggling."""
+    return client_as("admin")

@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 
 from service import create_app
 from service.db import at_head
-from service.models import Base, db
+from service.models import Base, Protocol, User, db
 
 
 def test_empty_database_upgrades_to_head_and_is_seeded(empty_database_url):
@@ -28,18 +28,33 @@ def test_empty_database_upgrades_to_head_and_is_seeded(empty_database_url):
         with db.engine.connect() as connection:
             drift = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         assert drift == []
-        client = app.test_client()
-        (protocol,) = client.get("/api/v1/protocols").get_json()
-        assert (protocol["protocol"], protocol["current_version"]) == ("NCT07193667", 1)
+        (protocol,) = db.session.execute(db.select(Protocol)).scalars()
+        assert (protocol.code, protocol.current().number) == ("NCT07193667", 1)
+        assert sorted(u.role for u in db.session.execute(db.select(User)).scalars()) == [
+            "admin",
+            "reviewer",
+            "screener",
+            "writer",
+        ]
         db.session.remove()
         db.engine.dispose()
 
 
-def test_starting_twice_changes_nothing(empty_database_url):
-    for _ in range(2):
+def test_starting_twice_changes_nothing_and_shows_demo_passwords_once(empty_database_url, capsys):
+    for start in range(2):
         app = create_app({"TESTING": True, "DATABASE_URL": empty_database_url})
         with app.app_context():
-            versions = app.test_client().get("/api/v1/protocols/NCT07193667").get_json()["versions"]
-            assert [v["version"] for v in versions] == [1]
+            assert [v.number for v in db.session.execute(db.select(Protocol)).scalar_one().versions] == [1]
+            assert db.session.query(User).count() == 4
             db.session.remove()
             db.engine.dispose()
+        printed = capsys.readouterr().out
+        assert ("API token" in printed) == (start == 0)
+
+
+def test_demo_accounts_can_be_turned_off(empty_database_url):
+    app = create_app({"TESTING": True, "DATABASE_URL": empty_database_url, "DEMO_ACCOUNTS": False})
+    with app.app_context():
+        assert db.session.query(User).count() == 0
+        db.session.remove()
+        db.engine.dispose()

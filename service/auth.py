@@ -1,0 +1,165 @@
+"""Accounts, roles and how a request proves who it is.
+
+Pages use a session login (Flask-Login) with CSRF tokens on every form. API
+clients send `Authorization: Bearer <token>`; tokens are stored as SHA-256 so
+checking one costs microseconds, not the scrypt of a password. An API call
+carried by a browser session must also send the CSRF token (X-CSRFToken), so
+another site cannot make a logged-in browser publish or screen.
+
+Roles (DESIGN.md section 6): a writer edits drafts and test cases, a reviewer
+compares, replays and publishes, a screener screens subjects of their own site
+and sees that site's log, an admin manages users and may do everything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, g, redirect, request, url_for
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from service.errors import ApiError
+from service.models import User, db
+
+ROLES = ("writer", "reviewer", "screener", "admin")
+login_manager = LoginManager()
+csrf = CSRFProtect()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(
+    username: str, role: str, password: str | None = None, site: str | None = None
+) -> tuple[User, str, str]:
+    """A new account; returns it with its password and API token, which are never shown again."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    password = password or secrets.token_urlsafe(12)
+    token = secrets.token_urlsafe(24)
+    user = User(
+        username=username,
+        role=role,
+        site=site,
+        password_hash=generate_password_hash(password),
+        token_hash=hash_token(token),
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user, password, token
+
+
+def check_password(user: User, password: str) -> bool:
+    return bool(user.active) and check_password_hash(user.password_hash, password)
+
+
+def has_role(user: Any, *roles: str) -> bool:
+    return bool(getattr(user, "is_authenticated", False)) and (user.role == "admin" or user.role in roles)
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    user = db.session.get(User, int(user_id))
+    return user if user is not None and user.active else None
+
+
+@login_manager.request_loader
+def _load_from_token(req) -> User | None:
+    header = req.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        return None
+    user = db.session.execute(select(User).filter_by(token_hash=hash_token(header[7:].strip()))).scalar_one_or_none()
+    if user is not None and user.active:
+        g.token_auth = True
+        return user
+    return None
+
+
+def api_roles(*roles: str) -> Callable[[F], F]:
+    """Refuse an API call from anyone without one of these roles: 401 if unknown, 403 if not allowed."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                raise ApiError(401, "sign in, or send `Authorization: Bearer <token>`")
+            if roles and not has_role(current_user, *roles):
+                raise ApiError(403, f"this needs the role {' or '.join(roles)}; you are {current_user.role}")
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def page_roles(*roles: str) -> Callable[[F], F]:
+    """The same for pages: to the login page if signed out, 403 if the role does not allow it."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return redirect(url_for("pages.login", next=request.full_path))
+            if roles and not has_role(current_user, *roles):
+                from flask import abort
+
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorate
+
+
+def own_site() -> str | None:
+    """The one site a screener may see and screen for; None for roles (and the CLI) that see every site."""
+    from flask import has_request_context
+
+    if has_request_context() and current_user.is_authenticated and current_user.role == "screener":
+        return current_user.site or ""
+    return None
+
+
+def check_site(site: str) -> None:
+    """Refuse a screener acting for another site than their own."""
+    mine = own_site()
+    if mine is not None and site != mine:
+        raise ApiError(
+            403,
+            f"you screen for site {mine or '(none)'}",
+            [{"field": "site", "value": site, "expected": mine or "no site: ask an admin"}],
+        )
+
+
+def actor() -> str:
+    """Who is acting, for the audit trail and the records: the user, or what the app context says (cli)."""
+    from flask import has_app_context, has_request_context
+
+    if has_request_context() and current_user and current_user.is_authenticated:
+        return current_user.username
+    if has_app_context():
+        return g.get("actor", "system")
+    return "system"
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "pages.login"
+    csrf.init_app(app)
+
+    @app.before_request
+    def api_csrf_for_sessions() -> None:
+        """API writes by a browser session need the CSRF header; token clients need nothing more."""
+        if request.blueprint in ("api", "amendments") and request.method not in ("GET", "HEAD", "OPTIONS"):
+            current_user._get_current_object()  # load the user (sets g.token_auth for bearer tokens)
+            if current_user.is_authenticated and not g.get("token_auth"):
+                csrf.protect()
