@@ -43,11 +43,16 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     db.init_app(app)
 
-    from service import amendments_api, api, pages
+    from service import amendments_api, api, pages, screening_pages
 
     app.register_blueprint(api.bp)
     app.register_blueprint(amendments_api.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(screening_pages.bp)
+
+    import admin
+
+    admin.init_app(app)
     auth.csrf.exempt(api.bp)  # API writes: bearer tokens, or the CSRF header checked in auth
     auth.csrf.exempt(amendments_api.bp)
     return app

@@ -1,0 +1,38 @@
+"""The protocol writers' and reviewers' admin (Flask-Admin): criteria, dictionary, test cases, versions."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_admin import Admin
+
+from admin.views import (
+    AuditView,
+    CohortView,
+    CriterionView,
+    EligoIndexView,
+    ProtocolVersionView,
+    TestCaseView,
+    TryItView,
+    UserView,
+    VariableView,
+)
+from service.models import AuditEntry, Cohort, Criterion, ProtocolVersion, TestCase, User, Variable, db
+
+
+def init_app(app: Flask) -> None:
+    admin = Admin(name="Eligo admin", index_view=EligoIndexView(url="/admin"))
+    session = db  # Flask-Admin 2.2 takes the Flask-SQLAlchemy object itself
+    admin.add_view(ProtocolVersionView(ProtocolVersion, session, name="Versions", endpoint="versions"))
+    admin.add_view(CriterionView(Criterion, session, name="Criteria", endpoint="criteria"))
+    admin.add_view(VariableView(Variable, session, name="Data dictionary", endpoint="variables"))
+    admin.add_view(CohortView(Cohort, session, name="Cohorts", endpoint="cohorts"))
+    admin.add_view(TestCaseView(TestCase, session, name="Test cases", endpoint="testcases"))
+    admin.add_view(TryItView(name="Try it", endpoint="tryit"))
+    admin.add_view(AuditView(AuditEntry, session, name="Audit trail", endpoint="audit"))
+    admin.add_view(UserView(User, session, name="Users", endpoint="users"))
+    admin.init_app(app)
+
+    from service.auth import csrf
+
+    for view in admin._views:  # Flask-Admin forms carry their own CSRF token (SecureForm)
+        csrf.exempt(view.blueprint)

@@ -1,0 +1,71 @@
+"""Form validators that check what a protocol writer types against the version's data dictionary."""
+
+from __future__ import annotations
+
+from markupsafe import Markup, escape
+from wtforms import ValidationError
+
+from rules.checker import check_rule
+from rules.dictionary import DataDictionary
+from rules.errors import ProtocolError, RuleErrors
+from rules.protocol import VARIABLE_TYPES
+from rules.units import UnitError, parse
+from service.models import DRAFT, ProtocolVersion
+
+
+def version_of(form) -> ProtocolVersion | None:
+    """The version the edited row belongs to: the object being edited, or the version chosen on create."""
+    obj = getattr(form, "_obj", None)
+    if obj is not None and getattr(obj, "version", None) is not None:
+        return obj.version
+    field = getattr(form, "version", None)
+    return field.data if field is not None else None
+
+
+def draft_only(form, field) -> None:
+    version = version_of(form)
+    if version is not None and version.status != DRAFT:
+        raise ValidationError(
+            f"version {version.number} is {version.status} and cannot change:"
+            " start an amendment (Versions → Start amendment)"
+        )
+
+
+def valid_rule(form, field) -> None:
+    """Parse and check the rule against the version's dictionary; show each problem with its position."""
+    version = version_of(form)
+    if version is None or not field.data:
+        return
+    try:
+        dictionary = DataDictionary(version.to_definition())
+    except ProtocolError as error:
+        raise ValidationError(f"the data dictionary has problems to fix first: {error}") from None
+    try:
+        check_rule(field.data, dictionary)
+    except RuleErrors as errors:
+        messages = []
+        for error in errors.errors:
+            context = error.context()
+            message = f"{error.describe()}"
+            if context:
+                message += f"\n{context}"
+            messages.append(message)
+        raise ValidationError(
+            Markup("<pre class='rule-error'>{}</pre>").format(escape("\n\n".join(messages)))
+        ) from None
+
+
+def known_unit(form, field) -> None:
+    for label in [field.data] if isinstance(field.data, str) else (field.data or []):
+        if label:
+            try:
+                parse(label)
+            except UnitError:
+                raise ValidationError(
+                    f"unknown unit {label!r}: write it as a lab would, e.g. x10^9/L, µmol/L, mg/dL"
+                ) from None
+
+
+def variable_type(form, field) -> None:
+    if field.data not in VARIABLE_TYPES:
+        raise ValidationError(f"one of {', '.join(VARIABLE_TYPES)}")

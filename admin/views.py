@@ -1,0 +1,313 @@
+"""Declarative admin views; behaviour lives in the service layer, shared with the API."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import flash, request, url_for
+from flask_admin import AdminIndexView, BaseView, expose
+from flask_admin.actions import action
+from flask_admin.contrib.sqla import ModelView
+from flask_admin.form import SecureForm
+from flask_login import current_user
+from markupsafe import Markup, escape
+from sqlalchemy import select
+from wtforms import PasswordField, SelectField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Optional
+
+import rules
+from admin.access import RoleAccess
+from admin.validators import draft_only, known_unit, valid_rule, variable_type
+from rules.errors import EligoError, SubjectInputErrors
+from service import versions
+from service.auth import has_role, hash_token
+from service.models import DRAFT, ImmutableVersionError, ProtocolVersion, db
+from service.registry import registry
+
+
+class EligoIndexView(RoleAccess, AdminIndexView):
+    roles = ("writer", "reviewer")
+
+    @expose("/")
+    def index(self) -> str:
+        drafts = db.session.execute(select(ProtocolVersion).where(ProtocolVersion.status == DRAFT)).scalars().all()
+        return self.render("admin_eligo/index.html", drafts=drafts)
+
+
+class EligoModelView(RoleAccess, ModelView):
+    """Common ground: CSRF on every form, and refusals shown as messages rather than errors."""
+
+    form_base_class = SecureForm
+    page_size = 50
+    can_view_details = True
+
+    def handle_view_exception(self, exc: Exception) -> bool:
+        if isinstance(exc, ImmutableVersionError | EligoError):
+            flash(f"Not saved: {exc}", "error")
+            return True
+        return super().handle_view_exception(exc)
+
+
+def _version_label(view: Any, context: Any, model: Any, name: str) -> str:
+    version = model.version
+    return f"{version.protocol.code} v{version.number} ({version.status})"
+
+
+class VersionPartView(EligoModelView):
+    """Rows that belong to a version: editable only while the version is a draft."""
+
+    roles = ("writer",)
+    column_formatters = {"version": _version_label}
+    column_filters = ("version.number", "version.status")
+    form_excluded_columns = ("position",)
+
+    def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
+        version = model.version
+        if version is not None and version.status != DRAFT:
+            raise ImmutableVersionError(f"version {version.number} is {version.status}; start an amendment")
+        if is_created and version is not None:
+            siblings = getattr(version, type(model).__tablename__)
+            model.position = max((s.position for s in siblings if s is not model), default=-1) + 1
+
+    def get_query(self):
+        query = super().get_query()
+        number = request.args.get("version_number")
+        if number and number.isdigit():
+            query = query.join(ProtocolVersion).filter(ProtocolVersion.number == int(number))
+        return query
+
+
+class CriterionView(VersionPartView):
+    column_list = ("version", "code", "kind", "cohorts", "rule", "rationale")
+    column_searchable_list = ("code", "text", "rule")
+    column_filters = ("version.number", "version.status", "kind", "code")
+    column_default_sort = "position"
+    form_columns = ("version", "code", "kind", "cohorts", "section", "text", "rule", "notes", "rationale")
+    form_overrides = {"rule": TextAreaField, "text": TextAreaField, "notes": TextAreaField, "rationale": TextAreaField}
+    form_args = {
+        "kind": {"validators": [draft_only]},
+        "rule": {
+            "validators": [valid_rule],
+            "description": "e.g. anc >= 1 x10^9/L and not (csf_received and"
+            " last_csf_date within 2 weeks before screening)",
+        },
+        "rationale": {"description": "Why this amendment changes the criterion (shown in the summary of changes)."},
+    }
+    form_widget_args = {"rule": {"rows": 4, "class": "rule"}, "text": {"rows": 4}}
+
+    def scaffold_form(self):
+        form = super().scaffold_form()
+        form.kind = SelectField(
+            "Kind", choices=[SelectChoice("inclusion"), SelectChoice("exclusion")], validators=[draft_only]
+        )
+        return form
+
+
+class VariableView(VersionPartView):
+    column_list = ("version", "name", "label", "type", "unit", "units", "minimum", "maximum", "uln", "formula")
+    column_searchable_list = ("name", "label", "section")
+    column_filters = ("version.number", "version.status", "type", "section")
+    column_default_sort = "position"
+    form_columns = (
+        "version",
+        "name",
+        "label",
+        "type",
+        "unit",
+        "units",
+        "minimum",
+        "maximum",
+        "codes",
+        "uln",
+        "molar_mass",
+        "formula",
+        "section",
+        "help",
+    )
+    form_args = {
+        "type": {"validators": [variable_type, draft_only]},
+        "unit": {"validators": [known_unit]},
+        "units": {"description": 'Accepted units besides the canonical one, as JSON, e.g. ["/µL", "10^9/L"]'},
+        "formula": {"description": "A derived variable: e.g. cockcroft_gault(age, weight, creatinine, sex)"},
+    }
+
+    def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
+        super().on_model_change(form, model, is_created)
+        from rules.dictionary import DataDictionary
+
+        DataDictionary(model.version.to_definition())  # refuses a dictionary that does not hold together
+
+
+class CohortView(VersionPartView):
+    column_list = ("version", "code", "label")
+    form_columns = ("version", "code", "label")
+
+
+class TestCaseView(VersionPartView):
+    column_list = ("version", "name", "expect")
+    column_searchable_list = ("name",)
+    form_columns = ("version", "name", "expect", "subject", "outcomes", "missing")
+    form_overrides = {"expect": SelectField}
+    form_args = {
+        "expect": {
+            "choices": [
+                SelectChoice("eligible"),
+                SelectChoice("not_eligible", "not eligible"),
+                SelectChoice("incomplete"),
+            ]
+        },
+        "subject": {"description": 'variable: value, with cohort and screening_date, e.g. {"cohort": "SLE", ...}'},
+        "outcomes": {"description": 'Expected outcomes by criterion, e.g. {"IN-03b": "fail"}'},
+    }
+
+
+class ProtocolVersionView(EligoModelView):
+    roles = ("writer", "reviewer")
+    can_create = False
+    can_edit = False
+    can_delete = False
+    column_list = ("protocol.code", "number", "status", "based_on", "content_hash", "published_at", "published_by")
+    column_labels = {"protocol.code": "Protocol", "number": "Version", "based_on": "Amended from"}
+    column_filters = ("status", "protocol.code")
+    column_default_sort = [("protocol_id", False), ("number", False)]
+    column_formatters = {
+        "content_hash": lambda v, c, m, n: (m.content_hash or "")[:12],
+        "based_on": lambda v, c, m, n: f"v{m.based_on.number}" if m.based_on else "",
+        "number": lambda v, c, m, n: Markup(
+            '{number} <a href="{criteria}">criteria</a> · <a href="{dictionary}">dictionary</a>{tryit}'
+        ).format(
+            number=m.number,
+            criteria=url_for("criteria.index_view", version_number=m.number),
+            dictionary=url_for("variables.index_view", version_number=m.number),
+            tryit=Markup(' · <a href="{}">try it</a>').format(url_for("tryit.index", version_id=m.id)),
+        ),
+    }
+
+    @action("amend", "Start amendment", "Start a draft amendment from the selected published version?")
+    def amend(self, ids: list[str]) -> None:
+        if not has_role(current_user, "writer"):
+            flash("Only writers start amendments.", "error")
+            return
+        for version in self._selected(ids):
+            try:
+                draft = versions.amend(version.protocol.code, version.number)
+                db.session.commit()
+                flash(f"Draft version {draft.number} of {version.protocol.code} started from version {version.number}.")
+            except versions.VersionError as error:
+                db.session.rollback()
+                flash(error.message, "error")
+
+    @action("publish", "Publish", "Run the test cases of the selected draft and publish it?")
+    def publish(self, ids: list[str]) -> None:
+        if not has_role(current_user, "reviewer"):
+            flash("Only reviewers publish.", "error")
+            return
+        for version in self._selected(ids):
+            try:
+                versions.publish(version, published_by=current_user.username)
+                db.session.commit()
+                flash(f"{version.protocol.code} version {version.number} published (hash {version.content_hash[:12]}).")
+            except versions.PublishRefused as refused:
+                db.session.rollback()
+                lines = [
+                    f"{f.name}: expected {json.dumps(f.expected)}, got {json.dumps(f.got)}" for f in refused.failures
+                ]
+                flash(
+                    Markup("Not published: {} test case(s) failed:<ul>{}</ul>").format(
+                        len(lines), Markup("").join(Markup("<li>{}</li>").format(line) for line in lines)
+                    ),
+                    "error",
+                )
+            except versions.VersionError as error:
+                db.session.rollback()
+                flash(error.message, "error")
+
+    def _selected(self, ids: list[str]) -> list[ProtocolVersion]:
+        return [db.session.get(ProtocolVersion, int(i)) for i in ids]
+
+
+class TryItView(RoleAccess, BaseView):
+    """Decide a subject (a test case, or JSON typed in) under a draft, without publishing or storing."""
+
+    roles = ("writer", "reviewer")
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self) -> str:
+        version_id = request.values.get("version_id", type=int)
+        version = db.session.get(ProtocolVersion, version_id) if version_id else None
+        if version is None:
+            candidates = db.session.execute(select(ProtocolVersion).order_by(ProtocolVersion.id)).scalars().all()
+            return self.render("admin_eligo/try_pick.html", versions=candidates)
+        subject_text = request.form.get("subject", "")
+        case_name = request.form.get("case", "")
+        decision, problem = None, None
+        if request.method == "POST":
+            try:
+                if case_name:
+                    case = next(t for t in version.test_cases if t.name == case_name)
+                    subject_text = json.dumps(case.subject, indent=1)
+                subject = json.loads(subject_text or "{}")
+                decision = rules.decide(registry().compiled(version), subject)
+            except json.JSONDecodeError as error:
+                problem = f"The subject is not valid JSON: {error}"
+            except SubjectInputErrors as errors:
+                problem = "; ".join(str(e) for e in errors.errors)
+            except EligoError as error:
+                problem = str(error)
+        return self.render(
+            "admin_eligo/try.html",
+            version=version,
+            subject=subject_text,
+            cases=version.test_cases,
+            decision=decision,
+            problem=problem,
+        )
+
+
+class AuditView(EligoModelView):
+    roles = ("writer", "reviewer")
+    can_create = False
+    can_edit = False
+    can_delete = False
+    column_list = ("at", "actor", "action", "entity", "summary", "before", "after")
+    column_filters = ("actor", "action", "entity", "at")
+    column_searchable_list = ("summary",)
+    column_default_sort = ("id", True)
+    column_formatters = {
+        "before": lambda v, c, m, n: _changes(m.before),
+        "after": lambda v, c, m, n: _changes(m.after),
+    }
+
+
+def _changes(values: dict[str, Any] | None) -> Markup:
+    if not values:
+        return Markup("")
+    shown = list(values.items())[:8]
+    return Markup("<br>").join(Markup("<code>{}</code>: {}").format(k, escape(str(v))[:160]) for k, v in shown)
+
+
+class UserView(EligoModelView):
+    roles = ("admin",)
+    column_list = ("username", "role", "site", "active", "created_at")
+    column_searchable_list = ("username",)
+    column_filters = ("role", "site", "active")
+    form_columns = ("username", "role", "site", "active")
+    form_overrides = {"role": SelectField}
+    form_args = {"role": {"choices": [SelectChoice(r) for r in ("writer", "reviewer", "screener", "admin")]}}
+    form_extra_fields = {"password": PasswordField("New password", validators=[Optional()])}
+
+    def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
+        from werkzeug.security import generate_password_hash
+
+        if form.password.data:
+            model.password_hash = generate_password_hash(form.password.data)
+        elif is_created:
+            raise EligoError("a new account needs a password")
+        if is_created and not model.token_hash:
+            import secrets
+
+            token = secrets.token_urlsafe(24)
+            model.token_hash = hash_token(token)
+            flash(f"API token for {model.username} (shown once): {token}")

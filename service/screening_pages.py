@@ -1,0 +1,209 @@
+"""Screening pages for screening staff: plain, fast, printable. The form is made from the data dictionary."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import DateField, Field, SelectField, StringField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired
+
+from rules.compiler import CompiledProtocol
+from service import screenings
+from service.attrition import attrition, chart_svg
+from service.auth import actor, own_site, page_roles
+from service.errors import ApiError
+from service.models import Protocol, Screening, db
+from service.registry import registry
+from service.versions import VersionError, find_version
+
+bp = Blueprint("screening_pages", __name__)
+BOOLEAN_CHOICES = [SelectChoice("", "—"), SelectChoice("yes"), SelectChoice("no")]
+
+
+def _sections(compiled: CompiledProtocol) -> list[tuple[str, list[Any]]]:
+    """Input variables grouped by section, in dictionary order; each ULN beside its variable."""
+    grouped: dict[str, list[Any]] = {}
+    for variable in compiled.dictionary.variables.values():
+        if variable.builtin or variable.is_derived or variable.companion_of:
+            continue
+        grouped.setdefault(variable.definition.section or "Other", []).append(variable)
+    return list(grouped.items())
+
+
+def form_class(compiled: CompiledProtocol) -> type[FlaskForm]:
+    """A WTForms form with one optional field per input variable, and a unit choice where there is one."""
+
+    class ScreeningForm(FlaskForm):
+        subject_id = StringField("Subject id (pseudonymous)", validators=[DataRequired()])
+        site = StringField("Site", validators=[DataRequired()])
+        screening_date = DateField("Screening date", validators=[DataRequired()], default=dt.date.today)
+
+    for _, variables in _sections(compiled):
+        for variable in variables:
+            d = variable.definition
+            if variable.type == "boolean":
+                field: Field = SelectField(d.label, choices=BOOLEAN_CHOICES, default="")
+            elif variable.type == "code":
+                field = SelectField(
+                    d.label, choices=[SelectChoice("", "—"), *(SelectChoice(c) for c in d.codes)], default=""
+                )
+            elif variable.type == "date":
+                field = StringField(d.label, render_kw={"type": "date"})
+            else:
+                field = StringField(d.label, render_kw={"inputmode": "decimal", "autocomplete": "off"})
+                if len(variable.accepted_units) > 1:
+                    choices = [SelectChoice(u) for u in variable.accepted_units]
+                    setattr(ScreeningForm, f"{d.name}__unit", SelectField("unit", choices=choices, default=d.unit))
+                if d.uln:
+                    setattr(ScreeningForm, f"{d.name}_uln", StringField("ULN", render_kw={"inputmode": "decimal"}))
+            setattr(ScreeningForm, d.name, field)
+    return ScreeningForm
+
+
+def _inputs(form: FlaskForm, compiled: CompiledProtocol) -> dict[str, Any]:
+    inputs: dict[str, Any] = {}
+    for _, variables in _sections(compiled):
+        for variable in variables:
+            name = variable.name
+            raw = (form[name].data or "").strip() if isinstance(form[name].data, str) else form[name].data
+            unit_field = form._fields.get(f"{name}__unit")
+            unit = unit_field.data if unit_field else None
+            if raw:
+                inputs[name] = {"value": raw, "unit": unit} if unit and unit != variable.unit else raw
+            uln_field = form._fields.get(f"{name}_uln")
+            if uln_field and uln_field.data and uln_field.data.strip():
+                uln = uln_field.data.strip()
+                inputs[f"{name}_uln"] = {"value": uln, "unit": unit} if unit and unit != variable.unit else uln
+    return inputs
+
+
+@bp.get("/screen")
+@page_roles("screener")
+def choose():
+    protocols = db.session.execute(select(Protocol).order_by(Protocol.code)).scalars().all()
+    published = [(p, p.current()) for p in protocols if p.current() is not None]
+    return render_template("screen_choose.html", published=published)
+
+
+@bp.route("/screen/<code>/<cohort>", methods=["GET", "POST"])
+@page_roles("screener")
+def screen(code: str, cohort: str):
+    try:
+        version = find_version(code)
+    except VersionError:
+        abort(404)
+    compiled = registry().compiled(version)
+    if cohort not in {c.code for c in compiled.definition.cohorts}:
+        abort(404)
+    form = form_class(compiled)()
+    site = own_site()
+    if request.method == "GET" and site:
+        form.site.data = site
+    problem = None
+    if form.validate_on_submit():
+        payload = {
+            "protocol": code,
+            "version": version.number,
+            "subject_id": form.subject_id.data.strip(),
+            "site": site or form.site.data.strip(),
+            "screening_date": form.screening_date.data.isoformat(),
+            "cohort": cohort,
+            "inputs": _inputs(form, compiled),
+        }
+        try:
+            screening = screenings.screen(payload, created_by=actor())
+            return redirect(url_for("screening_pages.result", screening_id=screening.id))
+        except ApiError as error:
+            db.session.rollback()
+            problem = error.message
+            for item in error.errors:
+                name = (item.get("field") or "").removeprefix("inputs.").removesuffix(".unit")
+                target = form._fields.get(name)
+                if target is not None:
+                    target.errors = [*target.errors, f"{item.get('value')!r}: expected {item['expected']}"]
+    return render_template(
+        "screen_form.html",
+        form=form,
+        sections=_sections(compiled),
+        version=version,
+        cohort=cohort,
+        cohort_label=next(c.label for c in compiled.definition.cohorts if c.code == cohort),
+        site_fixed=site is not None,
+        problem=problem,
+    )
+
+
+def _visible(screening: Screening) -> Screening:
+    site = own_site()
+    if site is not None and screening.site != site:
+        abort(404)
+    return screening
+
+
+@bp.get("/screenings/<int:screening_id>")
+@page_roles("screener", "reviewer")
+def result(screening_id: int):
+    screening = db.session.get(Screening, screening_id) or abort(404)
+    _visible(screening)
+    criteria = screening.result["criteria"]
+    order = {"fail": 0, "unknown": 1, "pass": 2, "not_applicable": 3}
+    return render_template(
+        "screen_result.html",
+        screening=screening,
+        result=screening.result,
+        applicable=sorted((c for c in criteria if c["outcome"] != "not_applicable"), key=lambda c: order[c["outcome"]]),
+        not_applicable=[c for c in criteria if c["outcome"] == "not_applicable"],
+    )
+
+
+@bp.get("/log")
+@page_roles("screener", "reviewer")
+def log():
+    try:
+        chosen = screenings.parse_filter(request.args)
+    except ApiError as error:
+        chosen, problem = screenings.LogFilter(), error.errors
+    else:
+        problem = None
+    site = own_site()
+    if site is not None:
+        chosen = screenings.LogFilter(**{**vars(chosen), "site": site})
+    page_number = max(1, int(request.args.get("page", "1"))) if request.args.get("page", "1").isdigit() else 1
+    page = screenings.page(chosen, page_number, 50)
+    protocols = db.session.execute(select(Protocol.code).order_by(Protocol.code)).scalars().all()
+    return render_template(
+        "log.html",
+        page=page,
+        chosen=chosen,
+        problem=problem,
+        protocols=protocols,
+        site_fixed=site is not None,
+        query={k: v for k, v in request.args.items() if k != "page"},
+    )
+
+
+@bp.get("/protocols/<code>/attrition")
+@page_roles("screener", "reviewer", "writer")
+def attrition_page(code: str):
+    number = request.args.get("version")
+    try:
+        version = find_version(code, int(number) if number and number.isdigit() else None)
+    except VersionError:
+        abort(404)
+    bars = attrition(version, own_site())
+    return render_template("attrition.html", version=version, bars=bars, svg=chart_svg(bars))
+
+
+@bp.get("/protocols/<code>/attrition.svg")
+@page_roles("screener", "reviewer", "writer")
+def attrition_svg(code: str):
+    try:
+        version = find_version(code)
+    except VersionError:
+        abort(404)
+    return chart_svg(attrition(version, own_site())), 200, {"Content-Type": "image/svg+xml"}

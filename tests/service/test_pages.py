@@ -1,0 +1,196 @@
+"""Screening pages and the admin, through the test client with CSRF on, as in production."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from service.models import Criterion, Screening, db
+
+
+def _token(html: str) -> str:
+    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
+
+
+@pytest.fixture
+def browser_as(app):
+    """A signed-in browser-like client (session cookie, CSRF tokens from the pages)."""
+    app.config["WTF_CSRF_ENABLED"] = True
+
+    def sign_in(username: str):
+        client = app.test_client()
+        token = _token(client.get("/login").get_data(as_text=True))
+        response = client.post("/login", data={"username": username, "password": f"pw-{username}", "csrf_token": token})
+        assert response.status_code == 302
+        return client
+
+    return sign_in
+
+
+def test_login_refuses_a_wrong_password_and_unsafe_redirects(app):
+    app.config["WTF_CSRF_ENABLED"] = True
+    client = app.test_client()
+    token = _token(client.get("/login").get_data(as_text=True))
+    wrong = client.post("/login", data={"username": "screener", "password": "nope", "csrf_token": token})
+    assert "Unknown username or wrong password." in wrong.get_data(as_text=True)
+    right = client.post(
+        "/login?next=https://evil.example/",
+        data={"username": "screener", "password": "pw-screener", "csrf_token": token},
+    )
+    assert right.headers["Location"] == "/"
+    assert app.test_client().post("/login", data={"username": "screener", "password": "pw-screener"}).status_code == 400
+
+
+def test_signed_out_visitors_go_to_login(app):
+    response = app.test_client().get("/screen/NCT07193667/SLE")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login?next=")
+
+
+def test_the_form_is_generated_from_the_dictionary(browser_as, seed):
+    html = browser_as("screener").get("/screen/NCT07193667/SLE").get_data(as_text=True)
+    for section in ("Bone marrow", "Liver", "Kidney", "Serology", "SLE"):
+        assert f"<legend>{section}</legend>" in html
+    assert 'name="anc__unit"' in html and '<option value="/µL">/µL</option>' in html
+    assert 'name="alt_uln"' in html
+    assert 'name="crcl"' not in html  # derived: computed, never typed
+    site = re.search(r'<input[^>]*name="site"[^>]*>', html).group(0)
+    assert 'value="SITE-1"' in site and "readonly" in site
+
+
+def _form(client, **values):
+    page = client.get("/screen/NCT07193667/SLE").get_data(as_text=True)
+    data = {"csrf_token": _token(page), "subject_id": "S-1", "site": "SITE-1", "screening_date": "2026-11-02"}
+    data.update(values)
+    return client.post("/screen/NCT07193667/SLE", data=data)
+
+
+def test_bad_values_are_shown_beside_their_field_and_nothing_is_stored(app, browser_as):
+    response = _form(browser_as("screener"), hgb="lots", anc="800", anc__unit="/µL")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Nothing was stored" in html
+    assert re.search(r"field invalid.*?Haemoglobin.*?&#39;lots&#39;: expected a number in g/L", html, re.S)
+    with app.app_context():
+        assert db.session.query(Screening).count() == 0
+
+
+def test_a_screening_is_decided_recorded_and_explained(browser_as):
+    client = browser_as("screener")
+    response = _form(client, anc="800", anc__unit="/µL", age="40", sex="female")
+    assert response.status_code == 302
+    html = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Not eligible" in html
+    assert "ANC 0.8 x10^9/L (submitted 800 /µL) is below 1 x10^9/L" in html
+    assert 'class="fail"' in html
+    log = client.get("/log?decision=not_eligible").get_data(as_text=True)
+    assert "S-1" in log and "1 screening." in log
+
+
+def test_attrition_chart_counts_failures(browser_as):
+    client = browser_as("screener")
+    _form(client, anc="800", anc__unit="/µL")
+    html = client.get("/protocols/NCT07193667/attrition").get_data(as_text=True)
+    assert "<svg" in html and "IN-03b" in html and "1 (100%)" in html
+
+
+def test_roles_guard_pages(browser_as):
+    assert browser_as("screener").get("/admin/criteria/").status_code == 403
+    assert browser_as("writer").get("/screen/NCT07193667/SLE").status_code == 403
+    assert browser_as("writer").get("/admin/users/").status_code == 403
+    assert browser_as("admin").get("/admin/users/").status_code == 200
+
+
+def _criterion_id(app, number: int, code: str) -> int:
+    with app.app_context():
+        from service.models import ProtocolVersion
+
+        query = (
+            db.select(Criterion.id)
+            .join(ProtocolVersion)
+            .where(ProtocolVersion.number == number, Criterion.code == code)
+        )
+        return db.session.execute(query).scalar_one()
+
+
+def _edit_rule(client, criterion_id: int, rule: str):
+    url = f"/admin/criteria/edit/?id={criterion_id}"
+    page = client.get(url).get_data(as_text=True)
+    form = dict(re.findall(r'<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"', page))
+    form.update(
+        {
+            "rule": rule,
+            "kind": "inclusion",
+            "text": "b. Neutrophil count",
+            "cohorts": "[]",
+            "version": re.search(r'<option selected value="(\d+)"', page).group(1),
+        }
+    )
+    return client.post(url, data=form)
+
+
+def test_a_bad_rule_is_refused_on_save_with_its_position(app, browser_as):
+    writer = browser_as("writer")
+    writer.post(
+        "/api/v1/protocols/NCT07193667/versions",
+        headers={"X-CSRFToken": _token(writer.get("/").get_data(as_text=True))},
+    )
+    criterion = _criterion_id(app, 2, "IN-03b")
+    html = _edit_rule(writer, criterion, "anc >= 1.5 mg/dL").get_data(as_text=True)
+    assert "`mg/dL` does not fit `anc` (x10^9/L) at line 1, column 8" in html
+    assert "anc &gt;= 1.5 mg/dL\n       ^" in html
+    with app.app_context():
+        assert db.session.get(Criterion, criterion).rule.startswith("anc >= 1 x10^9/L")
+    _edit_rule(writer, criterion, "anc >= 1.5 x10^9/L")
+    with app.app_context():
+        assert db.session.get(Criterion, criterion).rule == "anc >= 1.5 x10^9/L"
+
+
+def test_published_criteria_cannot_be_edited_in_the_admin(app, browser_as):
+    criterion = _criterion_id(app, 1, "IN-03b")
+    html = _edit_rule(browser_as("writer"), criterion, "anc >= 1.5 x10^9/L").get_data(as_text=True)
+    assert "version 1 is published and cannot change: start an amendment" in html
+    with app.app_context():
+        assert db.session.get(Criterion, criterion).rule.startswith("anc >= 1 x10^9/L")
+
+
+def _action(client, action: str, version_id: int):
+    page = client.get("/admin/versions/").get_data(as_text=True)
+    return client.post(
+        "/admin/versions/action/",
+        data={"action": action, "rowid": str(version_id), "csrf_token": _token(page)},
+        follow_redirects=True,
+    )
+
+
+def test_amend_and_publish_actions_respect_roles(app, browser_as):
+    assert "Only writers start amendments." in _action(browser_as("reviewer"), "amend", 1).get_data(as_text=True)
+    assert "Draft version 2 of NCT07193667 started" in _action(browser_as("writer"), "amend", 1).get_data(as_text=True)
+    assert "Only reviewers publish." in _action(browser_as("writer"), "publish", 2).get_data(as_text=True)
+    assert "NCT07193667 version 2 published" in _action(browser_as("reviewer"), "publish", 2).get_data(as_text=True)
+
+
+def test_try_it_decides_a_draft_without_storing(app, browser_as):
+    writer = browser_as("writer")
+    page = writer.get("/admin/tryit/?version_id=1").get_data(as_text=True)
+    response = writer.post(
+        "/admin/tryit/?version_id=1",
+        data={
+            "csrf_token": _token(page),
+            "case": "HBcAb positive with HBV DNA not yet reported is incomplete",
+            "subject": "",
+        },
+    )
+    html = response.get_data(as_text=True)
+    assert 'id="decision">Incomplete' in html
+    assert "not checked: HBV DNA, HBV DNA upper limit of normal missing" in html
+    with app.app_context():
+        assert db.session.query(Screening).count() == 0
+
+
+def test_the_audit_trail_is_shown_read_only(browser_as):
+    writer = browser_as("writer")
+    html = writer.get("/admin/audit/").get_data(as_text=True)
+    assert "NCT07193667 version 1" in html and "publish" in html
+    assert writer.get("/admin/audit/new/").status_code in (302, 403, 404)
+    assert writer.get("/admin/audit/edit/?id=1").status_code in (302, 403, 404)
