@@ -30,9 +30,4 @@ def init_app(app: Flask) -> None:
     admin.add_view(TryItView(name="Try it", endpoint="tryit"))
     admin.add_view(AuditView(AuditEntry, session, name="Audit trail", endpoint="audit"))
     admin.add_view(UserView(User, session, name="Users", endpoint="users"))
-    admin.init_app(app)
-
-    from service.auth import csrf
-
-    for view in admin._views:  # Flask-Admin forms carry their own CSRF token (SecureForm)
-        csrf.exempt(view.blueprint)
+    admin.init_app(app)  # its templates render Flask-WTF's csrf_token(): CSRFProtect guards the admin too

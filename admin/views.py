@@ -9,7 +9,6 @@ from flask import flash, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
-from flask_admin.form import SecureForm
 from flask_login import current_user
 from markupsafe import Markup, escape
 from sqlalchemy import select
@@ -37,11 +36,21 @@ class EligoIndexView(RoleAccess, AdminIndexView):
 
 
 class EligoModelView(RoleAccess, ModelView):
-    """Common ground: CSRF on every form, and refusals shown as messages rather than errors."""
+    """Common ground: refusals shown as messages rather than errors (CSRF: Flask-WTF, app-wide)."""
 
-    form_base_class = SecureForm
     page_size = 50
     can_view_details = True
+
+    def validate_form(self, form: Any) -> bool:
+        """Validate, and say so when a field the page does not show refused the form (e.g. an expired token)."""
+        valid = super().validate_form(form)
+        if not valid and request.method == "POST":
+            for name, errors in form.errors.items():
+                field = form._fields.get(name)
+                if field is not None and field.type in ("CSRFTokenField", "HiddenField"):
+                    reason = "; ".join(map(str, errors))
+                    flash(f"The form could not be accepted ({name}: {reason}); reload the page and try again.", "error")
+        return valid
 
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, ImmutableVersionError | EligoError):

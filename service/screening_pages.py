@@ -152,10 +152,12 @@ def result(screening_id: int):
     _visible(screening)
     criteria = screening.result["criteria"]
     order = {"fail": 0, "unknown": 1, "pass": 2, "not_applicable": 3}
+    variables = registry().compiled(screening.version).dictionary.variables
     return render_template(
         "screen_result.html",
         screening=screening,
         result=screening.result,
+        missing=[variables[name].label if name in variables else name for name in screening.result["missing"]],
         applicable=sorted((c for c in criteria if c["outcome"] != "not_applicable"), key=lambda c: order[c["outcome"]]),
         not_applicable=[c for c in criteria if c["outcome"] == "not_applicable"],
     )
