@@ -55,6 +55,18 @@ def valid_rule(form, field) -> None:
         ) from None
 
 
+def known_cohorts(form, field) -> None:
+    version = version_of(form)
+    if version is None:
+        return
+    known = {c.code for c in version.cohorts}
+    unknown = [code for code in field.data or [] if code not in known]
+    if unknown:
+        raise ValidationError(
+            f"unknown cohort {', '.join(unknown)}: use {', '.join(sorted(known))}, or leave empty for all"
+        )
+
+
 def known_unit(form, field) -> None:
     for label in [field.data] if isinstance(field.data, str) else (field.data or []):
         if label:

@@ -18,7 +18,8 @@ from wtforms.validators import Optional
 
 import rules
 from admin.access import RoleAccess
-from admin.validators import draft_only, known_unit, valid_rule, variable_type
+from admin.fields import CodeListField
+from admin.validators import draft_only, known_cohorts, known_unit, valid_rule, variable_type
 from rules.errors import EligoError, SubjectInputErrors
 from service import versions
 from service.auth import has_role, hash_token
@@ -94,9 +95,16 @@ class CriterionView(VersionPartView):
     column_filters = ("version.number", "version.status", "kind", "code")
     column_default_sort = "position"
     form_columns = ("version", "code", "kind", "cohorts", "section", "text", "rule", "notes", "rationale")
-    form_overrides = {"rule": TextAreaField, "text": TextAreaField, "notes": TextAreaField, "rationale": TextAreaField}
+    form_overrides = {
+        "rule": TextAreaField,
+        "text": TextAreaField,
+        "notes": TextAreaField,
+        "rationale": TextAreaField,
+        "cohorts": CodeListField,
+    }
     form_args = {
         "kind": {"validators": [draft_only]},
+        "cohorts": {"validators": [known_cohorts], "description": "Cohort codes, e.g. SSc; empty: every cohort."},
         "rule": {
             "validators": [valid_rule],
             "description": "e.g. anc >= 1 x10^9/L and not (csf_received and"
@@ -104,7 +112,7 @@ class CriterionView(VersionPartView):
         },
         "rationale": {"description": "Why this amendment changes the criterion (shown in the summary of changes)."},
     }
-    form_widget_args = {"rule": {"rows": 4, "class": "rule"}, "text": {"rows": 4}}
+    form_widget_args = {"rule": {"rows": 4, "spellcheck": "false"}, "text": {"rows": 4}}
 
     def scaffold_form(self):
         form = super().scaffold_form()
@@ -135,10 +143,15 @@ class VariableView(VersionPartView):
         "section",
         "help",
     )
+    form_overrides = {"units": CodeListField, "codes": CodeListField}
     form_args = {
         "type": {"validators": [variable_type, draft_only]},
         "unit": {"validators": [known_unit]},
-        "units": {"description": 'Accepted units besides the canonical one, as JSON, e.g. ["/µL", "10^9/L"]'},
+        "units": {
+            "validators": [known_unit],
+            "description": "Accepted units besides the canonical one, e.g. /µL, 10^9/L",
+        },
+        "codes": {"description": "For a code variable: its codes, e.g. female, male"},
         "formula": {"description": "A derived variable: e.g. cockcroft_gault(age, weight, creatinine, sex)"},
     }
 

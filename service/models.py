@@ -100,6 +100,10 @@ class ProtocolVersion(db.Model):
     def is_published(self) -> bool:
         return self.status == PUBLISHED
 
+    def __str__(self) -> str:
+        code = self.protocol.code if self.protocol else "?"
+        return f"{code} version {self.number} ({self.status})"
+
     def to_definition(self) -> ProtocolDef:
         return ProtocolDef(
             protocol=self.protocol.code,

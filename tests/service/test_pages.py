@@ -122,7 +122,7 @@ def _edit_rule(client, criterion_id: int, rule: str):
             "rule": rule,
             "kind": "inclusion",
             "text": "b. Neutrophil count",
-            "cohorts": "[]",
+            "cohorts": "",
             "version": re.search(r'<option selected value="(\d+)"', page).group(1),
         }
     )
@@ -194,3 +194,28 @@ def test_the_audit_trail_is_shown_read_only(browser_as):
     assert "NCT07193667 version 1" in html and "publish" in html
     assert writer.get("/admin/audit/new/").status_code in (302, 403, 404)
     assert writer.get("/admin/audit/edit/?id=1").status_code in (302, 403, 404)
+
+
+def test_cohorts_are_typed_as_codes_and_checked(app, browser_as):
+    writer = browser_as("writer")
+    writer.post(
+        "/api/v1/protocols/NCT07193667/versions",
+        headers={"X-CSRFToken": _token(writer.get("/").get_data(as_text=True))},
+    )
+    criterion = _criterion_id(app, 2, "EX-12")
+    url = f"/admin/criteria/edit/?id={criterion}"
+    page = writer.get(url).get_data(as_text=True)
+    assert re.search(r'<input[^>]*id="cohorts"[^>]*value=""', page)
+    form = {
+        "csrf_token": _token(page),
+        "version": re.search(r'<option selected value="(\d+)"', page).group(1),
+        "code": "EX-12",
+        "kind": "exclusion",
+        "text": "women who are pregnant",
+        "rule": "pregnant or pregnancy_planned",
+        "cohorts": "SSc, XYZ",
+    }
+    assert "unknown cohort XYZ: use IIM, ITP, SLE, SSc" in writer.post(url, data=form).get_data(as_text=True)
+    writer.post(url, data={**form, "cohorts": "SSc, SLE"})
+    with app.app_context():
+        assert db.session.get(Criterion, criterion).cohorts == ["SSc", "SLE"]
