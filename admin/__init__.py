@@ -11,17 +11,19 @@ from admin.views import (
     CriterionView,
     EligoIndexView,
     ProtocolVersionView,
+    ProtocolView,
     TestCaseView,
     TryItView,
     UserView,
     VariableView,
 )
-from service.models import AuditEntry, Cohort, Criterion, ProtocolVersion, TestCase, User, Variable, db
+from service.models import AuditEntry, Cohort, Criterion, Protocol, ProtocolVersion, TestCase, User, Variable, db
 
 
 def init_app(app: Flask) -> None:
     admin = Admin(name="Eligo admin", index_view=EligoIndexView(url="/admin"))
     session = db  # Flask-Admin 2.2 takes the Flask-SQLAlchemy object itself
+    admin.add_view(ProtocolView(Protocol, session, name="Protocols", endpoint="protocols"))
     admin.add_view(ProtocolVersionView(ProtocolVersion, session, name="Versions", endpoint="versions"))
     admin.add_view(CriterionView(Criterion, session, name="Criteria", endpoint="criteria"))
     admin.add_view(VariableView(Variable, session, name="Data dictionary", endpoint="variables"))

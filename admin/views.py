@@ -250,6 +250,23 @@ class ProtocolVersionView(EligoModelView):
         return [db.session.get(ProtocolVersion, int(i)) for i in ids]
 
 
+class ProtocolView(EligoModelView):
+    """Protocols are created by importing a protocol file (API or CLI); here they are listed."""
+
+    roles = ("writer", "reviewer")
+    can_create = False
+    can_edit = False
+    can_delete = False
+    column_list = ("code", "title", "versions", "created_at")
+    column_searchable_list = ("code", "title")
+    column_formatters = {
+        "versions": lambda v, c, m, n: Markup(", ").join(
+            Markup('<a href="{}">v{} {}</a>').format(url_for("versions.details_view", id=x.id), x.number, x.status)
+            for x in m.versions
+        )
+    }
+
+
 class TryItView(RoleAccess, BaseView):
     """Decide a subject (a test case, or JSON typed in) under a draft, without publishing or storing."""
 

@@ -94,6 +94,11 @@ def test_attrition_chart_counts_failures(browser_as):
     assert "<svg" in html and "IN-03b" in html and "1 (100%)" in html
 
 
+def test_protocols_are_listed_with_their_versions(browser_as):
+    html = browser_as("reviewer").get("/admin/protocols/").get_data(as_text=True)
+    assert "NCT07193667" in html and "v1 published" in html
+
+
 def test_roles_guard_pages(browser_as):
     assert browser_as("screener").get("/admin/criteria/").status_code == 403
     assert browser_as("writer").get("/screen/NCT07193667/SLE").status_code == 403
