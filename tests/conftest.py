@@ -144,7 +144,8 @@ def app(database_url):
     from service import create_app
     from service.models import db
 
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "DEMO_ACCOUNTS": False})
+    # Impact runs inline: a background thread outliving its test would leak a connection into the next.
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "DEMO_ACCOUNTS": False, "IMPACT_INLINE": True})
     yield app
     with app.app_context():
         db.session.remove()

@@ -20,12 +20,6 @@ ANC_VALUES = [0.8, 1.0, 1.2, 1.4, 1.5, 2.0, 2.5, 3.0]  # 1.0 <= anc < 1.5 moves 
 EXPECTED_TRANSITIONS = {"eligible→not_eligible": 3, "incomplete→not_eligible": 1}
 
 
-@pytest.fixture
-def inline(app):
-    app.config["IMPACT_INLINE"] = True
-    return app
-
-
 def _screen(client, subject, subject_id, **changes):
     inputs = subject("SLE", changes)
     body = {
@@ -62,8 +56,8 @@ def _amend_anc(app, client, threshold="1.5", rationale="Neutropenia risk after l
         db.session.commit()
 
 
-def test_impact_replay_reports_the_known_changes(inline, client, log):
-    _amend_anc(inline, client)
+def test_impact_replay_reports_the_known_changes(app, client, log):
+    _amend_anc(app, client)
     response = client.post(f"{SEED}/impact", json={"from": 1, "to": 2})
     assert response.status_code == 201
     run = response.get_json()
@@ -80,15 +74,15 @@ def test_impact_replay_reports_the_known_changes(inline, client, log):
     assert client.get(first["url"]).get_json()["subject_id"] == first["subject_id"]
 
 
-def test_a_looser_amendment_moves_subjects_the_other_way(inline, client, log):
-    _amend_anc(inline, client, threshold="0.5")
+def test_a_looser_amendment_moves_subjects_the_other_way(app, client, log):
+    _amend_anc(app, client, threshold="0.5")
     run = client.post(f"{SEED}/impact", json={"from": 1, "to": 2}).get_json()
     assert run["transitions"] == {"not_eligible→eligible": 1}  # anc 0.8
 
 
-def test_an_impact_run_can_be_cancelled(inline, client, log):
-    _amend_anc(inline, client)
-    with inline.app_context():
+def test_an_impact_run_can_be_cancelled(app, client, log):
+    _amend_anc(app, client)
+    with app.app_context():
         run = impact.start("NCT07193667", 1, 2)
         response = client.delete(f"/api/v1/impact/{run.id}")
         assert response.get_json()["status"] == "cancelled"
@@ -97,6 +91,7 @@ def test_an_impact_run_can_be_cancelled(inline, client, log):
 
 
 def test_an_impact_run_in_the_background_finishes(app, client, log):
+    app.config["IMPACT_INLINE"] = False
     _amend_anc(app, client)
     response = client.post(f"{SEED}/impact", json={"from": 1, "to": 2})
     assert response.status_code == 202
@@ -123,12 +118,12 @@ def test_an_impact_run_in_the_background_finishes(app, client, log):
         ({"from": 1, "to": 1, "x": 1}, 422),
     ],
 )
-def test_impact_requests_are_checked(inline, client, body, status):
+def test_impact_requests_are_checked(app, client, body, status):
     assert client.post(f"{SEED}/impact", json=body).status_code == status
 
 
-def test_summary_of_changes_with_subjects_affected(inline, client, log):
-    _amend_anc(inline, client)
+def test_summary_of_changes_with_subjects_affected(app, client, log):
+    _amend_anc(app, client)
     before_replay = client.get(f"{SEED}/versions/2/summary").get_json()
     assert before_replay["rows"][0]["affected"] is None
     client.post(f"{SEED}/impact", json={"from": 1, "to": 2})
@@ -152,12 +147,12 @@ def test_summary_of_changes_with_subjects_affected(inline, client, log):
     )
 
 
-def test_changing_the_draft_after_a_replay_makes_its_figures_stale(inline, client, log):
-    _amend_anc(inline, client)
+def test_changing_the_draft_after_a_replay_makes_its_figures_stale(app, client, log):
+    _amend_anc(app, client)
     client.post(f"{SEED}/impact", json={"from": 1, "to": 2})
     affected = client.get(f"{SEED}/versions/2/summary").get_json()["rows"][0]["affected"]
     assert affected == 4
-    with inline.app_context():
+    with app.app_context():
         from service import versions
 
         criterion = next(c for c in versions.find_version("NCT07193667", 2).criteria if c.code == "IN-03c")
@@ -167,8 +162,8 @@ def test_changing_the_draft_after_a_replay_makes_its_figures_stale(inline, clien
     assert [r["affected"] for r in rows] == [None, None]
 
 
-def test_diff_endpoint_and_markdown(inline, client):
-    _amend_anc(inline, client)
+def test_diff_endpoint_and_markdown(app, client):
+    _amend_anc(app, client)
     body = client.get(f"{SEED}/diff?from=1&to=2").get_json()
     (item,) = body["criteria"]
     assert (item["key"], item["changes"][0]["kind"]) == ("IN-03b", "threshold")
@@ -209,8 +204,8 @@ def test_sdtm_ie_has_the_criteria_not_met_of_each_subjects_latest_screening(clie
     assert client.get("/api/v1/sdtm/ie.csv").status_code == 400
 
 
-def test_command_line_diff_impact_and_summary(inline, client, log, database_url, monkeypatch):
-    _amend_anc(inline, client)
+def test_command_line_diff_impact_and_summary(app, client, log, database_url, monkeypatch):
+    _amend_anc(app, client)
     monkeypatch.setenv("ELIGO_DATABASE_URL", database_url)
     runner = CliRunner()
     result = runner.invoke(main, ["diff", "NCT07193667", "1", "2"])
@@ -221,5 +216,5 @@ def test_command_line_diff_impact_and_summary(inline, client, log, database_url,
     assert "caused by IN-03b" in result.output
     result = runner.invoke(main, ["summary", "NCT07193667", "2", "--format", "csv"])
     assert result.output.splitlines()[1].startswith("IN-03b,")
-    with inline.app_context():
+    with app.app_context():
         assert db.session.query(ImpactRun).count() == 1

@@ -143,3 +143,17 @@ def test_version_errors_are_clear(client, method, url, kwargs, status):
     response = getattr(client, method)(url, **kwargs)
     assert response.status_code == status
     assert response.get_json()["error"]["message"]
+
+
+def test_a_draft_is_compiled_once_per_content(app, client):
+    """The engine never frees a ruleset: previews of an unchanged draft must not compile it again."""
+    from service.registry import registry
+
+    client.post(f"{SEED}/versions")
+    with app.app_context():
+        draft = versions.find_version("NCT07193667", 2)
+        first = registry().compiled(draft)
+        assert registry().compiled(draft) is first
+        next(c for c in draft.criteria if c.code == "IN-03c").rule = "hgb >= 55 g/L"
+        db.session.commit()
+        assert registry().compiled(draft) is not first

@@ -1,0 +1,85 @@
+"""Benchmark: deciding a subject, through durable-rules and through the plain-Python reference.
+
+    python bench/decide.py            # 10,000 generated subjects, all four cohorts
+    python bench/decide.py --n 2000
+
+Each subject is decided four ways in turn, so all four are measured side by side
+under the same conditions: the engine with the full explanation (production),
+the reference evaluator with the same explanation, and both without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import rules
+from bench.cohort import subjects
+from rules import reference
+from rules.decision import combine
+
+
+def reference_outcomes(compiled, subject):
+    evaluation = reference.evaluate(compiled, compiled.dictionary.normalize(subject).values)
+    return combine(list(evaluation.outcomes.values())), evaluation.outcomes
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    args = parser.parse_args()
+
+    protocol = rules.seed_protocol()
+    compile_times = []
+    for _ in range(5):
+        started = time.perf_counter()
+        compiled = rules.compile_protocol(protocol)
+        compile_times.append(time.perf_counter() - started)
+    cohort = subjects(args.n)
+    ways = {
+        "engine + explanation": lambda s: rules.decide(compiled, s),
+        "reference + explanation": lambda s: rules.decide_reference(compiled, s),
+        "engine, outcomes only": lambda s: rules.outcomes(compiled, s),
+        "reference, outcomes only": lambda s: reference_outcomes(compiled, s),
+    }
+    for way in ways.values():  # warm up: the engine creates its ruleset on first use
+        way(cohort[0])
+    timings: dict[str, list[float]] = {name: [] for name in ways}
+    decisions: Counter[str] = Counter()
+    for subject in cohort:
+        for name, way in ways.items():
+            started = time.perf_counter()
+            result = way(subject)
+            timings[name].append(time.perf_counter() - started)
+            if name == "engine + explanation":
+                decisions[result.decision] += 1
+
+    print(f"decide (bench/decide.py): {args.n:,} subjects of NCT07193667, all four cohorts")
+    print(f"  mix: {dict(decisions)}")
+    print(f"  compile one version: median {statistics.median(compile_times) * 1000:.0f} ms")
+    print(f"  {'':26} {'median':>9} {'p99':>9} {'mean':>9}")
+    for name, values in timings.items():
+        print(
+            f"  {name:26} {statistics.median(values) * 1e3:8.3f}ms {percentile(values, 0.99) * 1e3:8.3f}ms"
+            f" {statistics.fmean(values) * 1e3:8.3f}ms"
+        )
+    with_explanation = statistics.median(timings["engine + explanation"]) / statistics.median(
+        timings["reference + explanation"]
+    )
+    bare = statistics.median(timings["engine, outcomes only"]) / statistics.median(timings["reference, outcomes only"])
+    print(f"  engine / reference, with explanation: {with_explanation:.2f}x   outcomes only: {bare:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
