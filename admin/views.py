@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from typing import Any
 
 from flask import flash, request, url_for
@@ -21,6 +22,7 @@ from admin.access import RoleAccess
 from admin.fields import CodeListField
 from admin.validators import draft_only, known_cohorts, known_unit, valid_rule, variable_type
 from rules.errors import EligoError, SubjectInputErrors
+from rules.protocol import VariableDef
 from service import versions
 from service.auth import has_role, hash_token
 from service.models import DRAFT, ImmutableVersionError, ProtocolVersion, db
@@ -127,22 +129,7 @@ class VariableView(VersionPartView):
     column_searchable_list = ("name", "label", "section")
     column_filters = ("version.number", "version.status", "type", "section")
     column_default_sort = "position"
-    form_columns = (
-        "version",
-        "name",
-        "label",
-        "type",
-        "unit",
-        "units",
-        "minimum",
-        "maximum",
-        "codes",
-        "uln",
-        "molar_mass",
-        "formula",
-        "section",
-        "help",
-    )
+    form_columns = ("version", *(f.name for f in fields(VariableDef)))
     form_overrides = {"units": CodeListField, "codes": CodeListField}
     form_args = {
         "type": {"validators": [variable_type, draft_only]},

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from rules import ast, units
@@ -340,20 +340,8 @@ def _criterion_changes(a: CriterionDef, b: CriterionDef, variables: dict[str, Va
     return changes
 
 
-_VARIABLE_FIELDS = (
-    "type",
-    "label",
-    "unit",
-    "units",
-    "minimum",
-    "maximum",
-    "codes",
-    "uln",
-    "molar_mass",
-    "formula",
-    "section",
-    "help",
-)
+# Every field of a variable but its name, which is how variables are matched.
+_VARIABLE_FIELDS = tuple(f.name for f in fields(VariableDef) if f.name != "name")
 
 
 def _variable_changes(a: VariableDef, b: VariableDef) -> list[Change]:
