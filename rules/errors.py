@@ -49,7 +49,7 @@ class RuleError(EligoError):
         """The offending line with a caret under the error, as lark draws it."""
         if self.position is None or self.text is None:
             return ""
-        lines = self.text.splitlines() or [""]
+        lines = self.text.split("\n")  # lines as the parser counts them (see parser._syntax_error)
         line = lines[min(self.position.line, len(lines)) - 1]
         return f"{line}\n{' ' * (self.position.column - 1)}^"
 

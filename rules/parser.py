@@ -163,7 +163,7 @@ def _syntax_error(error: UnexpectedInput, text: str) -> RuleSyntaxError:
     column = getattr(error, "column", 1) or 1
     position = Position(line, column, getattr(error, "pos_in_stream", 0) or 0, getattr(error, "pos_in_stream", 0) or 0)
     if isinstance(error, UnexpectedEOF) or (isinstance(error, UnexpectedToken) and error.token.type == "$END"):
-        lines = text.splitlines() or [""]
+        lines = text.split("\n")  # not splitlines(): it also breaks at \x1c-\x1e, \x85, \u2028…, lark does not
         position = Position(len(lines), len(lines[-1]) + 1, len(text), len(text))
         message = f"the rule ends too early: expected {_expected_words(set(error.expected))}"
         if text.count("(") > text.count(")"):

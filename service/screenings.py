@@ -140,7 +140,7 @@ def record(
         screening_date=request.screening_date,
         inputs=request.inputs,
         decision=decision.decision,
-        result=json.loads(json.dumps(decision.to_dict())),
+        result=decision.to_dict(),
         previous_id=previous,
         created_by=created_by,
     )
