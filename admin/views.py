@@ -25,6 +25,7 @@ from rules.errors import EligoError, SubjectInputErrors
 from rules.protocol import VariableDef
 from service import versions
 from service.auth import has_role, hash_token
+from service.engine import engine
 from service.models import DRAFT, ImmutableVersionError, ProtocolVersion, db
 from service.registry import registry
 
@@ -275,7 +276,7 @@ class TryItView(RoleAccess, BaseView):
                     case = next(t for t in version.test_cases if t.name == case_name)
                     subject_text = json.dumps(case.subject, indent=1)
                 subject = json.loads(subject_text or "{}")
-                decision = rules.decide(registry().compiled(version), subject)
+                decision = rules.decide(registry().compiled(version), subject, engine())
             except json.JSONDecodeError as error:
                 problem = f"The subject is not valid JSON: {error}"
             except SubjectInputErrors as errors:

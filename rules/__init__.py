@@ -10,14 +10,15 @@ data) and a subject, and returns a decision.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
-from typing import Any
+from typing import Any, Protocol
 
 from rules import reference
 from rules.compiler import CompiledProtocol, compile_protocol
 from rules.decision import Decision, combine
-from rules.engine import DurableEngine, default_engine
+from rules.engine import Evaluation, default_engine
+from rules.errors import SubjectInputErrors
 from rules.explain import explain
 from rules.protocol import ProtocolDef
 from rules.protocol import dumps as dump_protocol
@@ -38,8 +39,19 @@ __all__ = [
     "load_protocol",
     "loads_protocol",
     "outcomes",
+    "outcomes_many",
     "seed_protocol",
 ]
+
+
+class Evaluator(Protocol):
+    """What runs compiled rules: the in-process engine, or the isolated one (rules.isolation)."""
+
+    def evaluate(self, compiled: CompiledProtocol, values: Mapping[str, Any]) -> Evaluation: ...
+
+
+class BatchEvaluator(Evaluator, Protocol):
+    def evaluate_many(self, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]) -> list[Evaluation]: ...
 
 
 def seed_protocol() -> ProtocolDef:
@@ -47,7 +59,7 @@ def seed_protocol() -> ProtocolDef:
     return loads_protocol(files("rules").joinpath(f"protocols/{SEED_PROTOCOL}.yaml").read_text(encoding="utf-8"))
 
 
-def decide(compiled: CompiledProtocol, subject: Mapping[str, Any], engine: DurableEngine | None = None) -> Decision:
+def decide(compiled: CompiledProtocol, subject: Mapping[str, Any], engine: Evaluator | None = None) -> Decision:
     """Decide one subject with the durable-rules engine; bad input raises SubjectInputErrors."""
     normalized = compiled.dictionary.normalize(subject)
     evaluation = (engine or default_engine()).evaluate(compiled, normalized.values)
@@ -55,12 +67,32 @@ def decide(compiled: CompiledProtocol, subject: Mapping[str, Any], engine: Durab
 
 
 def outcomes(
-    compiled: CompiledProtocol, subject: Mapping[str, Any], engine: DurableEngine | None = None
+    compiled: CompiledProtocol, subject: Mapping[str, Any], engine: Evaluator | None = None
 ) -> tuple[str, dict[str, str]]:
     """The decision and each criterion's outcome, without the explanation: for replaying many subjects."""
     normalized = compiled.dictionary.normalize(subject)
     evaluation = (engine or default_engine()).evaluate(compiled, normalized.values)
     return combine(list(evaluation.outcomes.values())), evaluation.outcomes
+
+
+def outcomes_many(
+    compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]], engine: BatchEvaluator
+) -> list[tuple[str, dict[str, str]] | SubjectInputErrors]:
+    """`outcomes` for many subjects in one engine call; a subject with bad input gets its errors instead."""
+    results: list[tuple[str, dict[str, str]] | SubjectInputErrors] = []
+    usable: list[int] = []
+    values: list[dict[str, Any]] = []
+    for subject in subjects:
+        try:
+            values.append(compiled.dictionary.normalize(subject).values)
+        except SubjectInputErrors as errors:
+            results.append(errors)
+        else:
+            usable.append(len(results))
+            results.append(("", {}))
+    for index, evaluation in zip(usable, engine.evaluate_many(compiled, values), strict=True):
+        results[index] = (combine(list(evaluation.outcomes.values())), evaluation.outcomes)
+    return results
 
 
 def decide_reference(compiled: CompiledProtocol, subject: Mapping[str, Any]) -> Decision:

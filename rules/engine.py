@@ -73,6 +73,11 @@ class DurableEngine:
 
     def evaluate(self, compiled: CompiledProtocol, values: Mapping[str, Any]) -> Evaluation:
         """Forward-chain one subject's canonical values through the version's ruleset."""
+        current, fired = self.run(compiled, values)
+        return Evaluation(current, outcomes_of(compiled, fired, current), fired)
+
+    def run(self, compiled: CompiledProtocol, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The final values and the rules fired, in order: what crosses the pipe from an isolated engine."""
         handle = self.load(compiled)
         current = dict(values)
         fired: list[str] = []
@@ -100,7 +105,7 @@ class DurableEngine:
                 raise
             finally:
                 native.delete_state(handle, sid)
-        return Evaluation(current, self._outcomes(compiled, fired, current), fired)
+        return current, fired
 
     def _act(self, handle: int, compiled: CompiledProtocol, sid: str, name: str, current: dict[str, Any]) -> None:
         kind, _, target = name.partition(":")
@@ -116,28 +121,29 @@ class DurableEngine:
     def _fact(sid: str, stage: int, values: Mapping[str, Any]) -> str:
         return json.dumps({**values, "sid": sid, "id": f"s{stage}", "t": f"stage{stage}"})
 
-    @staticmethod
-    def _outcomes(compiled: CompiledProtocol, fired: list[str], values: Mapping[str, Any]) -> dict[str, str]:
-        outcomes: dict[str, str] = {}
-        inapplicable: set[str] = set()
-        for name in fired:
-            head, tail = name.split(":")[:2]
-            if tail in OUTCOMES:
-                if outcomes.get(head, tail) != tail:
-                    raise EngineError(f"the engine gave criterion {head} two outcomes ({outcomes[head]}, {tail})")
-                outcomes[head] = tail
-            elif head == "not_applicable":
-                inapplicable.add(tail)
-        cohort = values.get("cohort")
-        for criterion in compiled.criteria:
-            code = criterion.code
-            if criterion.definition.cohorts and "+".join(criterion.definition.cohorts) in inapplicable:
-                if code in outcomes:
-                    raise EngineError(f"criterion {code} was decided for cohort {cohort}, which it does not apply to")
-                outcomes[code] = "not_applicable"
-            elif code not in outcomes:
-                raise EngineError(f"the engine gave no outcome for criterion {code}")
-        return outcomes
+
+def outcomes_of(compiled: CompiledProtocol, fired: list[str], values: Mapping[str, Any]) -> dict[str, str]:
+    """Each criterion's outcome from the rules that fired, checking the engine gave exactly one."""
+    outcomes: dict[str, str] = {}
+    inapplicable: set[str] = set()
+    for name in fired:
+        head, tail = name.split(":")[:2]
+        if tail in OUTCOMES:
+            if outcomes.get(head, tail) != tail:
+                raise EngineError(f"the engine gave criterion {head} two outcomes ({outcomes[head]}, {tail})")
+            outcomes[head] = tail
+        elif head == "not_applicable":
+            inapplicable.add(tail)
+    cohort = values.get("cohort")
+    for criterion in compiled.criteria:
+        code = criterion.code
+        if criterion.definition.cohorts and "+".join(criterion.definition.cohorts) in inapplicable:
+            if code in outcomes:
+                raise EngineError(f"criterion {code} was decided for cohort {cohort}, which it does not apply to")
+            outcomes[code] = "not_applicable"
+        elif code not in outcomes:
+            raise EngineError(f"the engine gave no outcome for criterion {code}")
+    return outcomes
 
 
 _default: DurableEngine | None = None

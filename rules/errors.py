@@ -122,3 +122,11 @@ class EngineError(EligoError):
 
 class EngineLimitError(EngineError):
     """A protocol would exceed a hard limit of the C engine; said in words a protocol writer can act on."""
+
+
+class EngineCrashed(EngineError):
+    """The engine's process died while deciding (a C fault); it has been replaced."""
+
+
+class EngineTimeout(EngineError):
+    """The engine did not answer in time; its process was killed and replaced."""

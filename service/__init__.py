@@ -36,10 +36,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = os.environ.get("ELIGO_SECRET_KEY") or _instance_secret(app)
 
-    from service import audit, auth, db, errors, registry  # noqa: F401  (audit registers its listener)
+    from service import audit, auth, db, engine, errors, registry  # noqa: F401  (audit registers its listener)
 
     errors.init_app(app)
     registry.init_app(app)
+    engine.init_app(app)
     auth.init_app(app)
     db.init_app(app)
 

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context, ur
 import rules
 from service import batch, screenings, versions
 from service.auth import actor, api_roles, check_site, own_site
+from service.engine import engine
 from service.errors import ApiError
 from service.models import Protocol, Screening, db
 from service.registry import registry
@@ -169,7 +170,7 @@ def decide():
             [{"field": "subject", "value": None, "expected": "an object of variable: value"}],
         )
     version = versions.find_version(code, number)
-    return jsonify(rules.decide(registry().compiled(version), subject).to_dict())
+    return jsonify(rules.decide(registry().compiled(version), subject, engine()).to_dict())
 
 
 # -- screenings -----------------------------------------------------------------------------

@@ -13,7 +13,15 @@ from flask import Flask, jsonify
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from rules.errors import EngineError, ProtocolError, RuleErrors, SubjectInputError, SubjectInputErrors
+from rules.errors import (
+    EngineCrashed,
+    EngineError,
+    EngineTimeout,
+    ProtocolError,
+    RuleErrors,
+    SubjectInputError,
+    SubjectInputErrors,
+)
 
 
 class ApiError(Exception):
@@ -111,6 +119,12 @@ def init_app(app: Flask) -> None:
     @rolled_back
     def engine_error(error: EngineError):
         app.logger.error("engine error: %s", error)
+        if isinstance(error, EngineCrashed | EngineTimeout):
+            response, status = error_response(
+                503, f"the decision engine failed on this subject ({error}); nothing was stored; it has been logged"
+            )
+            response.headers["Retry-After"] = "1"
+            return response, status
         return error_response(503, "the decision engine could not decide this subject; it has been logged")
 
     @app.errorhandler(RequestEntityTooLarge)

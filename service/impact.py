@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 import rules
 from rules.errors import SubjectInputErrors
+from service.engine import engine
 from service.models import ImpactChange, ImpactRun, ProtocolVersion, Screening, db, utcnow
 from service.registry import registry
 from service.versions import find_version
@@ -80,8 +81,9 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
             )
             if not chunk:
                 break
-            for screening in chunk:
-                _replay_one(run, screening, compiled, order, transitions, counts)
+            subjects = [{**s.inputs, "cohort": s.cohort, "screening_date": s.screening_date.isoformat()} for s in chunk]
+            for screening, outcome in zip(chunk, rules.outcomes_many(compiled, subjects, engine()), strict=True):
+                _record_change(run, screening, outcome, order, transitions, counts)
             last_id = chunk[-1].id
             run.processed += len(chunk)
             run.transitions = dict(transitions)
@@ -104,17 +106,15 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
     return run
 
 
-def _replay_one(run, screening, compiled, order, transitions, counts) -> None:
+def _record_change(run, screening, outcome, order, transitions, counts) -> None:
     before = screening.decision
-    old = {c["code"]: c["outcome"] for c in screening.result["criteria"]}
-    subject = {**screening.inputs, "cohort": screening.cohort, "screening_date": screening.screening_date.isoformat()}
-    try:
-        after, new = rules.outcomes(compiled, subject)
-    except SubjectInputErrors as error:
-        after, found = "error", [e.field for e in error.errors]
+    if isinstance(outcome, SubjectInputErrors):
+        after, found = "error", [e.field for e in outcome.errors]
     else:
+        after, new = outcome
         if after == before:
             return
+        old = {c["code"]: c["outcome"] for c in screening.result["criteria"]}
         found = causes(old, new, order)
     key = f"{before}→{after}"
     transitions[key] = transitions.get(key, 0) + 1

@@ -15,6 +15,7 @@ from flask import Flask, current_app
 import rules
 from rules.compiler import CompiledProtocol
 from rules.errors import EligoError
+from rules.protocol import ProtocolDef
 from service.models import ProtocolVersion
 
 
@@ -41,6 +42,10 @@ class Registry:
             raise VersionIntegrityError(
                 f"{version.protocol.code} version {version.number} no longer matches its published hash"
             )
+        return self.compile(definition)
+
+    def compile(self, definition: ProtocolDef) -> CompiledProtocol:
+        """A definition's compiled form, compiled once per content hash."""
         key = definition.content_hash
         with self._lock:
             compiled = self._compiled.get(key)

@@ -17,6 +17,7 @@ import rules
 from rules.decision import Decision
 from rules.errors import SubjectInputError, SubjectInputErrors
 from service.auth import check_site
+from service.engine import engine
 from service.errors import ApiError
 from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db
 from service.registry import registry
@@ -115,7 +116,7 @@ def _version_for(request: ScreeningRequest) -> ProtocolVersion:
 def decide(request: ScreeningRequest) -> tuple[ProtocolVersion, Decision]:
     version = _version_for(request)
     try:
-        return version, rules.decide(registry().compiled(version), request.subject())
+        return version, rules.decide(registry().compiled(version), request.subject(), engine())
     except (SubjectInputErrors, SubjectInputError) as error:
         raise ApiError(422, "the subject's data cannot be used as submitted", _input_problems(error)) from None
 
@@ -165,7 +166,7 @@ def replay(screening: Screening) -> tuple[bool, dict[str, Any]]:
         "cohort": screening.cohort,
         "screening_date": screening.screening_date.isoformat(),
     }
-    again = json.loads(json.dumps(rules.decide(compiled, subject).to_dict()))
+    again = json.loads(json.dumps(rules.decide(compiled, subject, engine()).to_dict()))
     return again == screening.result and compiled.content_hash == screening.content_hash, again
 
 

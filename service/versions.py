@@ -10,7 +10,9 @@ from sqlalchemy import func, select
 import rules
 from rules.errors import EligoError, SubjectInputErrors
 from rules.protocol import ProtocolDef
+from service.engine import engine
 from service.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, utcnow
+from service.registry import registry
 
 
 class VersionError(EligoError):
@@ -102,14 +104,14 @@ def amend(code: str, from_number: int | None = None) -> ProtocolVersion:
 
 
 def run_test_cases(definition: ProtocolDef) -> list[TestFailure]:
-    compiled = rules.compile_protocol(definition)
+    compiled = registry().compile(definition)
     failures = []
     for case in definition.test_cases:
         expected: dict[str, Any] = {"decision": case.expect, **{f"outcome {k}": v for k, v in case.outcomes.items()}}
         if case.missing is not None:
             expected["missing"] = list(case.missing)
         try:
-            decision = rules.decide(compiled, case.subject)
+            decision = rules.decide(compiled, case.subject, engine())
         except SubjectInputErrors as error:
             failures.append(TestFailure(case.name, expected, {"input errors": [str(e) for e in error.errors]}))
             continue

@@ -140,16 +140,29 @@ def empty_database_url(tmp_path) -> str:
 
 
 @pytest.fixture
-def app(database_url):
+def make_app(database_url):
+    """An app on this test's database, with extra configuration; every one made is closed after the test."""
     from service import create_app
     from service.models import db
 
-    # Impact runs inline: a background thread outliving its test would leak a connection into the next.
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "DEMO_ACCOUNTS": False, "IMPACT_INLINE": True})
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    made = []
+
+    def make(**config: Any):
+        # Impact runs inline: a background thread outliving its test would leak a connection into the next.
+        settings = {"TESTING": True, "DATABASE_URL": database_url, "DEMO_ACCOUNTS": False, "IMPACT_INLINE": True}
+        made.append(create_app({**settings, **config}))
+        return made[-1]
+
+    yield make
+    for app in made:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
 
 
 @pytest.fixture
@@ -161,6 +174,25 @@ def client_as(app):
         if username:
             client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS[username]}"
         return client
+
+    return make
+
+
+@pytest.fixture
+def screening_request(subject):
+    """A JSON API screening body for an eligible subject of a cohort, with changes to its envelope."""
+
+    def make(cohort: str = "SLE", **changes: Any) -> dict[str, Any]:
+        inputs = dict(subject(cohort))
+        body = {
+            "protocol": "NCT07193667",
+            "subject_id": "S-001",
+            "site": "SITE-1",
+            "cohort": inputs.pop("cohort"),
+            "screening_date": inputs.pop("screening_date"),
+            "inputs": inputs,
+        }
+        return {**body, **changes}
 
     return make
 

@@ -1,0 +1,46 @@
+"""The engine in a child process decides exactly as in-process, and retires the child to bound memory."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import rules
+from rules.isolation import IsolatedEngine
+from rules.protocol import from_dict
+
+
+@pytest.fixture(scope="module")
+def isolated():
+    engine = IsolatedEngine(timeout=10, max_rulesets=2)
+    yield engine
+    engine.close()
+
+
+def test_the_canonical_definition_crosses_the_pipe_unchanged(seed):
+    assert from_dict(seed.canonical()).content_hash == seed.content_hash
+
+
+def test_every_seed_test_case_decides_the_same_in_a_child_process(compiled, seed, isolated):
+    for case in seed.test_cases:
+        assert (
+            rules.decide(compiled, case.subject, isolated).to_dict() == rules.decide(compiled, case.subject).to_dict()
+        )
+
+
+def test_a_batch_is_one_round_trip_with_each_subjects_own_answer(compiled, subject, isolated):
+    subjects = [subject("SLE"), {"cohort": "ITP", "screening_date": "2026-11-02"}, subject("SSc", {"age": 12})]
+    results = rules.outcomes_many(compiled, subjects, isolated)
+    assert [r[0] for r in results] == ["eligible", "incomplete", "not_eligible"]
+
+
+def test_the_child_is_retired_after_its_ruleset_limit(compiled, seed, subject, isolated):
+    variants = [compiled] + [
+        rules.compile_protocol(dataclasses.replace(seed, title=f"{seed.title} (variant {n})")) for n in (1, 2)
+    ]
+    pids = []
+    for variant in variants:
+        assert rules.decide(variant, subject("SLE"), isolated).decision == "eligible"
+        pids.append(isolated.pid)
+    assert pids[0] == pids[1] != pids[2]
