@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify, request
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -35,6 +35,11 @@ class ApiError(Exception):
 
 
 def error_response(status: int, message: str, errors: list[dict[str, Any]] | None = None):
+    """JSON for the API; a page for a browser on the site's pages, so an outage is not a JSON dump."""
+    if not request.path.startswith("/api/") and request.accept_mimetypes.best == "text/html":
+        # Rendered without context processors: Flask-Login's would load the user, from the database that may be down.
+        page = current_app.jinja_env.get_template("error.html")
+        return page.render(status=status, message=message, errors=errors or [], retry=request.url), status
     body: dict[str, Any] = {"error": {"status": status, "message": message}}
     if errors:
         body["error"]["errors"] = errors

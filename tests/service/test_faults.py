@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import shutil
 
 import pytest
+from sqlalchemy import make_url
 
 from service.models import Screening, db
 from tests.conftest import TOKENS
+from tests.service.tcp_proxy import Proxy
 from tests.service.faulty_engine import CRASH_AGE, HANG_AGE
 
 
@@ -41,3 +44,49 @@ def test_an_engine_fault_answers_503_for_that_request_alone(faulty_client, scree
     again = client.post("/api/v1/screenings", json=screening_request(subject_id="S-002"))
     assert again.status_code == 201  # a new engine process took over
     assert _stored(app) == 2
+
+
+@pytest.fixture
+def outage(database_url, tmp_path):
+    """A database URL for an app, and a switch that takes the database away and brings it back."""
+    if database_url.startswith("sqlite:///"):
+        home = tmp_path / "database"
+        home.mkdir()
+        shutil.move(database_url.removeprefix("sqlite:///"), home / "eligo.db")
+
+        def switch(app, down: bool) -> None:
+            # The file vanishes with its directory, as a lost volume would; open connections go with it.
+            (home if down else tmp_path / "away").rename(tmp_path / "away" if down else home)
+            with app.app_context():
+                db.engine.dispose()
+
+        yield f"sqlite:///{home / 'eligo.db'}", switch
+        return
+    url = make_url(database_url)
+    proxy = Proxy(url.host, url.port)
+
+    def cut(app, down: bool) -> None:
+        proxy.cut() if down else proxy.restore()
+
+    yield url.set(port=proxy.port).render_as_string(hide_password=False), cut
+    proxy.close()
+
+
+def test_a_lost_database_answers_503_and_the_service_recovers_when_it_returns(make_app, screening_request, outage):
+    url, switch = outage
+    app = make_app(DATABASE_URL=url)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    assert client.post("/api/v1/screenings", json=screening_request()).status_code == 201
+
+    switch(app, down=True)
+    response = client.post("/api/v1/screenings", json=screening_request(subject_id="S-LOST"))
+    assert response.status_code == 503
+    assert response.get_json()["error"]["message"] == "the database is not available; try again shortly"
+    page = client.get("/log", headers={"Accept": "text/html"})
+    assert page.status_code == 503 and b"the database is not available" in page.data
+
+    switch(app, down=False)
+    assert client.post("/api/v1/screenings", json=screening_request(subject_id="S-BACK")).status_code == 201
+    subjects = client.get("/api/v1/screenings?protocol=NCT07193667").get_json()
+    assert sorted(s["subject_id"] for s in subjects["items"]) == ["S-001", "S-BACK"]
