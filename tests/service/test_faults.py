@@ -10,8 +10,8 @@ from sqlalchemy import make_url
 
 from service.models import Screening, db
 from tests.conftest import TOKENS
-from tests.service.tcp_proxy import Proxy
 from tests.service.faulty_engine import CRASH_AGE, HANG_AGE
+from tests.service.tcp_proxy import Proxy
 
 
 @pytest.fixture
