@@ -12,6 +12,7 @@ from admin.views import (
     EligoIndexView,
     ProtocolVersionView,
     ProtocolView,
+    SignView,
     TestCaseView,
     TryItView,
     UserView,
@@ -30,6 +31,7 @@ def init_app(app: Flask) -> None:
     admin.add_view(CohortView(Cohort, session, name="Cohorts", endpoint="cohorts"))
     admin.add_view(TestCaseView(TestCase, session, name="Test cases", endpoint="testcases"))
     admin.add_view(TryItView(name="Try it", endpoint="tryit"))
+    admin.add_view(SignView(name="Sign and publish", endpoint="sign"))
     admin.add_view(AuditView(AuditEntry, session, name="Audit trail", endpoint="audit"))
     admin.add_view(UserView(User, session, name="Users", endpoint="users"))
     admin.init_app(app)  # its templates render Flask-WTF's csrf_token(): CSRFProtect guards the admin too

@@ -6,16 +6,17 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from flask import flash, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from wtforms import PasswordField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Optional
+from wtforms.validators import DataRequired, Optional
 
 import rules
 from admin.access import RoleAccess
@@ -24,8 +25,9 @@ from admin.validators import draft_only, known_cohorts, known_unit, valid_rule, 
 from rules.errors import EligoError, SubjectInputErrors
 from rules.protocol import VariableDef
 from service import versions
-from service.auth import has_role, hash_token
+from service.auth import has_role, hash_token, sign
 from service.engine import engine
+from service.errors import ApiError
 from service.models import DRAFT, ImmutableVersionError, ProtocolVersion, db
 from service.registry import registry
 
@@ -210,29 +212,15 @@ class ProtocolVersionView(EligoModelView):
                 flash(error.message, "error")
 
     @action("publish", "Publish", "Run the test cases of the selected draft and publish it?")
-    def publish(self, ids: list[str]) -> None:
+    def publish(self, ids: list[str]) -> Any:
+        """Publishing is signed, so the action leads to the signing page of the (first) selected version."""
         if not has_role(current_user, "reviewer"):
             flash("Only reviewers publish.", "error")
-            return
-        for version in self._selected(ids):
-            try:
-                versions.publish(version, published_by=current_user.username)
-                db.session.commit()
-                flash(f"{version.protocol.code} version {version.number} published (hash {version.content_hash[:12]}).")
-            except versions.PublishRefused as refused:
-                db.session.rollback()
-                lines = [
-                    f"{f.name}: expected {json.dumps(f.expected)}, got {json.dumps(f.got)}" for f in refused.failures
-                ]
-                flash(
-                    Markup("Not published: {} test case(s) failed:<ul>{}</ul>").format(
-                        len(lines), Markup("").join(Markup("<li>{}</li>").format(line) for line in lines)
-                    ),
-                    "error",
-                )
-            except versions.VersionError as error:
-                db.session.rollback()
-                flash(error.message, "error")
+            return None
+        if len(ids) != 1:
+            flash("Select one version to publish: each publication is signed on its own.", "error")
+            return None
+        return redirect(url_for("sign.index", version_id=int(ids[0])))
 
     def _selected(self, ids: list[str]) -> list[ProtocolVersion]:
         return [db.session.get(ProtocolVersion, int(i)) for i in ids]
@@ -291,6 +279,53 @@ class TryItView(RoleAccess, BaseView):
             decision=decision,
             problem=problem,
         )
+
+
+class SignForm(FlaskForm):
+    password = PasswordField("Your password", validators=[DataRequired()])
+    reason = TextAreaField("Reason for approving", validators=[DataRequired()])
+
+
+class SignView(RoleAccess, BaseView):
+    """Publish a draft with an electronic signature: the reviewer re-enters their password and gives a reason."""
+
+    roles = ("reviewer",)
+
+    def is_visible(self) -> bool:
+        return False
+
+    @expose("/", methods=("GET", "POST"))
+    def index(self) -> Any:
+        version = db.session.get(ProtocolVersion, request.values.get("version_id", type=int) or 0)
+        if version is None or version.status != DRAFT:
+            flash("Only a draft version can be published.", "error")
+            return redirect(url_for("versions.index_view"))
+        form = SignForm()
+        if form.validate_on_submit():
+            try:
+                signature = sign(current_user, form.password.data, form.reason.data)
+                versions.publish(version, signature)
+                db.session.commit()
+                flash(
+                    f"{version.protocol.code} version {version.number} published (hash {version.content_hash[:12]}), "
+                    f"signed by {signature.signer}."
+                )
+                return redirect(url_for("versions.index_view"))
+            except ApiError as refused:
+                db.session.rollback()
+                form.password.errors = [*form.password.errors, refused.message]
+            except versions.PublishRefused as refused:
+                db.session.rollback()
+                lines = [
+                    f"{f.name}: expected {json.dumps(f.expected)}, got {json.dumps(f.got)}" for f in refused.failures
+                ]
+                flash(
+                    Markup("Not published: {} test case(s) failed:<ul>{}</ul>").format(
+                        len(lines), Markup("").join(Markup("<li>{}</li>").format(line) for line in lines)
+                    ),
+                    "error",
+                )
+        return self.render("admin_eligo/sign.html", version=version, form=form)
 
 
 class AuditView(EligoModelView):

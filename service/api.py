@@ -3,21 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from importlib.resources import files
 from typing import Any
 
 import yaml
 from flask import Blueprint, Response, jsonify, request, stream_with_context, url_for
+from flask_login import current_user
 
 import rules
 from service import batch, screenings, versions
-from service.auth import actor, api_roles, check_site, own_site
+from service.auth import actor, api_roles, check_site, own_site, sign
 from service.engine import engine
 from service.errors import ApiError
 from service.models import Protocol, Screening, db
 from service.registry import registry
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 BATCH_MAX_BYTES = 16 * 1024 * 1024
 
 
@@ -135,7 +138,12 @@ def amend(code: str):
 @bp.post("/protocols/<code>/versions/<int:number>/publish")
 @api_roles("reviewer")
 def publish(code: str, number: int):
-    version = versions.publish(versions.find_version(code, number), published_by=actor())
+    """Signed: the body carries the reviewer's password, re-entered, and the reason for approving."""
+    version = versions.find_version(code, number)
+    versions.check_draft(version)
+    body = _json_object()
+    signature = sign(current_user, body.get("password"), body.get("reason"))
+    version = versions.publish(version, signature)
     db.session.commit()
     return jsonify(versions.describe(version))
 
@@ -179,8 +187,25 @@ def decide():
 @bp.post("/screenings")
 @api_roles("screener")
 def create_screening():
-    screening = screenings.screen(_json_object(), created_by=actor())
-    return _created(screenings.describe(screening), "api.get_screening", screening_id=screening.id)
+    """Decide and store; an `Idempotency-Key` header makes retrying safe (the same key answers the same record)."""
+    key = _idempotency_key()
+    screening, stored = screenings.screen(_json_object(), created_by=actor(), idempotency_key=key)
+    response = _created(screenings.describe(screening), "api.get_screening", screening_id=screening.id)
+    if not stored:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not IDEMPOTENCY_KEY.match(key):
+        shown = key[:80]
+        raise ApiError(
+            400,
+            "the Idempotency-Key header is not usable",
+            [{"field": "Idempotency-Key", "value": shown, "expected": "1 to 200 visible ASCII characters"}],
+        )
+    return key
 
 
 @bp.get("/screenings")

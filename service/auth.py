@@ -17,7 +17,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from flask import Flask, g, redirect, request, url_for
 from flask_login import LoginManager, current_user
@@ -27,6 +27,9 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from service.errors import ApiError
 from service.models import User, db
+
+if TYPE_CHECKING:
+    from service.versions import Signature
 
 ROLES = ("writer", "reviewer", "screener", "admin")
 login_manager = LoginManager()
@@ -60,6 +63,32 @@ def create_user(
 
 def check_password(user: User, password: str) -> bool:
     return bool(user.active) and check_password_hash(user.password_hash, password)
+
+
+def sign(user: User, password: str | None, reason: str | None) -> Signature:
+    """An electronic signature: the signed-in user re-enters their password at the moment of signing.
+
+    A wrong password is refused (403) and logged, so repeated attempts are visible.
+    """
+    from flask import current_app
+
+    from service.versions import Signature
+
+    problems = []
+    if not isinstance(reason, str) or not reason.strip():
+        problems.append({"field": "reason", "value": reason, "expected": "the reason for approving, in words"})
+    if not isinstance(password, str) or not password:
+        problems.append({"field": "password", "value": None, "expected": f"the password of {user.username}"})
+    if problems:
+        raise ApiError(422, "a publication is signed with your password and a reason", problems)
+    if not check_password(user, password):
+        current_app.logger.warning("signature refused: wrong password for %s", user.username)
+        raise ApiError(
+            403,
+            "the signature was refused: the password does not match",
+            [{"field": "password", "value": None, "expected": f"the password of {user.username}"}],
+        )
+    return Signature(user.username, reason.strip())
 
 
 def has_role(user: Any, *roles: str) -> bool:

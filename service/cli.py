@@ -80,23 +80,15 @@ def init_db() -> None:
 
 @main.command("import")
 @click.argument("protocol_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--publish", is_flag=True, help="Publish it too (runs its test cases).")
-def import_file(protocol_file: Path, publish: bool) -> None:
-    """Import a protocol file as a new draft version."""
+def import_file(protocol_file: Path) -> None:
+    """Import a protocol file as a new draft version (publish it with `eligo publish`, which signs)."""
     from service import versions
     from service.models import db
 
     with _context():
         try:
             version = versions.import_definition(rules.load_protocol(protocol_file), created_by="cli")
-            if publish:
-                versions.publish(version, published_by="cli")
             db.session.commit()
-        except versions.PublishRefused as refused:
-            db.session.rollback()
-            for failure in refused.failures:
-                click.echo(f"  ✗ {failure.name}: expected {failure.expected}, got {failure.got}", err=True)
-            raise click.ClickException(f"not imported: {refused}") from None
         except EligoError as error:
             db.session.rollback()
             raise click.ClickException(str(error)) from None
@@ -122,15 +114,26 @@ def export_file(protocol: str, version: int | None, fmt: str) -> None:
 @main.command()
 @click.argument("protocol")
 @click.argument("version", type=int)
-def publish(protocol: str, version: int) -> None:
-    """Publish a draft after running its test cases."""
+@click.option("--user", "username", required=True, help="The reviewer who signs; their password is asked for.")
+@click.option("--reason", required=True, help="Why this version is approved (recorded with the signature).")
+def publish(protocol: str, version: int, username: str, reason: str) -> None:
+    """Publish a draft after running its test cases, signed with a reviewer's password."""
     from service import versions
-    from service.models import db
+    from service.auth import has_role, sign
+    from service.errors import ApiError
+    from service.models import User, db
 
     with _context():
+        user = db.session.execute(db.select(User).filter_by(username=username)).scalar_one_or_none()
+        if user is None or not has_role(user, "reviewer"):
+            raise click.ClickException(f"{username!r} is not a reviewer's account")
+        password = click.prompt(f"Password of {username} (signs the publication)", hide_input=True)
         try:
-            versions.publish(versions.find_version(protocol, version), published_by="cli")
+            g.actor = username
+            versions.publish(versions.find_version(protocol, version), sign(user, password, reason))
             db.session.commit()
+        except ApiError as refused:
+            raise click.ClickException(refused.message) from None
         except versions.PublishRefused as refused:
             for failure in refused.failures:
                 click.echo(f"  ✗ {failure.name}: expected {failure.expected}, got {failure.got}", err=True)
@@ -263,3 +266,19 @@ def summary(protocol: str, version: int, from_version: int | None, fmt: str) -> 
             raise click.ClickException(error.message) from None
         render = amendments.summary_markdown if fmt == "markdown" else amendments.summary_csv
         click.echo(render(before, after), nl=False)
+
+
+@main.command()
+def verify() -> None:
+    """Check the decision record: every stored screening hashed, chained, unchanged. Exit 1 if not."""
+    from service.models import db
+    from service.record import verify as verify_chain
+
+    with _context():
+        result = verify_chain(db.session.connection())
+    for problem in result.problems:
+        click.echo(f"✗ {problem}", err=True)
+    click.echo(f"{result.checked} record(s) checked; head {result.head_seq} {result.head_hash}")
+    if not result.intact:
+        raise click.ClickException(f"the decision record is broken in {len(result.problems)} place(s)")
+    click.echo("the decision record is intact")

@@ -43,7 +43,7 @@ def seed() -> None:
     if db.session.execute(db.select(Protocol).filter_by(code=rules.SEED_PROTOCOL)).scalar_one_or_none():
         return
     version = versions.import_definition(rules.seed_protocol(), created_by="system")
-    versions.publish(version, published_by="system")
+    versions.publish(version, versions.SYSTEM_SIGNATURE)
 
 
 DEMO_ACCOUNTS = (

@@ -80,6 +80,7 @@ class ProtocolVersion(db.Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     published_at: Mapped[dt.datetime | None]
     published_by: Mapped[str | None] = mapped_column(String(80))
+    publish_reason: Mapped[str | None] = mapped_column(Text)
 
     protocol: Mapped[Protocol] = relationship(back_populates="versions")
     based_on: Mapped[ProtocolVersion | None] = relationship(remote_side=[id])
@@ -281,6 +282,7 @@ class Screening(db.Model):
     __table_args__ = (
         Index("ix_screenings_log", "protocol_id", "created_at"),
         Index("ix_screenings_subject", "protocol_id", "subject_id"),
+        Index("ix_screenings_idempotency", "created_by", "idempotency_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -297,6 +299,7 @@ class Screening(db.Model):
     previous_id: Mapped[int | None] = mapped_column(ForeignKey("screenings.id"))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(80))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
 
     protocol: Mapped[Protocol] = relationship()
     version: Mapped[ProtocolVersion] = relationship()
@@ -320,6 +323,7 @@ class ImpactRun(db.Model):
     transitions: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     criteria: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    cursor: Mapped[int] = mapped_column(default=0)  # the last screening id replayed and committed
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
 
@@ -339,6 +343,17 @@ class ImpactChange(db.Model):
     before: Mapped[str] = mapped_column(String(20))
     after: Mapped[str] = mapped_column(String(20))
     causes: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class DecisionRecord(db.Model):
+    """One link of the hash chain over stored screenings (see service/record.py). Append-only."""
+
+    __tablename__ = "decision_records"
+
+    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    screening_id: Mapped[int] = mapped_column(ForeignKey("screenings.id"), unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    record_hash: Mapped[str] = mapped_column(String(64))
 
 
 class AuditEntry(db.Model):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import DateField, Field, SelectField, StringField
+from wtforms import DateField, Field, HiddenField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired
+from wtforms.validators import DataRequired, Length
 
 from rules.compiler import CompiledProtocol
 from service import screenings
@@ -42,6 +43,8 @@ def form_class(compiled: CompiledProtocol) -> type[FlaskForm]:
         subject_id = StringField("Subject id (pseudonymous)", validators=[DataRequired()])
         site = StringField("Site", validators=[DataRequired()])
         screening_date = DateField("Screening date", validators=[DataRequired()], default=dt.date.today)
+        # One key per rendered form: a double-click or a resubmitted page stores the screening once.
+        submission = HiddenField(default=lambda: uuid.uuid4().hex, validators=[Length(max=64)])
 
     for _, variables in _sections(compiled):
         for variable in variables:
@@ -116,7 +119,8 @@ def screen(code: str, cohort: str):
             "inputs": _inputs(form, compiled),
         }
         try:
-            screening = screenings.screen(payload, created_by=actor())
+            key = f"form-{form.submission.data}" if form.submission.data else None
+            screening, _ = screenings.screen(payload, created_by=actor(), idempotency_key=key)
             return redirect(url_for("screening_pages.result", screening_id=screening.id))
         except ApiError as error:
             db.session.rollback()

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 
 import rules
 from rules.decision import Decision
 from rules.errors import SubjectInputError, SubjectInputErrors
+from service import record as decision_record
 from service.auth import check_site
 from service.engine import engine
 from service.errors import ApiError
-from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db
+from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db, utcnow
 from service.registry import registry
 from service.versions import VersionError, find_version
 
@@ -122,9 +124,13 @@ def decide(request: ScreeningRequest) -> tuple[ProtocolVersion, Decision]:
 
 
 def record(
-    request: ScreeningRequest, version: ProtocolVersion, decision: Decision, created_by: str | None
+    request: ScreeningRequest,
+    version: ProtocolVersion,
+    decision: Decision,
+    created_by: str | None,
+    idempotency_key: str | None = None,
 ) -> Screening:
-    """Add the screening to the session, linked to the subject's previous screening under this protocol."""
+    """Write the screening, linked to the subject's previous one under this protocol, and chain its record."""
     previous = db.session.execute(
         select(Screening.id)
         .where(Screening.protocol_id == version.protocol_id, Screening.subject_id == request.subject_id)
@@ -143,19 +149,63 @@ def record(
         decision=decision.decision,
         result=decision.to_dict(),
         previous_id=previous,
+        created_at=utcnow(),
         created_by=created_by,
+        idempotency_key=idempotency_key,
     )
     db.session.add(screening)
+    db.session.flush()
+    decision_record.append(db.session.connection(), {name: getattr(screening, name) for name in decision_record.HASHED})
     return screening
 
 
-def screen(data: Mapping[str, Any], created_by: str | None = None) -> Screening:
+def screen(
+    data: Mapping[str, Any], created_by: str | None = None, idempotency_key: str | None = None
+) -> tuple[Screening, bool]:
+    """Decide and store a screening; with a key already used by this user, the screening stored then.
+
+    Returns the screening and whether it was stored by this call. A client that lost the answer
+    retries with the same key and can never store the subject twice, even when both calls race.
+    """
     request = parse_request(data)
     check_site(request.site)
+    if idempotency_key and (earlier := _by_key(created_by, idempotency_key)):
+        return _same_request(earlier, request, idempotency_key), False
     version, decision = decide(request)
-    screening = record(request, version, decision, created_by)
-    db.session.commit()
-    return screening
+    try:
+        screening = record(request, version, decision, created_by, idempotency_key)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        if not idempotency_key or not (earlier := _by_key(created_by, idempotency_key)):
+            raise
+        return _same_request(earlier, request, idempotency_key), False
+    return screening, True
+
+
+def _by_key(created_by: str | None, key: str) -> Screening | None:
+    return db.session.execute(
+        select(Screening).where(Screening.created_by == created_by, Screening.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def _same_request(earlier: Screening, request: ScreeningRequest, key: str) -> Screening:
+    asked = (request.protocol, request.subject_id, request.site, request.cohort, request.screening_date, request.inputs)
+    stored = (
+        earlier.protocol.code,
+        earlier.subject_id,
+        earlier.site,
+        earlier.cohort,
+        earlier.screening_date,
+        earlier.inputs,
+    )
+    if asked != stored or request.version not in (None, earlier.version.number):
+        raise ApiError(
+            422,
+            "this Idempotency-Key was used for a different screening",
+            [_problem("Idempotency-Key", key, f"a new key, or the same request as screening {earlier.id}")],
+        )
+    return earlier
 
 
 def replay(screening: Screening) -> tuple[bool, dict[str, Any]]:

@@ -128,10 +128,30 @@ def run_test_cases(definition: ProtocolDef) -> list[TestFailure]:
     return failures
 
 
-def publish(version: ProtocolVersion, published_by: str | None = None) -> ProtocolVersion:
-    """Freeze a draft: compile it, run its test cases, record its content hash."""
+def check_draft(version: ProtocolVersion) -> None:
+    """Only drafts are published: said before anyone is asked to sign."""
     if version.status != DRAFT:
         raise VersionError(422, f"version {version.number} is already {version.status}", "version", version.number)
+
+
+@dataclass(frozen=True)
+class Signature:
+    """Who approved a publication and why: the name, the meaning and, with the time, 21 CFR 11.50's manifestation.
+
+    Made by `service.auth.sign`, which checks the signer's re-entered password; the shipped seed
+    protocol alone is published by the system, without one.
+    """
+
+    signer: str
+    reason: str
+
+
+SYSTEM_SIGNATURE = Signature("system", "installed from the seed protocol file shipped with Eligo")
+
+
+def publish(version: ProtocolVersion, signature: Signature) -> ProtocolVersion:
+    """Freeze a draft: compile it, run its test cases, record its content hash and the signature."""
+    check_draft(version)
     definition = version.to_definition()
     failures = run_test_cases(definition)
     if failures:
@@ -139,7 +159,8 @@ def publish(version: ProtocolVersion, published_by: str | None = None) -> Protoc
     version.status = PUBLISHED
     version.content_hash = definition.content_hash
     version.published_at = utcnow()
-    version.published_by = published_by
+    version.published_by = signature.signer
+    version.publish_reason = signature.reason
     db.session.flush()
     return version
 
@@ -155,6 +176,7 @@ def describe(version: ProtocolVersion, full: bool = False) -> dict[str, Any]:
         "created_at": version.created_at.isoformat(),
         "published_at": version.published_at.isoformat() if version.published_at else None,
         "published_by": version.published_by,
+        "publish_reason": version.publish_reason,
     }
     if full:
         definition = version.to_definition().to_dict()

@@ -60,7 +60,13 @@ def test_reviewer_publishes_the_amendment(page, sign_in, screenshot, live_server
     page.goto("/admin/versions/")
     version_id = page.locator("input.action-checkbox").nth(1).get_attribute("value")
     _run_action(page, version_id, "publish")
+    expect(page.get_by_role("heading", name=f"Sign and publish NCT07193667 version {draft['version']}")).to_be_visible()
+    page.fill("#password", "pw-reviewer")
+    page.fill("#reason", "Approved per amendment review")
+    screenshot("admin-sign")
+    page.get_by_role("button", name="Sign and publish").click()
     expect(page.get_by_text(f"NCT07193667 version {draft['version']} published")).to_be_visible()
+    expect(page.get_by_text("signed by reviewer")).to_be_visible()
     screenshot("admin-published")
 
 

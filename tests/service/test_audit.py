@@ -37,7 +37,7 @@ def test_amendment_edit_and_publish_record_who_and_before_after(app, client_as):
         criterion = next(c for c in versions.find_version("NCT07193667", 2).criteria if c.code == "IN-03c")
         criterion.rule = "hgb >= 55 g/L"
         db.session.commit()
-    client_as("reviewer").post(f"{SEED}/versions/2/publish")
+    client_as("reviewer").post(f"{SEED}/versions/2/publish", json={"password": "pw-reviewer", "reason": "approved"})
     updates = _entries(app, action="update", entity="criteria")
     assert updates == [
         (

@@ -86,7 +86,10 @@ def test_import_export_and_publish_from_the_command_line(app, database_url, tmp_
     path.write_text(exported.output.replace("hgb >= 60 g/L", "hgb >= 55 g/L"), encoding="utf-8")
     imported = runner.invoke(main, ["import", str(path)])
     assert imported.output.strip() == "NCT07193667 version 2: draft"
-    published = runner.invoke(main, ["publish", "NCT07193667", "2"])
+    sign = ["--user", "reviewer", "--reason", "lower haemoglobin limit"]
+    wrong = runner.invoke(main, ["publish", "NCT07193667", "2", *sign], input="not-it\n")
+    assert wrong.exit_code == 1 and "the password does not match" in wrong.output
+    published = runner.invoke(main, ["publish", "NCT07193667", "2", *sign], input="pw-reviewer\n")
     assert published.exit_code == 0, published.output
-    again = runner.invoke(main, ["publish", "NCT07193667", "2"])
+    again = runner.invoke(main, ["publish", "NCT07193667", "2", *sign], input="pw-reviewer\n")
     assert again.exit_code == 1 and "already published" in again.output

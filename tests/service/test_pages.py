@@ -8,6 +8,8 @@ import pytest
 
 from service.models import Criterion, Screening, db
 
+SEED = "/api/v1/protocols/NCT07193667"
+
 
 def _token(html: str) -> str:
     return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
@@ -172,7 +174,28 @@ def test_amend_and_publish_actions_respect_roles(app, browser_as):
     assert "Only writers start amendments." in _action(browser_as("reviewer"), "amend", 1).get_data(as_text=True)
     assert "Draft version 2 of NCT07193667 started" in _action(browser_as("writer"), "amend", 1).get_data(as_text=True)
     assert "Only reviewers publish." in _action(browser_as("writer"), "publish", 2).get_data(as_text=True)
-    assert "NCT07193667 version 2 published" in _action(browser_as("reviewer"), "publish", 2).get_data(as_text=True)
+    reviewer = browser_as("reviewer")
+    page = _action(reviewer, "publish", 2).get_data(as_text=True)
+    assert "Sign and publish NCT07193667 version 2" in page
+
+
+def test_publishing_in_the_admin_is_signed_with_the_password_and_a_reason(app, browser_as, client):
+    client.post(f"{SEED}/versions", json={})
+    reviewer = browser_as("reviewer")
+    page = reviewer.get("/admin/sign/?version_id=2").get_data(as_text=True)
+    form = {"csrf_token": _token(page), "password": "pw-writer", "reason": "hgb limit per amendment 2"}
+    refused = reviewer.post("/admin/sign/?version_id=2", data=form).get_data(as_text=True)
+    assert "the signature was refused: the password does not match" in refused
+    assert client.get(f"{SEED}/versions/2").get_json()["status"] == "draft"
+    no_reason = reviewer.post("/admin/sign/?version_id=2", data={**form, "password": "pw-reviewer", "reason": ""})
+    assert "This field is required." in no_reason.get_data(as_text=True)
+
+    signed = reviewer.post(
+        "/admin/sign/?version_id=2", data={**form, "password": "pw-reviewer"}, follow_redirects=True
+    ).get_data(as_text=True)
+    assert "NCT07193667 version 2 published" in signed and "signed by reviewer" in signed
+    version = client.get(f"{SEED}/versions/2").get_json()
+    assert (version["published_by"], version["publish_reason"]) == ("reviewer", "hgb limit per amendment 2")
 
 
 def test_try_it_decides_a_draft_without_storing(app, browser_as):

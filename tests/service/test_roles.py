@@ -88,7 +88,11 @@ def test_stored_records_name_who_acted(client_as, client, subject):
     screening = client_as("screener").post("/api/v1/screenings", json=_screening(subject)).get_json()
     assert screening["created_by"] == "screener"
     client_as("writer").post(f"{SEED}/versions")
-    published = client_as("reviewer").post(f"{SEED}/versions/2/publish").get_json()
+    published = (
+        client_as("reviewer")
+        .post(f"{SEED}/versions/2/publish", json={"password": "pw-reviewer", "reason": "approved"})
+        .get_json()
+    )
     assert published["published_by"] == "reviewer"
 
 

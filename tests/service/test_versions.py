@@ -48,7 +48,7 @@ def _edit_rule(app, number: int, code: str, rule: str) -> None:
 def test_publishing_an_amendment_changes_the_current_version(app, client, seed):
     client.post(f"{SEED}/versions")
     _edit_rule(app, 2, "IN-03c", "hgb >= 55 g/L")
-    response = client.post(f"{SEED}/versions/2/publish")
+    response = client.post(f"{SEED}/versions/2/publish", json={"password": "pw-admin", "reason": "approved"})
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "published"
@@ -59,7 +59,7 @@ def test_publishing_an_amendment_changes_the_current_version(app, client, seed):
 def test_publish_is_refused_when_a_test_case_fails(app, client):
     client.post(f"{SEED}/versions")
     _edit_rule(app, 2, "IN-03b", "anc >= 2.5 x10^9/L")
-    response = client.post(f"{SEED}/versions/2/publish")
+    response = client.post(f"{SEED}/versions/2/publish", json={"password": "pw-admin", "reason": "approved"})
     assert response.status_code == 422
     failures = response.get_json()["error"]["errors"]
     first = failures[0]

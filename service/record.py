@@ -1,0 +1,156 @@
+"""The decision record: every stored screening hashed with its inputs, version hash and result, chained.
+
+Each screening gets one record `seq` with `record_hash = sha256(canonical {seq, prev, screening})`,
+where `prev` is the record hash before it. Changing, inserting or deleting any screening or record
+row afterwards breaks the chain at that point, which `verify` reports. Truncating the tail cannot be
+seen from inside the database: keep the head that `eligo verify` prints somewhere else (a report,
+an e-mail) and compare.
+
+Appending is serialised: PostgreSQL takes a transaction-scoped advisory lock; SQLite already holds
+its single writer lock once the screening row is written, which is always done first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+GENESIS = "0" * 64
+CHAIN_LOCK = 0x454C4947  # "ELIG": the advisory lock key for appending to the chain
+HASHED = (
+    "id",
+    "protocol_id",
+    "version_id",
+    "content_hash",
+    "subject_id",
+    "site",
+    "cohort",
+    "screening_date",
+    "inputs",
+    "decision",
+    "result",
+    "previous_id",
+    "created_at",
+    "created_by",
+    "idempotency_key",
+)
+
+_TYPES = {"inputs": sa.JSON(), "result": sa.JSON(), "created_at": sa.DateTime(), "screening_date": sa.Date()}
+_screenings = sa.table("screenings", *(sa.column(name, _TYPES.get(name)) for name in HASHED))
+_records = sa.table(
+    "decision_records", sa.column("seq"), sa.column("screening_id"), sa.column("prev_hash"), sa.column("record_hash")
+)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def record_hash(seq: int, prev: str, screening: Mapping[str, Any]) -> str:
+    """The hash of one record; JSON values are round-tripped first so stored and in-memory forms agree."""
+    body = {"seq": seq, "prev": prev, "screening": {name: _plain(screening[name]) for name in HASHED}}
+    canonical = json.dumps(
+        json.loads(json.dumps(body)), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _head(connection: Connection) -> tuple[int, str]:
+    row = connection.execute(
+        select(_records.c.seq, _records.c.record_hash).order_by(_records.c.seq.desc()).limit(1)
+    ).first()
+    return (row[0], row[1]) if row else (0, GENESIS)
+
+
+def append(connection: Connection, screening: Mapping[str, Any]) -> str:
+    """Chain a just-written screening (by its column values) in the current transaction."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+    seq, prev = _head(connection)
+    digest = record_hash(seq + 1, prev, screening)
+    connection.execute(
+        _records.insert().values(seq=seq + 1, screening_id=screening["id"], prev_hash=prev, record_hash=digest)
+    )
+    return digest
+
+
+def chain_existing(connection: Connection) -> int:
+    """Chain, in id order, every screening not yet in the record (for the migration that introduced it)."""
+    chained = select(_records.c.screening_id)
+    rows = connection.execute(
+        select(_screenings).where(_screenings.c.id.not_in(chained)).order_by(_screenings.c.id)
+    ).mappings()
+    count = 0
+    for row in rows.all():
+        append(connection, row)
+        count += 1
+    return count
+
+
+@dataclass
+class Verification:
+    checked: int = 0
+    head_seq: int = 0
+    head_hash: str = GENESIS
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+def _chained(connection: Connection, chunk: int) -> Iterator[Mapping[str, Any]]:
+    last = 0
+    while True:
+        rows = (
+            connection.execute(
+                select(_records, _screenings)
+                .select_from(_records.outerjoin(_screenings, _screenings.c.id == _records.c.screening_id))
+                .where(_records.c.seq > last)
+                .order_by(_records.c.seq)
+                .limit(chunk)
+            )
+            .mappings()
+            .all()
+        )
+        if not rows:
+            return
+        yield from rows
+        last = rows[-1]["seq"]
+
+
+def verify(connection: Connection, chunk: int = 1000) -> Verification:
+    """Walk the whole record: every hash recomputed, every link checked, every screening chained once."""
+    result = Verification()
+    prev, expected_seq = GENESIS, 1
+    for row in _chained(connection, chunk):
+        seq = row["seq"]
+        if seq != expected_seq:
+            result.problems.append(f"record {expected_seq} is missing (the next is {seq})")
+        if row["prev_hash"] != prev:
+            result.problems.append(f"record {seq} does not follow record {seq - 1}: the chain was cut or rewritten")
+        if row["id"] is None:
+            result.problems.append(f"record {seq}: screening {row['screening_id']} is gone")
+        elif record_hash(seq, row["prev_hash"], row) != row["record_hash"]:
+            result.problems.append(f"record {seq}: screening {row['id']} was changed after it was recorded")
+        prev, expected_seq = row["record_hash"], seq + 1
+        result.checked += 1
+        result.head_seq, result.head_hash = seq, row["record_hash"]
+    unchained = connection.execute(
+        select(sa.func.count()).select_from(_screenings).where(_screenings.c.id.not_in(select(_records.c.screening_id)))
+    ).scalar_one()
+    if unchained:
+        result.problems.append(f"{unchained} screening(s) are not in the decision record")
+    return result

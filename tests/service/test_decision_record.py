@@ -1,0 +1,134 @@
+"""The decision record: screenings hash-chained and verified; idempotent POSTs; signed publication over the API."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from service.cli import main
+from service.models import DecisionRecord, Screening, db
+from service.record import verify
+from tests.conftest import TOKENS
+from tests.service.test_batch import GOOD
+
+SEED = "/api/v1/protocols/NCT07193667"
+
+
+def _screen(client, screening_request, n: int) -> list[int]:
+    return [
+        client.post("/api/v1/screenings", json=screening_request(subject_id=f"S-{i:03}")).get_json()["id"]
+        for i in range(n)
+    ]
+
+
+def _verify(app):
+    with app.app_context():
+        return verify(db.session.connection(), chunk=2)
+
+
+def _tamper(app, statement: str) -> None:
+    """What someone with direct database access could do: the triggers are dropped first."""
+    with app.app_context():
+        connection = db.session.connection()
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("ALTER TABLE screenings DISABLE TRIGGER USER"))
+            connection.execute(text("ALTER TABLE decision_records DISABLE TRIGGER USER"))
+        else:
+            for trigger in ("screenings_kept_update", "screenings_kept_delete", "decision_records_kept_delete"):
+                connection.execute(text(f"DROP TRIGGER {trigger}"))
+        connection.execute(text(statement))
+        db.session.commit()
+
+
+def test_every_screening_is_chained_and_the_chain_verifies(app, client, screening_request):
+    ids = _screen(client, screening_request, 3)
+    batch = client.post("/api/v1/screenings/batch?protocol=NCT07193667", data=GOOD, content_type="text/csv")
+    assert batch.status_code == 201
+    result = _verify(app)
+    assert result.intact, result.problems
+    with app.app_context():
+        stored = db.session.query(Screening).count()
+        records = db.session.query(DecisionRecord).order_by(DecisionRecord.seq).all()
+    assert result.checked == stored == len(records) > 3
+    assert [r.screening_id for r in records[:3]] == ids
+    assert all(later.prev_hash == earlier.record_hash for earlier, later in itertools.pairwise(records))
+
+
+@pytest.mark.parametrize(
+    ("statement", "found"),
+    [
+        ("UPDATE screenings SET decision = 'not_eligible' WHERE id = 2", "record 2: screening 2 was changed"),
+        ("UPDATE screenings SET inputs = '{}' WHERE id = 3", "record 3: screening 3 was changed"),
+        ("DELETE FROM decision_records WHERE seq = 2", "record 2 is missing"),
+    ],
+)
+def test_any_later_change_is_found_where_it_was_made(app, client, screening_request, statement, found):
+    _screen(client, screening_request, 4)
+    _tamper(app, statement)
+    result = _verify(app)
+    assert not result.intact
+    assert any(problem.startswith(found) for problem in result.problems), result.problems
+
+
+def test_the_verify_command_prints_the_head_and_fails_on_a_broken_chain(
+    app, client, database_url, screening_request, monkeypatch
+):
+    monkeypatch.setenv("ELIGO_DATABASE_URL", database_url)
+    _screen(client, screening_request, 2)
+    intact = CliRunner().invoke(main, ["verify"])
+    assert intact.exit_code == 0 and "2 record(s) checked; head 2 " in intact.output
+    _tamper(app, "UPDATE screenings SET site = 'SITE-9' WHERE id = 1")
+    broken = CliRunner().invoke(main, ["verify"])
+    assert broken.exit_code == 1 and "record 1: screening 1 was changed after it was recorded" in broken.output
+
+
+def test_a_retried_post_with_the_same_key_stores_the_screening_once(app, client, screening_request):
+    body = screening_request()
+    first = client.post("/api/v1/screenings", json=body, headers={"Idempotency-Key": "k-1"})
+    again = client.post("/api/v1/screenings", json=body, headers={"Idempotency-Key": "k-1"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+    assert again.get_json() == first.get_json()
+    other = client.post(
+        "/api/v1/screenings", json={**body, "subject_id": "S-OTHER"}, headers={"Idempotency-Key": "k-1"}
+    )
+    assert other.status_code == 422 and other.get_json()["error"]["errors"][0]["field"] == "Idempotency-Key"
+    bad = client.post("/api/v1/screenings", json=body, headers={"Idempotency-Key": "with space"})
+    assert bad.status_code == 400
+    with app.app_context():
+        assert db.session.query(Screening).count() == 1
+
+
+def test_racing_retries_store_once(app, screening_request):
+    body = screening_request()
+
+    def post(_: int) -> tuple[int, int]:
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['screener']}"
+        response = client.post("/api/v1/screenings", json=body, headers={"Idempotency-Key": "race"})
+        return response.status_code, response.get_json().get("id", 0)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(post, range(8)))
+    assert {status for status, _ in answers} == {201} and len({i for _, i in answers}) == 1
+    with app.app_context():
+        assert db.session.query(Screening).count() == 1
+        assert verify(db.session.connection()).intact
+
+
+def test_publishing_over_the_api_is_signed(client_as):
+    client_as("writer").post(f"{SEED}/versions", json={})
+    reviewer = client_as("reviewer")
+    missing = reviewer.post(f"{SEED}/versions/2/publish", json={})
+    assert missing.status_code == 422
+    assert {e["field"] for e in missing.get_json()["error"]["errors"]} == {"password", "reason"}
+    wrong = reviewer.post(f"{SEED}/versions/2/publish", json={"password": "pw-writer", "reason": "ok"})
+    assert wrong.status_code == 403
+    signed = reviewer.post(f"{SEED}/versions/2/publish", json={"password": "pw-reviewer", "reason": " per SAP v2 "})
+    assert signed.status_code == 200
+    body = signed.get_json()
+    assert (body["status"], body["published_by"], body["publish_reason"]) == ("published", "reviewer", "per SAP v2")
