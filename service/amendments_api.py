@@ -91,6 +91,19 @@ def _run(run_id: int) -> ImpactRun:
     return run
 
 
+@bp.post("/impact/<int:run_id>/resume")
+@api_roles("reviewer")
+def resume_impact(run_id: int):
+    """Carry on a run that failed or was interrupted, from the last chunk it committed."""
+    try:
+        run = impact.launch(impact.resume(_run(run_id)))
+    except impact.ImpactError as error:
+        raise ApiError(409, str(error)) from None
+    response = jsonify(impact.describe(run))
+    response.status_code = 202 if run.status == impact.RUNNING else 200
+    return response
+
+
 @bp.get("/impact/<int:run_id>")
 @api_roles("reviewer")
 def get_impact(run_id: int):

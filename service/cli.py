@@ -224,7 +224,8 @@ def diff(protocol: str, before: int, after: int, fmt: str) -> None:
 @click.argument("protocol")
 @click.argument("before", type=int)
 @click.argument("after", type=int)
-def impact(protocol: str, before: int, after: int) -> None:
+@click.option("--resume", "resume_id", type=int, help="Carry on this failed or interrupted run instead.")
+def impact(protocol: str, before: int, after: int, resume_id: int | None) -> None:
     """Replay the screenings of version BEFORE under AFTER; Ctrl-C cancels (results so far are kept)."""
     from service import impact as impacts
     from service import versions
@@ -232,10 +233,18 @@ def impact(protocol: str, before: int, after: int) -> None:
 
     with _context():
         try:
-            run = impacts.start(protocol, before, after)
+            if resume_id is not None:
+                earlier = db.session.get(ImpactRun, resume_id)
+                if earlier is None:
+                    raise click.ClickException(f"no impact run {resume_id}")
+                run = impacts.resume(earlier)
+            else:
+                run = impacts.start(protocol, before, after)
         except versions.VersionError as error:
             raise click.ClickException(error.message) from None
-        run_id, total = run.id, run.total
+        except impacts.ImpactError as error:
+            raise click.ClickException(str(error)) from None
+        run_id, total = run.id, run.total - run.processed
         try:
             with click.progressbar(length=total, label=f"replaying {total} screenings", file=sys.stderr) as bar:
                 impacts.execute(run_id, progress=bar.update)

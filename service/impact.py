@@ -14,15 +14,22 @@ from typing import Any
 
 from flask import Flask, current_app, url_for
 from sqlalchemy import func, select
+from sqlalchemy.orm.exc import StaleDataError
 
 import rules
-from rules.errors import SubjectInputErrors
+from rules.errors import EligoError, SubjectInputErrors
 from service.engine import engine
 from service.models import ImpactChange, ImpactRun, ProtocolVersion, Screening, db, utcnow
 from service.registry import registry
 from service.versions import find_version
 
 CHUNK = 500
+
+
+class ImpactError(EligoError):
+    """An impact run asked to do what its state does not allow."""
+
+
 RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
 
 
@@ -57,11 +64,19 @@ def causes(before: dict[str, str], after: dict[str, str], order: list[str]) -> l
 
 
 def execute(run_id: int, progress: Callable[[int], None] | None = None) -> ImpactRun:
-    """Replay every screening of the run's first version under its second; resumable by id."""
+    """Replay the run's screenings from its cursor on, committing each chunk with the cursor.
+
+    A process killed half-way loses at most the chunk in flight, which its transaction never
+    wrote: the changes, counts and cursor stored always agree, and `resume` carries on from there.
+    """
     run = db.session.get(ImpactRun, run_id)
     compiled = registry().compiled(run.to_version)
+    if compiled.content_hash != run.to_content_hash:
+        run.status, run.error, run.finished_at = FAILED, "the draft changed since this run started", utcnow()
+        db.session.commit()
+        return run
     order = [c.code for c in compiled.criteria]
-    last_id = 0
+    last_id = run.cursor
     transitions: dict[str, int] = dict(run.transitions)
     counts: dict[str, int] = dict(run.criteria)
     try:
@@ -85,6 +100,7 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
             for screening, outcome in zip(chunk, rules.outcomes_many(compiled, subjects, engine()), strict=True):
                 _record_change(run, screening, outcome, order, transitions, counts)
             last_id = chunk[-1].id
+            run.cursor = last_id
             run.processed += len(chunk)
             run.transitions = dict(transitions)
             run.criteria = dict(counts)
@@ -94,15 +110,17 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
             run = db.session.get(ImpactRun, run_id)
             if progress:
                 progress(len(chunk))
-        run.status = DONE
+        run.status, run.finished_at = DONE, utcnow()
+        db.session.commit()
+    except StaleDataError:  # another process resumed this run and is ahead: it finishes it
+        db.session.rollback()
+        return db.session.get(ImpactRun, run_id)
     except Exception as error:
         db.session.rollback()
         run = db.session.get(ImpactRun, run_id)
-        run.status, run.error = FAILED, str(error)
-        raise
-    finally:
-        run.finished_at = utcnow()
+        run.status, run.error, run.finished_at = FAILED, str(error), utcnow()
         db.session.commit()
+        raise
     return run
 
 
@@ -124,12 +142,28 @@ def _record_change(run, screening, outcome, order, transitions, counts) -> None:
     db.session.add(ImpactChange(run_id=run.id, screening_id=screening.id, before=before, after=after, causes=found))
 
 
-def cancel(run: ImpactRun) -> ImpactRun:
-    if run.status == RUNNING:
-        run.status = CANCELLED
-        run.finished_at = utcnow()
-        db.session.commit()
+def resume(run: ImpactRun) -> ImpactRun:
+    """Carry on a run that failed or whose process died (still `running` with nobody running it)."""
+    if run.status not in (RUNNING, FAILED):
+        raise ImpactError(f"impact run {run.id} is {run.status}; only a failed or interrupted run resumes")
+    run.status, run.error, run.finished_at = RUNNING, None, None
+    db.session.commit()
     return run
+
+
+def cancel(run: ImpactRun) -> ImpactRun:
+    """Stop a run at its next chunk; retried if a chunk commits (moving the cursor) meanwhile."""
+    for _ in range(5):
+        db.session.refresh(run)
+        if run.status != RUNNING:
+            return run
+        run.status, run.finished_at = CANCELLED, utcnow()
+        try:
+            db.session.commit()
+            return run
+        except StaleDataError:
+            db.session.rollback()
+    raise ImpactError(f"impact run {run.id} could not be cancelled; try again")
 
 
 def run_in_background(app: Flask, run_id: int) -> None:

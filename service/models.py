@@ -9,7 +9,7 @@ error, by `guard_published` below.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
@@ -326,6 +326,10 @@ class ImpactRun(db.Model):
     cursor: Mapped[int] = mapped_column(default=0)  # the last screening id replayed and committed
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
+
+    # The cursor doubles as the row's version: a chunk's commit updates the row only where the cursor is
+    # still the one it started from, so two processes resuming the same run can never count a chunk twice.
+    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": cursor, "version_id_generator": False}
 
     protocol: Mapped[Protocol] = relationship()
     from_version: Mapped[ProtocolVersion] = relationship(foreign_keys=[from_version_id])

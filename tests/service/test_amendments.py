@@ -9,9 +9,10 @@ import threading
 import pytest
 from click.testing import CliRunner
 
+from rules.errors import EngineCrashed
 from service import impact
 from service.cli import main
-from service.models import ImpactRun, db
+from service.models import ImpactChange, ImpactRun, db
 
 SEED = "/api/v1/protocols/NCT07193667"
 ANC_VALUES = [0.8, 1.0, 1.2, 1.4, 1.5, 2.0, 2.5, 3.0]  # 1.0 <= anc < 1.5 moves under a 1.5 threshold
@@ -88,6 +89,37 @@ def test_an_impact_run_can_be_cancelled(app, client, log):
         assert response.get_json()["status"] == "cancelled"
         finished = impact.execute(run.id)
         assert (finished.status, finished.processed) == ("cancelled", 0)
+
+
+def test_a_replay_that_dies_half_way_keeps_whole_chunks_and_resumes_to_the_same_answer(app, client, log, monkeypatch):
+    _amend_anc(app, client)
+    real = impact.rules.outcomes_many
+    calls = []
+
+    def dies_on_the_third_chunk(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise EngineCrashed("the engine process crashed (exit code -11)")
+        return real(*args)
+
+    monkeypatch.setattr(impact, "CHUNK", 3)
+    monkeypatch.setattr(impact.rules, "outcomes_many", dies_on_the_third_chunk)
+    app.config["IMPACT_INLINE"] = True
+    with app.app_context():
+        run = impact.start("NCT07193667", 1, 2)
+        with pytest.raises(EngineCrashed):
+            impact.execute(run.id)
+        failed = db.session.get(ImpactRun, run.id)
+        stored_changes = db.session.query(ImpactChange).filter_by(run_id=run.id).count()
+        assert (failed.status, failed.processed) == ("failed", 6)
+        assert stored_changes == failed.changed == sum(failed.transitions.values())  # nothing half-written
+
+    monkeypatch.setattr(impact.rules, "outcomes_many", real)
+    resumed = client.post(f"/api/v1/impact/{run.id}/resume").get_json()
+    assert (resumed["status"], resumed["processed"], resumed["total"]) == ("done", log, log)
+    assert resumed["transitions"] == EXPECTED_TRANSITIONS and resumed["changed"] == 4
+    assert client.get(f"/api/v1/impact/{run.id}/changes").get_json()["total"] == 4
+    assert client.post(f"/api/v1/impact/{run.id}/resume").status_code == 409  # done runs stay done
 
 
 def test_an_impact_run_in_the_background_finishes(app, client, log):
