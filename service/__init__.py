@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter, Map
 
 
 def _instance_secret(app: Flask) -> str:
@@ -19,6 +20,14 @@ def _instance_secret(app: Flask) -> str:
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+class BoundedInt(IntegerConverter):
+    """Ids are 32-bit integers in the database: a larger number in a URL matches no route (404)."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -36,9 +45,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = os.environ.get("ELIGO_SECRET_KEY") or _instance_secret(app)
 
-    from service import audit, auth, db, engine, errors, registry  # noqa: F401  (audit registers its listener)
+    from service import audit, auth, db, engine, errors, registry, security  # noqa: F401  (audit registers its listener)
 
+    app.url_map.converters["int"] = BoundedInt
     errors.init_app(app)
+    security.init_app(app)
     registry.init_app(app)
     engine.init_app(app)
     auth.init_app(app)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, current_app, jsonify, request
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from rules.errors import (
@@ -46,8 +46,48 @@ def error_response(status: int, message: str, errors: list[dict[str, Any]] | Non
     return jsonify(body), status
 
 
+def _nul_field(value: Any, path: str) -> str | None:
+    """The first field holding a NUL character, which no database text column can store."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _nul_field(key, path) or _nul_field(item, f"{path}.{key}" if path else str(key))
+        if found:
+            return found
+    return None
+
+
+def refuse_nul_characters() -> None:
+    """Refuse text with NUL characters at the door, naming the field, before it reaches PostgreSQL."""
+    # Multipart bodies are left to their views: parsing one here would apply the default size limit
+    # before the batch upload view raises it.
+    sources = (
+        [request.args, request.form] if request.mimetype == "application/x-www-form-urlencoded" else [request.args]
+    )
+    field = next(
+        (key for source in sources for key, value in source.items(multi=True) if "\x00" in key + value),
+        None,
+    )
+    if field is None and request.is_json:
+        field = _nul_field(request.get_json(silent=True), "")
+    if field is not None:
+        raise ApiError(
+            400,
+            "the request contains a NUL character",
+            [{"field": field, "value": None, "expected": "text without NUL (\\u0000) characters"}],
+        )
+
+
 def init_app(app: Flask) -> None:
     from service.models import ImmutableVersionError, db
+
+    app.before_request(refuse_nul_characters)
     from service.registry import VersionIntegrityError
     from service.versions import PublishRefused, VersionError
 
@@ -98,7 +138,9 @@ def init_app(app: Flask) -> None:
         app.logger.error("database error: %s", error)
         if "immutable" in str(error.orig) or "kept as recorded" in str(error.orig):
             return error_response(409, "published versions and stored screenings cannot change")
-        return error_response(503, "the database is not available; try again shortly")
+        if isinstance(error, OperationalError | InterfaceError) or error.connection_invalidated:
+            return error_response(503, "the database is not available; try again shortly")
+        return error_response(500, "internal error; it has been logged")
 
     @app.errorhandler(SubjectInputErrors)
     @rolled_back

@@ -269,7 +269,7 @@ def parse_filter(args: Mapping[str, str]) -> LogFilter:
 
     version = None
     if args.get("version"):
-        if args["version"].isdigit():
+        if args["version"].isdigit() and 1 <= int(args["version"]) < 2**31:
             version = int(args["version"])
         else:
             problems.append(_problem("version", args["version"], "a version number"))
