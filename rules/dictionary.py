@@ -327,7 +327,8 @@ class DataDictionary:
         if variable is None:
             suggestion = self.suggest(key)
             hint = f" (did you mean `{suggestion}`?)" if suggestion else ""
-            raise SubjectInputError(key, raw, f"a variable of the data dictionary{hint}")
+            name = key if key.strip() else repr(key)  # an empty name is still named, so it can be found
+            raise SubjectInputError(name, raw, f"a variable of the data dictionary{hint}")
         if variable.is_derived:
             inputs = ", ".join(sorted(self.inputs_of(key)))
             raise SubjectInputError(key, raw, f"nothing: {key} is derived from {inputs}; submit those instead")
