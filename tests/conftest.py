@@ -6,7 +6,13 @@ import copy
 import datetime as dt
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -201,3 +207,51 @@ def screening_request(subject):
 def client(client_as):
     """An admin's client: admins may do everything, so feature tests need no role juggling."""
     return client_as("admin")
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen
+
+    def workers(self) -> list[int]:
+        """The worker processes' ids (children of the gunicorn master)."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
+
+
+@pytest.fixture
+def gunicorn(database_url, tmp_path):
+    """Start gunicorn on 127.0.0.1 against this test's database, as in production; stopped after the test."""
+    started: list[subprocess.Popen] = []
+
+    def start(workers: int = 1) -> LiveServer:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {
+            **os.environ,
+            "ELIGO_DATABASE_URL": database_url,
+            "ELIGO_DEMO_ACCOUNTS": "false",
+            "ELIGO_SECRET_KEY": "live-tests",
+            "ELIGO_IMPACT_INLINE": "true",
+        }
+        log_path = tmp_path / "server.log"
+        command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+        with log_path.open("w") as log:
+            server = subprocess.Popen([*command, "service:create_app()"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        started.append(server)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return LiveServer(f"http://127.0.0.1:{port}", server)
+            if server.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise RuntimeError(log_path.read_text())
+
+    yield start
+    for server in started:
+        server.terminate()
+        server.wait(timeout=10)

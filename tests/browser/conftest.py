@@ -8,10 +8,6 @@ machine, but fail in CI, which installs it.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -31,12 +27,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
@@ -52,36 +42,8 @@ def browser():
 
 
 @pytest.fixture
-def live_server(database_url, tmp_path):
-    port = _free_port()
-    env = {
-        **os.environ,
-        "ELIGO_DATABASE_URL": database_url,
-        "ELIGO_DEMO_ACCOUNTS": "false",
-        "ELIGO_SECRET_KEY": "browser-tests",
-        "ELIGO_IMPACT_INLINE": "true",
-    }
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "service:create_app()"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if server.poll() is not None:
-                raise RuntimeError((tmp_path / "server.log").read_text())
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
+def live_server(gunicorn):
+    return gunicorn(workers=1).url
 
 
 @pytest.fixture

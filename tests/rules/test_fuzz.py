@@ -115,8 +115,9 @@ JSON_VALUES = st.recursive(
     | st.floats()  # NaN and ±inf included: JSON from Python can carry them
     | st.text(max_size=12)
     | st.sampled_from(["SLE", "ITP", "2026-11-02", "1.5", "1,5", "800", "yes", "x10^9/L", "g/dL", "mg/dL", "/µL"]),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(["value", "unit", "x"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["value", "unit", "x"]), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
