@@ -52,22 +52,9 @@ def serve(host: str, port: int, workers: int) -> None:
         database = app.config["SQLALCHEMY_DATABASE_URI"]
     click.echo(f"Eligo on http://{host}:{port}/api/v1/protocols  (database {database})")
     # --preload: the app (and its migrations) start once in the master, before the workers fork.
-    # --max-requests: durable-rules never frees a ruleset (about 11 MB each, bench/compile_memory.py);
-    # recycling a worker now and then returns what draft previews took. Published versions are
-    # compiled again on the new worker's first request.
-    sys.argv = [
-        "gunicorn",
-        "--preload",
-        "--bind",
-        f"{host}:{port}",
-        "--workers",
-        str(workers),
-        "--max-requests",
-        "5000",
-        "--max-requests-jitter",
-        "500",
-        "service:create_app()",
-    ]
+    # Each worker starts its own engine process on its first decision (rules/isolation.py), which
+    # is also where the engine's per-ruleset memory is bounded: workers need no recycling.
+    sys.argv = ["gunicorn", "--preload", "--bind", f"{host}:{port}", "--workers", str(workers), "service:create_app()"]
     run()
 
 
