@@ -8,22 +8,30 @@ replaced; the caller gets `EngineCrashed` or `EngineTimeout` for that call alone
 
 The child also bounds memory: the engine never frees a ruleset (about 11 MB each,
 see bench/compile_memory.py), so after `max_rulesets` distinct versions the child
-is retired and a fresh one started. Only plain JSON crosses the pipe: the
-protocol's canonical definition (the child compiles it itself) and canonical
-subject values; nothing is pickled.
+is retired and a fresh one started.
+
+The child is a plain `python -m rules.isolation` started with subprocess, talking
+length-prefixed JSON over two pipes of its own: the protocol's canonical definition
+(the child compiles it itself) and canonical subject values. Nothing is pickled, and
+unlike multiprocessing's spawn the parent's main module is not imported again.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import json
 import logging
-import multiprocessing
 import os
+import select
+import struct
+import subprocess
+import sys
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, BinaryIO
 
 from rules.compiler import CompiledProtocol, compile_protocol
 from rules.engine import DurableEngine, Evaluation, outcomes_of
@@ -33,9 +41,44 @@ from rules.protocol import from_dict
 log = logging.getLogger("eligo.engine")
 
 CHILD_MAIN = "rules.isolation:serve"
+_LENGTH = struct.Struct("!I")
 
 
-def serve(conn: Connection) -> None:
+class Pipe:
+    """One end of the conversation: whole messages, each a 4-byte length and its bytes."""
+
+    def __init__(self, reader: BinaryIO, writer: BinaryIO) -> None:
+        self._reader, self._writer = reader, writer
+
+    def send_bytes(self, data: bytes) -> None:
+        view = memoryview(_LENGTH.pack(len(data)) + data)
+        while view:
+            written = self._writer.write(view)
+            view = view[written or 0 :]
+
+    def recv_bytes(self) -> bytes:
+        header = self._read(_LENGTH.size)
+        return self._read(_LENGTH.unpack(header)[0])
+
+    def poll(self, timeout: float) -> bool:
+        return bool(select.select([self._reader], [], [], timeout)[0])
+
+    def close(self) -> None:
+        for end in (self._reader, self._writer):
+            with contextlib.suppress(OSError):
+                end.close()
+
+    def _read(self, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            chunk = self._reader.read(size - len(data))
+            if not chunk:
+                raise EOFError("the other end closed the pipe")
+            data += chunk
+        return data
+
+
+def serve(conn: Pipe) -> None:
     """The child's loop: load versions, evaluate subjects, answer in JSON, until the pipe closes."""
     engine = DurableEngine()
     compiled: dict[str, CompiledProtocol] = {}
@@ -65,13 +108,19 @@ def _evaluate(engine: DurableEngine, compiled: CompiledProtocol, values: Mapping
     return {"values": final, "fired": fired}
 
 
-def _resolve(spec: str) -> Callable[[Connection], None]:
+def _resolve(spec: str) -> Callable[[Pipe], None]:
     module, _, name = spec.partition(":")
     return getattr(importlib.import_module(module), name)
 
 
-def _start(conn: Connection, spec: str) -> None:
-    _resolve(spec)(conn)
+_engines: weakref.WeakSet[IsolatedEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_engines() -> None:
+    """Stop every child at exit, rather than leave it to notice the closed pipe."""
+    for engine in list(_engines):
+        engine.close()
 
 
 class IsolatedEngine:
@@ -87,10 +136,11 @@ class IsolatedEngine:
         self.child_main = child_main
         self.restarts = 0
         self._lock = threading.Lock()
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._conn: Connection | None = None
+        self._process: subprocess.Popen | None = None
+        self._conn: Pipe | None = None
         self._owner = 0
         self._loaded: set[str] = set()
+        _engines.add(self)
 
     def evaluate(self, compiled: CompiledProtocol, values: Mapping[str, Any]) -> Evaluation:
         return self.evaluate_many(compiled, [values])[0]
@@ -124,7 +174,7 @@ class IsolatedEngine:
 
     def _ensure(self, compiled: CompiledProtocol) -> None:
         key = compiled.content_hash
-        alive = self._process is not None and self._owner == os.getpid() and self._process.is_alive()
+        alive = self._process is not None and self._owner == os.getpid() and self._process.poll() is None
         if alive and key not in self._loaded and len(self._loaded) >= self.max_rulesets:
             log.info("retiring the engine process after %d rulesets", len(self._loaded))
             self._stop()
@@ -138,12 +188,21 @@ class IsolatedEngine:
     def _spawn(self) -> None:
         if self._process is not None and self._owner == os.getpid():
             self._stop()
-        context = multiprocessing.get_context("spawn")
-        parent, child = context.Pipe()
-        process = context.Process(target=_start, args=(child, self.child_main), name="eligo-engine", daemon=True)
-        process.start()
-        child.close()
-        self._process, self._conn, self._owner = process, parent, os.getpid()
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        # The child imports what this process can import (tests point child_main at their own module).
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rules.isolation", self.child_main, str(to_child_r), str(from_child_w)],
+            pass_fds=(to_child_r, from_child_w),
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        os.close(to_child_r)
+        os.close(from_child_w)
+        reader = os.fdopen(from_child_r, "rb", buffering=0)
+        writer = os.fdopen(to_child_w, "wb", buffering=0)
+        self._process, self._conn, self._owner = process, Pipe(reader, writer), os.getpid()
         self._loaded = set()
 
     def _stop(self) -> None:
@@ -151,7 +210,7 @@ class IsolatedEngine:
             self._conn.close()
         if self._process is not None and self._owner == os.getpid():
             self._process.kill()
-            self._process.join(5)
+            self._process.wait(5)
         self._process, self._conn, self._loaded = None, None, set()
 
     def _call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -165,9 +224,11 @@ class IsolatedEngine:
                 log.error("engine process %s took longer than %.1f s; killed", pid, timeout)
                 raise EngineTimeout(f"the engine did not answer within {timeout:g} s")
             answer = json.loads(self._conn.recv_bytes())
-        except (EOFError, OSError, BrokenPipeError):
-            self._process.join(1)
-            code = self._process.exitcode
+        except (EOFError, OSError):
+            try:
+                code = self._process.wait(1)
+            except subprocess.TimeoutExpired:
+                code = None
             self._stop()
             self.restarts += 1
             log.error("engine process crashed (exit code %s)", code)
@@ -175,3 +236,14 @@ class IsolatedEngine:
         if not answer["ok"]:
             raise EngineError(answer["error"])
         return answer
+
+
+def _child(argv: list[str]) -> None:
+    """`python -m rules.isolation MAIN READ_FD WRITE_FD`: what the parent starts."""
+    spec, read_fd, write_fd = argv
+    conn = Pipe(os.fdopen(int(read_fd), "rb", buffering=0), os.fdopen(int(write_fd), "wb", buffering=0))
+    _resolve(spec)(conn)
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1:])

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ctypes
 import json
 import time
-from multiprocessing.connection import Connection
 
+from rules.isolation import Pipe
 from rules.isolation import serve as real_serve
 
 CRASH_AGE, HANG_AGE = 77, 78
@@ -15,7 +15,7 @@ CRASH_AGE, HANG_AGE = 77, 78
 class _Cue:
     """The pipe, as the real child loop sees it; looks at each request before passing it on."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Pipe) -> None:
         self._conn = conn
 
     def recv_bytes(self) -> bytes:
@@ -31,5 +31,5 @@ class _Cue:
         self._conn.send_bytes(data)
 
 
-def serve(conn: Connection) -> None:
+def serve(conn: Pipe) -> None:
     real_serve(_Cue(conn))  # type: ignore[arg-type]
