@@ -4,9 +4,12 @@
     python bench/compile_memory.py --n 200
 
 Each draft differs by one threshold, so each is a new ruleset. Measured side by
-side, in two fresh processes: compiling only (the Python side), and compiling
-and loading each draft into the durable-rules engine, which upstream reports
-never frees a ruleset (jruizgit/rules #137, #371).
+side, in fresh processes: compiling only (the Python side); compiling and loading
+each draft into the durable-rules engine in-process, which upstream reports never
+frees a ruleset (jruizgit/rules #137, #371); and the service's way, the registry
+(most recently used 32) with the isolated engine process (retired after 8 rulesets),
+deciding one subject under each draft, as a preview does. For the service the
+memory is the web process's plus its engine process's.
 """
 
 from __future__ import annotations
@@ -21,52 +24,74 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def rss_mb(pid: int | str = "self") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
 
 
-def run(n: int, load: bool) -> dict[str, float]:
+def run(n: int, mode: str) -> dict[str, float]:
     import rules
+    from bench.cohort import subjects
     from rules.engine import DurableEngine
+    from rules.isolation import IsolatedEngine
     from rules.protocol import from_dict
+    from service.registry import Registry
 
     base = rules.seed_protocol().to_dict()
-    engine = DurableEngine()
-    rules.compile_protocol(from_dict(base))  # warm caches (pint, lark) before the baseline
-    start, started = rss_mb(), time.perf_counter()
-    samples = []
+    engine, isolated, registry = DurableEngine(), IsolatedEngine(timeout=60), Registry()
+    subject = subjects(1)[0]
+    warm = rules.compile_protocol(from_dict(base))  # warm caches (pint, lark) before the baseline
+    if mode == "service":
+        rules.decide(warm, subject, isolated)
+
+    def memory() -> float:
+        return rss_mb() + (rss_mb(isolated.pid) if mode == "service" and isolated.pid else 0.0)
+
+    start, started = memory(), time.perf_counter()
+    samples, peak = [], 0.0
     for i in range(n):
         data = json.loads(json.dumps(base, default=str))
         data["criteria"][2]["rule"] = f"wbc >= {3 + i / 10_000:.4f} x10^9/L"
-        compiled = rules.compile_protocol(from_dict(data))
-        if load:
-            engine.load(compiled)
+        if mode == "service":
+            rules.decide(registry.compile(from_dict(data)), subject, isolated)
+        else:
+            compiled = rules.compile_protocol(from_dict(data))
+            if mode == "load":
+                engine.load(compiled)
+        peak = max(peak, memory() - start)
         if i % max(1, n // 10) == 0:
-            samples.append(round(rss_mb() - start, 1))
-    return {"seconds": time.perf_counter() - started, "growth_mb": rss_mb() - start, "samples": samples}
+            samples.append(round(memory() - start, 1))
+    growth = memory() - start
+    isolated.close()
+    return {"seconds": time.perf_counter() - started, "growth_mb": growth, "peak_mb": peak, "samples": samples}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000)
-    parser.add_argument("--child", choices=["compile", "load"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["compile", "load", "service"], help=argparse.SUPPRESS)
+    parser.add_argument("--load-n", type=int, default=200, help="drafts for the in-process engine (11 MB each)")
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run(args.n, args.child == "load")))
+        print(json.dumps(run(args.n, args.child)))
         return
-    print(f"draft compiles (bench/compile_memory.py): {args.n:,} drafts, each in a fresh process per mode")
-    for mode, label in (("compile", "compile only"), ("load", "compile + load into the engine")):
+    print(f"draft compiles (bench/compile_memory.py): {args.n:,} drafts, each mode in a fresh process")
+    modes = (
+        ("compile", "compile only", args.n),
+        ("load", "compile + load, engine in-process", min(args.n, args.load_n)),
+        ("service", "service: registry + engine process", args.n),
+    )
+    for mode, label, n in modes:
         out = subprocess.run(
-            [sys.executable, __file__, "--n", str(args.n), "--child", mode], check=True, capture_output=True, text=True
+            [sys.executable, __file__, "--n", str(n), "--child", mode], check=True, capture_output=True, text=True
         ).stdout
         figures = json.loads(out.strip().splitlines()[-1])
-        per = figures["seconds"] / args.n * 1000
+        per = figures["seconds"] / n * 1000
         print(
-            f"  {label:32} {per:6.1f} ms each   memory grew {figures['growth_mb']:7.1f} MB"
-            f"   (every {max(1, args.n // 10)}: {figures['samples']})"
+            f"  {label:36} {n:5} drafts {per:6.1f} ms each   grew {figures['growth_mb']:7.1f} MB"
+            f" (peak {figures['peak_mb']:7.1f})   every {max(1, n // 10)}: {figures['samples']}"
         )
 
 

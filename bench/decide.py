@@ -3,9 +3,10 @@
     python bench/decide.py            # 10,000 generated subjects, all four cohorts
     python bench/decide.py --n 2000
 
-Each subject is decided four ways in turn, so all four are measured side by side
-under the same conditions: the engine with the full explanation (production),
-the reference evaluator with the same explanation, and both without it.
+Each subject is decided five ways in turn, so all are measured side by side under
+the same conditions: the engine with the full explanation in-process, the same
+through the isolated engine process the service uses (rules/isolation.py), the
+reference evaluator with the same explanation, and both without it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import rules
 from bench.cohort import subjects
 from rules import reference
 from rules.decision import combine
+from rules.isolation import IsolatedEngine
 
 
 def reference_outcomes(compiled, subject):
@@ -47,8 +49,10 @@ def main() -> None:
         compiled = rules.compile_protocol(protocol)
         compile_times.append(time.perf_counter() - started)
     cohort = subjects(args.n)
+    isolated = IsolatedEngine()
     ways = {
         "engine + explanation": lambda s: rules.decide(compiled, s),
+        "engine process + explanation": lambda s: rules.decide(compiled, s, isolated),
         "reference + explanation": lambda s: rules.decide_reference(compiled, s),
         "engine, outcomes only": lambda s: rules.outcomes(compiled, s),
         "reference, outcomes only": lambda s: reference_outcomes(compiled, s),
@@ -68,17 +72,21 @@ def main() -> None:
     print(f"decide (bench/decide.py): {args.n:,} subjects of NCT07193667, all four cohorts")
     print(f"  mix: {dict(decisions)}")
     print(f"  compile one version: median {statistics.median(compile_times) * 1000:.0f} ms")
-    print(f"  {'':26} {'median':>9} {'p99':>9} {'mean':>9}")
+    isolated.close()
+    print(f"  {'':30} {'median':>9} {'p99':>9} {'mean':>9}")
     for name, values in timings.items():
         print(
-            f"  {name:26} {statistics.median(values) * 1e3:8.3f}ms {percentile(values, 0.99) * 1e3:8.3f}ms"
+            f"  {name:30} {statistics.median(values) * 1e3:8.3f}ms {percentile(values, 0.99) * 1e3:8.3f}ms"
             f" {statistics.fmean(values) * 1e3:8.3f}ms"
         )
     with_explanation = statistics.median(timings["engine + explanation"]) / statistics.median(
         timings["reference + explanation"]
     )
     bare = statistics.median(timings["engine, outcomes only"]) / statistics.median(timings["reference, outcomes only"])
+    floor = statistics.median(timings["reference, outcomes only"])
+    production = statistics.median(timings["engine process + explanation"])
     print(f"  engine / reference, with explanation: {with_explanation:.2f}x   outcomes only: {bare:.2f}x")
+    print(f"  the service's way (engine process + explanation) / the floor: {production / floor:.1f}x")
 
 
 if __name__ == "__main__":

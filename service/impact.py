@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask, current_app, url_for
 from sqlalchemy import func, select
+from sqlalchemy.orm import defer
 from sqlalchemy.orm.exc import StaleDataError
 
 import rules
@@ -87,6 +88,8 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
             chunk = (
                 db.session.execute(
                     select(Screening)
+                    # The stored explanation (tens of KB of JSON) is read only for the few that change.
+                    .options(defer(Screening.result))
                     .where(Screening.version_id == run.from_version_id, Screening.id > last_id)
                     .order_by(Screening.id)
                     .limit(CHUNK)

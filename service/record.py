@@ -59,11 +59,13 @@ def _plain(value: Any) -> Any:
 
 
 def record_hash(seq: int, prev: str, screening: Mapping[str, Any]) -> str:
-    """The hash of one record; JSON values are round-tripped first so stored and in-memory forms agree."""
+    """The hash of one record over its canonical JSON (sorted keys, no spaces).
+
+    The in-memory values (before the insert) and the stored ones (JSON columns read back) encode
+    alike: tuples and lists both become arrays, floats keep their shortest repr, keys are strings.
+    """
     body = {"seq": seq, "prev": prev, "screening": {name: _plain(screening[name]) for name in HASHED}}
-    canonical = json.dumps(
-        json.loads(json.dumps(body)), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

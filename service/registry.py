@@ -1,14 +1,15 @@
 """Compiled protocol versions, held once per process and keyed by content hash.
 
-Compiling costs a fifth of a second and the engine never frees a ruleset, so a
-published version is compiled the first time a request needs it and kept;
-requests never recompile it. Before a stored version is trusted, its rows are
-hashed again and must match the hash recorded when it was published.
+A version is compiled the first time a request needs it and kept while it is among
+the most recently used; the ruleset itself lives in the engine process, which loads
+each version once. Before a stored version is trusted, its rows are hashed again
+and must match the hash recorded when it was published.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 from flask import Flask, current_app
 
@@ -24,19 +25,25 @@ class VersionIntegrityError(EligoError):
 
 
 class Registry:
-    def __init__(self) -> None:
+    """The most recently used compiled versions, `size` at most (a thousand draft edits stay flat)."""
+
+    def __init__(self, size: int = 32) -> None:
         self._lock = threading.Lock()
-        self._compiled: dict[str, CompiledProtocol] = {}
+        self._compiled: OrderedDict[str, CompiledProtocol] = OrderedDict()
+        self.size = size
 
     def compiled(self, version: ProtocolVersion) -> CompiledProtocol:
         """The compiled form of a version, compiled once per content.
 
-        Drafts are cached by the hash of their current content too: the engine never frees a
-        ruleset (bench/compile_memory.py measures about 11 MB each), so compiling a draft on
-        every preview would leak on every click; this way only a distinct edit costs one.
+        Drafts are cached by the hash of their current content too, so a preview clicked again
+        costs nothing; the engine process bounds what distinct edits cost it (rules/isolation.py).
         """
-        if version.content_hash and version.content_hash in self._compiled:
-            return self._compiled[version.content_hash]
+        if version.content_hash:
+            with self._lock:
+                cached = self._compiled.get(version.content_hash)
+                if cached is not None:
+                    self._compiled.move_to_end(version.content_hash)
+                    return cached
         definition = version.to_definition()
         if version.content_hash and definition.content_hash != version.content_hash:
             raise VersionIntegrityError(
@@ -52,6 +59,9 @@ class Registry:
             if compiled is None:
                 compiled = rules.compile_protocol(definition)
                 self._compiled[key] = compiled
+                while len(self._compiled) > self.size:
+                    self._compiled.popitem(last=False)
+            self._compiled.move_to_end(key)
             return compiled
 
     def __len__(self) -> int:

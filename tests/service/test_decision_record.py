@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import concurrent.futures
+import datetime as dt
 import itertools
+import json
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import text
 
 from service.cli import main
 from service.models import DecisionRecord, Screening, db
-from service.record import verify
+from service.record import HASHED, record_hash, verify
 from tests.conftest import TOKENS
 from tests.service.test_batch import GOOD
 
@@ -132,3 +136,26 @@ def test_publishing_over_the_api_is_signed(client_as):
     assert signed.status_code == 200
     body = signed.get_json()
     assert (body["status"], body["published_by"], body["publish_reason"]) == ("published", "reviewer", "per SAP v2")
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3).map(tuple)
+        | st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(inputs=JSON, result=JSON)
+def test_a_record_hashes_the_same_before_it_is_stored_and_after_it_is_read_back(inputs, result):
+    screening = {name: None for name in HASHED} | {
+        "inputs": inputs,
+        "result": result,
+        "created_at": dt.datetime(2026, 11, 27, 13, 0, 0, 123456),
+        "screening_date": dt.date(2026, 11, 2),
+    }
+    stored = {**screening, "inputs": json.loads(json.dumps(inputs)), "result": json.loads(json.dumps(result))}
+    assert record_hash(7, "a" * 64, screening) == record_hash(7, "a" * 64, stored)
