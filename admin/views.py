@@ -264,7 +264,7 @@ class TryItView(RoleAccess, BaseView):
                     case = next(t for t in version.test_cases if t.name == case_name)
                     subject_text = json.dumps(case.subject, indent=1)
                 subject = json.loads(subject_text or "{}")
-                decision = rules.decide(registry().compiled(version), subject, engine())
+                decision = rules.decide(registry().compiled(version), subject, engine(version))
             except json.JSONDecodeError as error:
                 problem = f"The subject is not valid JSON: {error}"
             except SubjectInputErrors as errors:

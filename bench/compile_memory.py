@@ -7,7 +7,7 @@ Each draft differs by one threshold, so each is a new ruleset. Measured side by
 side, in fresh processes: compiling only (the Python side); compiling and loading
 each draft into the durable-rules engine in-process, which upstream reports never
 frees a ruleset (jruizgit/rules #137, #371); and the service's way, the registry
-(most recently used 32) with the isolated engine process (retired after 8 rulesets),
+(most recently used 32) with the drafts' engine process (retired after 4 rulesets),
 deciding one subject under each draft, as a preview does. For the service the
 memory is the web process's plus its engine process's.
 """
@@ -40,7 +40,7 @@ def run(n: int, mode: str) -> dict[str, float]:
     from service.registry import Registry
 
     base = rules.seed_protocol().to_dict()
-    engine, isolated, registry = DurableEngine(), IsolatedEngine(timeout=60), Registry()
+    engine, isolated, registry = DurableEngine(), IsolatedEngine(timeout=60, max_rulesets=4), Registry()
     subject = subjects(1)[0]
     warm = rules.compile_protocol(from_dict(base))  # warm caches (pint, lark) before the baseline
     if mode == "service":

@@ -165,6 +165,11 @@ class IsolatedEngine:
         return evaluations
 
     @property
+    def loaded(self) -> frozenset[str]:
+        """The content hashes of the versions the current child holds."""
+        return frozenset(self._loaded)
+
+    @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None and self._owner == os.getpid() else None
 

@@ -178,7 +178,7 @@ def decide():
             [{"field": "subject", "value": None, "expected": "an object of variable: value"}],
         )
     version = versions.find_version(code, number)
-    return jsonify(rules.decide(registry().compiled(version), subject, engine()).to_dict())
+    return jsonify(rules.decide(registry().compiled(version), subject, engine(version)).to_dict())
 
 
 # -- screenings -----------------------------------------------------------------------------

@@ -100,7 +100,9 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
             if not chunk:
                 break
             subjects = [{**s.inputs, "cohort": s.cohort, "screening_date": s.screening_date.isoformat()} for s in chunk]
-            for screening, outcome in zip(chunk, rules.outcomes_many(compiled, subjects, engine()), strict=True):
+            for screening, outcome in zip(
+                chunk, rules.outcomes_many(compiled, subjects, engine(run.to_version)), strict=True
+            ):
                 _record_change(run, screening, outcome, order, transitions, counts)
             last_id = chunk[-1].id
             run.cursor = last_id

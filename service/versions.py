@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 import rules
 from rules.errors import EligoError, SubjectInputErrors
 from rules.protocol import ProtocolDef
-from service.engine import engine
+from service.engine import draft_engine
 from service.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, utcnow
 from service.registry import registry
 
@@ -111,7 +111,7 @@ def run_test_cases(definition: ProtocolDef) -> list[TestFailure]:
         if case.missing is not None:
             expected["missing"] = list(case.missing)
         try:
-            decision = rules.decide(compiled, case.subject, engine())
+            decision = rules.decide(compiled, case.subject, draft_engine())
         except SubjectInputErrors as error:
             failures.append(TestFailure(case.name, expected, {"input errors": [str(e) for e in error.errors]}))
             continue

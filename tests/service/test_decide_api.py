@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from service.models import db
+
 
 def test_protocols_are_listed(client, compiled):
     (protocol,) = client.get("/api/v1/protocols").get_json()
@@ -56,3 +58,20 @@ def test_unknown_route_is_json_404(client):
     response = client.get("/api/v1/nothing")
     assert response.status_code == 404
     assert response.get_json()["error"]["status"] == 404
+
+
+def test_drafts_are_decided_in_their_own_engine_process(app, client, subject, seed):
+    client.post("/api/v1/protocols/NCT07193667/versions", json={})
+    with app.app_context():
+        from service import versions
+
+        criterion = next(c for c in versions.find_version("NCT07193667", 2).criteria if c.code == "IN-03b")
+        criterion.rule = criterion.rule.replace("anc >= 1 x10^9/L", "anc >= 1.5 x10^9/L")
+        db.session.commit()
+        draft_hash = versions.find_version("NCT07193667", 2).to_definition().content_hash
+    body = {"protocol": "NCT07193667", "version": 2, "subject": subject("SLE", {"anc": 1.2})}
+    assert client.post("/api/v1/decide", json=body).get_json()["decision"] == "not_eligible"
+    assert client.post("/api/v1/decide", json={**body, "version": 1}).get_json()["decision"] == "eligible"
+    published, drafts = app.extensions["eligo.engine"], app.extensions["eligo.draft_engine"]
+    assert draft_hash in drafts.loaded and draft_hash not in published.loaded
+    assert seed.content_hash in published.loaded
