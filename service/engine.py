@@ -8,6 +8,7 @@ faulty engine).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ from flask import Flask, current_app
 
 from rules.compiler import CompiledProtocol
 from rules.engine import DurableEngine, Evaluation, default_engine
-from rules.isolation import CHILD_MAIN, IsolatedEngine
+from rules.isolation import CHILD_MAIN, EnginePool, IsolatedEngine
 from service.models import DRAFT, ProtocolVersion
 
 
@@ -35,6 +36,7 @@ class InProcess:
 
 _shared: dict[tuple[float, int, str], IsolatedEngine] = {}
 _shared_lock = threading.Lock()
+_pools: dict[tuple[bool, int, float], EnginePool] = {}
 
 
 def _isolated(timeout: float, max_rulesets: int, child_main: str) -> IsolatedEngine:
@@ -70,6 +72,24 @@ def engine(version: ProtocolVersion | None = None) -> IsolatedEngine | InProcess
     if version is not None and version.status == DRAFT:
         return current_app.extensions["eligo.draft_engine"]
     return current_app.extensions["eligo.engine"]
+
+
+def replay_engine(version: ProtocolVersion) -> EnginePool | InProcess:
+    """For replaying a whole log under a version: one engine process per core (ENGINE_REPLAY_PROCESSES)."""
+    config = current_app.config
+    if not config.get("ENGINE_ISOLATED", True):
+        return engine(version)
+    size = int(config.get("ENGINE_REPLAY_PROCESSES", os.cpu_count() or 1))
+    key = (version.status == DRAFT, size, float(config.get("ENGINE_TIMEOUT", 5.0)))
+    with _shared_lock:
+        if key not in _pools:
+            caps = int(
+                config.get("ENGINE_MAX_DRAFT_RULESETS" if key[0] else "ENGINE_MAX_RULESETS", 4 if key[0] else 64)
+            )
+            _pools[key] = EnginePool(
+                size, timeout=key[2], max_rulesets=caps, child_main=str(config.get("ENGINE_CHILD_MAIN", CHILD_MAIN))
+            )
+        return _pools[key]
 
 
 def draft_engine() -> IsolatedEngine | InProcess:

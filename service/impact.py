@@ -19,7 +19,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 import rules
 from rules.errors import EligoError, SubjectInputErrors
-from service.engine import engine
+from service.engine import replay_engine
 from service.models import ImpactChange, ImpactRun, ProtocolVersion, Screening, db, utcnow
 from service.registry import registry
 from service.versions import find_version
@@ -101,7 +101,7 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
                 break
             subjects = [{**s.inputs, "cohort": s.cohort, "screening_date": s.screening_date.isoformat()} for s in chunk]
             for screening, outcome in zip(
-                chunk, rules.outcomes_many(compiled, subjects, engine(run.to_version)), strict=True
+                chunk, rules.outcomes_many(compiled, subjects, replay_engine(run.to_version)), strict=True
             ):
                 _record_change(run, screening, outcome, order, transitions, counts)
             last_id = chunk[-1].id

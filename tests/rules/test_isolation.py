@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 import rules
-from rules.isolation import IsolatedEngine
+from rules.isolation import EnginePool, IsolatedEngine
 from rules.protocol import from_dict
 
 
@@ -44,3 +44,15 @@ def test_the_child_is_retired_after_its_ruleset_limit(compiled, seed, subject, i
         assert rules.decide(variant, subject("SLE"), isolated).decision == "eligible"
         pids.append(isolated.pid)
     assert pids[0] == pids[1] != pids[2]
+
+
+def test_a_pool_splits_a_batch_across_processes_and_keeps_its_order(compiled, subject):
+    pool = EnginePool(2, timeout=10)
+    try:
+        subjects = [subject(cohort, {"age": 30 + i}) for i, cohort in enumerate(["SLE", "SSc", "IIM", "ITP"] * 5)]
+        subjects[7] = subject("SLE", {"anc": 0.5})
+        pooled = rules.outcomes_many(compiled, subjects, pool)
+        assert pooled == [rules.outcomes(compiled, s) for s in subjects]
+        assert len({engine.pid for engine in pool.engines}) == 2
+    finally:
+        pool.close()
