@@ -78,7 +78,14 @@ def outcomes(
 def outcomes_many(
     compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]], engine: BatchEvaluator
 ) -> list[tuple[str, dict[str, str]] | SubjectInputErrors]:
-    """`outcomes` for many subjects in one engine call; a subject with bad input gets its errors instead."""
+    """`outcomes` for many subjects in one engine call; a subject with bad input gets its errors instead.
+
+    An engine that can normalise subjects itself (the isolated engine and its pool) is handed the
+    raw subjects: the unit conversions then run in its processes, on every core, not in this one.
+    """
+    delegate = getattr(engine, "outcomes_many", None)
+    if delegate is not None:
+        return delegate(compiled, subjects)
     results: list[tuple[str, dict[str, str]] | SubjectInputErrors] = []
     usable: list[int] = []
     values: list[dict[str, Any]] = []

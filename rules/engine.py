@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +75,9 @@ class DurableEngine:
         """Forward-chain one subject's canonical values through the version's ruleset."""
         current, fired = self.run(compiled, values)
         return Evaluation(current, outcomes_of(compiled, fired, current), fired)
+
+    def evaluate_many(self, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]) -> list[Evaluation]:
+        return [self.evaluate(compiled, values) for values in subjects]
 
     def run(self, compiled: CompiledProtocol, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """The final values and the rules fired, in order: what crosses the pipe from an isolated engine."""

@@ -36,7 +36,7 @@ from typing import Any, BinaryIO
 
 from rules.compiler import CompiledProtocol, compile_protocol
 from rules.engine import DurableEngine, Evaluation, outcomes_of
-from rules.errors import EngineCrashed, EngineError, EngineTimeout
+from rules.errors import EngineCrashed, EngineError, EngineTimeout, SubjectInputError, SubjectInputErrors
 from rules.protocol import from_dict
 
 log = logging.getLogger("eligo.engine")
@@ -93,12 +93,25 @@ def serve(conn: Pipe) -> None:
                 compiled[request["key"]] = compile_protocol(from_dict(request["protocol"]))
                 engine.load(compiled[request["key"]])
                 answer: dict[str, Any] = {"ok": True}
+            elif request["op"] == "outcomes":
+                answer = {"ok": True, "results": _outcomes(engine, compiled[request["key"]], request["subjects"])}
             else:
                 protocol = compiled[request["key"]]
                 answer = {"ok": True, "results": [_evaluate(engine, protocol, v) for v in request["subjects"]]}
         except Exception as error:  # every failure goes back to the parent, which raises it
             answer = {"ok": False, "error": f"{type(error).__name__}: {error}"}
         conn.send_bytes(json.dumps(answer).encode())
+
+
+def _outcomes(engine: DurableEngine, compiled: CompiledProtocol, subjects: list[dict[str, Any]]) -> list[Any]:
+    import rules  # the package imports this module's siblings; imported here, where the child needs it
+
+    return [
+        {"input_errors": [e.as_dict() for e in result.errors]}
+        if isinstance(result, SubjectInputErrors)
+        else {"decision": result[0], "outcomes": result[1]}
+        for result in rules.outcomes_many(compiled, subjects, engine)
+    ]
 
 
 def _evaluate(engine: DurableEngine, compiled: CompiledProtocol, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,6 +177,25 @@ class IsolatedEngine:
                 Evaluation(result["values"], outcomes_of(compiled, result["fired"], result["values"]), result["fired"])
             )
         return evaluations
+
+    def outcomes_many(
+        self, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[str, dict[str, str]] | SubjectInputErrors]:
+        """Decisions and outcomes of raw subjects, normalised in the child: the replay's path."""
+        if not subjects:
+            return []
+        with self._lock:
+            self._ensure(compiled)
+            answer = self._call(
+                {"op": "outcomes", "key": compiled.content_hash, "subjects": list(subjects)},
+                self.timeout * (1 + len(subjects) // 100),
+            )
+        return [
+            SubjectInputErrors([SubjectInputError(**e) for e in result["input_errors"]])
+            if "input_errors" in result
+            else (result["decision"], result["outcomes"])
+            for result in answer["results"]
+        ]
 
     @property
     def loaded(self) -> frozenset[str]:
@@ -259,13 +291,23 @@ class EnginePool:
         return self.engines[0].evaluate(compiled, values)
 
     def evaluate_many(self, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]) -> list[Evaluation]:
+        return self._split("evaluate_many", compiled, subjects)
+
+    def outcomes_many(
+        self, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[str, dict[str, str]] | SubjectInputErrors]:
+        return self._split("outcomes_many", compiled, subjects)
+
+    def _split(self, method: str, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]) -> list[Any]:
+        if not subjects:
+            return []
         share = -(-len(subjects) // len(self.engines))
         slices = [subjects[i : i + share] for i in range(0, len(subjects), share)]
         futures = [
-            self._threads.submit(engine.evaluate_many, compiled, part)
+            self._threads.submit(getattr(engine, method), compiled, part)
             for engine, part in zip(self.engines, slices, strict=False)
         ]
-        return [evaluation for future in futures for evaluation in future.result()]
+        return [result for future in futures for result in future.result()]
 
     def close(self) -> None:
         for engine in self.engines:

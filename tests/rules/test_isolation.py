@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 import rules
+from rules.errors import SubjectInputErrors
 from rules.isolation import EnginePool, IsolatedEngine
 from rules.protocol import from_dict
 
@@ -51,8 +52,11 @@ def test_a_pool_splits_a_batch_across_processes_and_keeps_its_order(compiled, su
     try:
         subjects = [subject(cohort, {"age": 30 + i}) for i, cohort in enumerate(["SLE", "SSc", "IIM", "ITP"] * 5)]
         subjects[7] = subject("SLE", {"anc": 0.5})
-        pooled = rules.outcomes_many(compiled, subjects, pool)
-        assert pooled == [rules.outcomes(compiled, s) for s in subjects]
+        subjects[11] = subject("SSc", {"anc": "lots", "hgb": "12 furlongs"})
+        pooled = rules.outcomes_many(compiled, subjects, pool)  # normalised in the engine processes
+        bad = pooled.pop(11)
+        assert isinstance(bad, SubjectInputErrors) and [e.field for e in bad.errors] == ["anc", "hgb.unit"]
+        assert pooled == [rules.outcomes(compiled, s) for i, s in enumerate(subjects) if i != 11]
         assert len({engine.pid for engine in pool.engines}) == 2
     finally:
         pool.close()
