@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import Flask, current_app, url_for
 from sqlalchemy import func, select
-from sqlalchemy.orm import defer
 from sqlalchemy.orm.exc import StaleDataError
 
 import rules
@@ -85,18 +84,14 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
             db.session.refresh(run)
             if run.status != RUNNING:
                 return run
-            chunk = (
-                db.session.execute(
-                    select(Screening)
-                    # The stored explanation (tens of KB of JSON) is read only for the few that change.
-                    .options(defer(Screening.result))
-                    .where(Screening.version_id == run.from_version_id, Screening.id > last_id)
-                    .order_by(Screening.id)
-                    .limit(CHUNK)
-                )
-                .scalars()
-                .all()
-            )
+            # Plain rows, not ORM objects: nothing to track, expire or expunge per screening;
+            # the stored explanation, tens of KB of JSON, is read only for the few that change.
+            chunk = db.session.execute(
+                select(Screening.id, Screening.inputs, Screening.cohort, Screening.screening_date, Screening.decision)
+                .where(Screening.version_id == run.from_version_id, Screening.id > last_id)
+                .order_by(Screening.id)
+                .limit(CHUNK)
+            ).all()
             if not chunk:
                 break
             subjects = [{**s.inputs, "cohort": s.cohort, "screening_date": s.screening_date.isoformat()} for s in chunk]
@@ -110,8 +105,6 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
             run.transitions = dict(transitions)
             run.criteria = dict(counts)
             db.session.commit()
-            for screening in chunk:  # release the chunk: memory stays flat however long the log
-                db.session.expunge(screening)
             run = db.session.get(ImpactRun, run_id)
             if progress:
                 progress(len(chunk))
@@ -137,7 +130,8 @@ def _record_change(run, screening, outcome, order, transitions, counts) -> None:
         after, new = outcome
         if after == before:
             return
-        old = {c["code"]: c["outcome"] for c in screening.result["criteria"]}
+        stored = db.session.execute(select(Screening.result).where(Screening.id == screening.id)).scalar_one()
+        old = {c["code"]: c["outcome"] for c in stored["criteria"]}
         found = causes(old, new, order)
     key = f"{before}→{after}"
     transitions[key] = transitions.get(key, 0) + 1
