@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 from flask import Blueprint, Response, jsonify, request, stream_with_context, url_for
 from flask_login import current_user
+from sqlalchemy.exc import IntegrityError
 
 import rules
 from service import batch, screenings, versions
@@ -196,14 +197,14 @@ def create_screening():
     return response
 
 
-def _idempotency_key() -> str | None:
+def _idempotency_key(limit: int = 200) -> str | None:
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not IDEMPOTENCY_KEY.match(key):
+    if key is not None and (not IDEMPOTENCY_KEY.match(key) or len(key) > limit):
         shown = key[:80]
         raise ApiError(
             400,
             "the Idempotency-Key header is not usable",
-            [{"field": "Idempotency-Key", "value": shown, "expected": "1 to 200 visible ASCII characters"}],
+            [{"field": "Idempotency-Key", "value": shown, "expected": f"1 to {limit} visible ASCII characters"}],
         )
     return key
 
@@ -242,8 +243,15 @@ def replay(screening_id: int):
 @bp.post("/screenings/batch")
 @api_roles("screener")
 def batch_screen():
-    """Screen a CSV body (`?protocol=…&version=…`); all rows are stored, or none."""
+    """Screen a CSV body (`?protocol=…&version=…`); all rows are stored, or none.
+
+    With an `Idempotency-Key`, a batch sent again (its answer lost, or the client killed) answers
+    the rows stored the first time instead of storing them twice.
+    """
     request.max_content_length = BATCH_MAX_BYTES
+    key = _idempotency_key(limit=190)  # each row is stored under `<key>#row<n>`
+    if key and (earlier := batch.stored_before(key, actor())):
+        return _batch_answer([batch.summary(row, s, s.result) for row, s in earlier], replayed=True)
     code = request.args.get("protocol")
     if not code:
         raise ApiError(
@@ -262,10 +270,23 @@ def batch_screen():
         raise ApiError(400, "the CSV must be UTF-8 text") from None
     rows = batch.read(text, code, int(number) if number else None)
     results = batch.decide_rows(rows)
-    stored = batch.store(results, created_by=actor())
-    return jsonify(
-        {"screened": len(stored), "rows": [batch.summary(r, s) for r, s in zip(results, stored, strict=True)]}
-    ), 201
+    try:
+        stored = batch.store(results, created_by=actor(), key=key)
+    except IntegrityError:  # the same batch, racing: it stored first
+        db.session.rollback()
+        if not key or not (earlier := batch.stored_before(key, actor())):
+            raise
+        return _batch_answer([batch.summary(row, s, s.result) for row, s in earlier], replayed=True)
+    summaries = [batch.summary(r.row, s, r.decision.to_dict()) for r, s in zip(results, stored, strict=True)]
+    return _batch_answer(summaries, replayed=False)
+
+
+def _batch_answer(rows: list[dict[str, Any]], replayed: bool):
+    response = jsonify({"screened": len(rows), "rows": rows})
+    response.status_code = 201
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _scoped(log: screenings.LogFilter) -> screenings.LogFilter:

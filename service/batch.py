@@ -13,9 +13,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy import select
 
 from rules.decision import Decision
 from service.auth import check_site
@@ -118,24 +120,39 @@ def decide_rows(rows: Iterable[dict[str, Any]], progress: Callable[[int], None] 
     return results
 
 
-def store(results: list[RowResult], created_by: str | None) -> list[Screening]:
-    """Record every row in one transaction."""
+def _row_key(key: str, row: int) -> str:
+    return f"{key}#row{row}"
+
+
+def store(results: list[RowResult], created_by: str | None, key: str | None = None) -> list[Screening]:
+    """Record every row in one transaction; with a batch key, each row under `<key>#row<n>`."""
     screenings = []
     for result in results:
-        screenings.append(record(result.request, result.version, result.decision, created_by))
-        db.session.flush()
+        row_key = _row_key(key, result.row) if key else None
+        screenings.append(record(result.request, result.version, result.decision, created_by, row_key))
     db.session.commit()
     return screenings
 
 
-def summary(result: RowResult, screening: Screening) -> dict[str, Any]:
-    decision = result.decision
+def stored_before(key: str, created_by: str | None) -> list[tuple[int, Screening]]:
+    """The rows a batch with this key stored earlier (all of them: a batch is stored whole), by row."""
+    found = db.session.execute(
+        select(Screening).where(
+            Screening.created_by == created_by, Screening.idempotency_key.startswith(f"{key}#row", autoescape=True)
+        )
+    ).scalars()
+    return sorted((int(s.idempotency_key.rsplit("#row", 1)[1]), s) for s in found)
+
+
+def summary(row: int, screening: Screening, result: Mapping[str, Any]) -> dict[str, Any]:
+    """One row's answer, from the decision as stored (`Decision.to_dict()` or the screening's record)."""
+    outcomes = [(c["code"], c["outcome"]) for c in result["criteria"]]
     return {
-        "row": result.row,
+        "row": row,
         "screening_id": screening.id,
         "subject_id": screening.subject_id,
-        "decision": decision.decision,
-        "failed": [c.code for c in decision.failed],
-        "unknown": [c.code for c in decision.unknown],
-        "missing": decision.missing,
+        "decision": result["decision"],
+        "failed": [code for code, outcome in outcomes if outcome == "fail"],
+        "unknown": [code for code, outcome in outcomes if outcome == "unknown"],
+        "missing": result["missing"],
     }

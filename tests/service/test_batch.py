@@ -93,3 +93,15 @@ def test_import_export_and_publish_from_the_command_line(app, database_url, tmp_
     assert published.exit_code == 0, published.output
     again = runner.invoke(main, ["publish", "NCT07193667", "2", *sign], input="pw-reviewer\n")
     assert again.exit_code == 1 and "already published" in again.output
+
+
+def test_a_batch_sent_again_with_its_key_is_answered_from_the_first_and_stored_once(app, client):
+    url = "/api/v1/screenings/batch?protocol=NCT07193667"
+    first = client.post(url, data=GOOD, content_type="text/csv", headers={"Idempotency-Key": "batch-7"})
+    again = client.post(url, data=GOOD, content_type="text/csv", headers={"Idempotency-Key": "batch-7"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    assert _count(app) == 3
+    too_long = client.post(url, data=GOOD, content_type="text/csv", headers={"Idempotency-Key": "k" * 191})
+    assert too_long.status_code == 400 and _count(app) == 3
