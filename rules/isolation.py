@@ -160,17 +160,9 @@ class IsolatedEngine:
         return self.evaluate_many(compiled, [values])[0]
 
     def evaluate_many(self, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]) -> list[Evaluation]:
-        """Evaluate subjects in one round trip; the time limit grows with the batch (a hundred per `timeout`)."""
-        if not subjects:
-            return []
-        with self._lock:
-            self._ensure(compiled)
-            answer = self._call(
-                {"op": "evaluate", "key": compiled.content_hash, "subjects": list(subjects)},
-                self.timeout * (1 + len(subjects) // 100),
-            )
+        """Evaluate canonical values in one round trip."""
         evaluations = []
-        for result in answer["results"]:
+        for result in self._batch("evaluate", compiled, subjects):
             if "error" in result:
                 raise EngineError(result["error"])
             evaluations.append(
@@ -182,20 +174,24 @@ class IsolatedEngine:
         self, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]
     ) -> list[tuple[str, dict[str, str]] | SubjectInputErrors]:
         """Decisions and outcomes of raw subjects, normalised in the child: the replay's path."""
+        return [
+            SubjectInputErrors([SubjectInputError(**e) for e in result["input_errors"]])
+            if "input_errors" in result
+            else (result["decision"], result["outcomes"])
+            for result in self._batch("outcomes", compiled, subjects)
+        ]
+
+    def _batch(self, op: str, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """One round trip for many subjects; the time limit grows with the batch (a hundred per `timeout`)."""
         if not subjects:
             return []
         with self._lock:
             self._ensure(compiled)
             answer = self._call(
-                {"op": "outcomes", "key": compiled.content_hash, "subjects": list(subjects)},
+                {"op": op, "key": compiled.content_hash, "subjects": list(subjects)},
                 self.timeout * (1 + len(subjects) // 100),
             )
-        return [
-            SubjectInputErrors([SubjectInputError(**e) for e in result["input_errors"]])
-            if "input_errors" in result
-            else (result["decision"], result["outcomes"])
-            for result in answer["results"]
-        ]
+        return answer["results"]
 
     @property
     def loaded(self) -> frozenset[str]:
