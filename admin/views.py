@@ -180,8 +180,23 @@ class ProtocolVersionView(EligoModelView):
     can_create = False
     can_edit = False
     can_delete = False
-    column_list = ("protocol.code", "number", "status", "based_on", "content_hash", "published_at", "published_by")
-    column_labels = {"protocol.code": "Protocol", "number": "Version", "based_on": "Amended from"}
+    column_list = (
+        "protocol.code",
+        "number",
+        "status",
+        "based_on",
+        "content_hash",
+        "published_at",
+        "published_by",
+        "publish_reason",
+    )
+    column_labels = {
+        "protocol.code": "Protocol",
+        "number": "Version",
+        "based_on": "Amended from",
+        "published_by": "Signed by",
+        "publish_reason": "Reason signed",
+    }
     column_filters = ("status", "protocol.code")
     column_default_sort = [("protocol_id", False), ("number", False)]
     column_formatters = {

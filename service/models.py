@@ -304,6 +304,7 @@ class Screening(db.Model):
     protocol: Mapped[Protocol] = relationship()
     version: Mapped[ProtocolVersion] = relationship()
     previous: Mapped[Screening | None] = relationship(remote_side=[id])
+    record: Mapped[DecisionRecord | None] = relationship(viewonly=True, uselist=False)
 
 
 class ImpactRun(db.Model):

@@ -238,6 +238,8 @@ def describe(screening: Screening, full: bool = True) -> dict[str, Any]:
     if full:
         data["inputs"] = screening.inputs
         data["result"] = screening.result
+        record = screening.record
+        data["record"] = {"seq": record.seq, "hash": record.record_hash} if record else None
     return data
 
 

@@ -59,6 +59,8 @@ def test_every_screening_is_chained_and_the_chain_verifies(app, client, screenin
         records = db.session.query(DecisionRecord).order_by(DecisionRecord.seq).all()
     assert result.checked == stored == len(records) > 3
     assert [r.screening_id for r in records[:3]] == ids
+    shown = client.get(f"/api/v1/screenings/{ids[1]}").get_json()["record"]
+    assert shown == {"seq": 2, "hash": records[1].record_hash}
     assert all(later.prev_hash == earlier.record_hash for earlier, later in itertools.pairwise(records))
 
 
