@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -88,6 +89,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench/http_load.py needs the wrk load generator: apt-get install wrk")
 
     from bench.cohort import subjects
     from service import create_app
