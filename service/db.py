@@ -73,9 +73,13 @@ def _print_accounts(accounts: list[tuple[str, str, str, str]]) -> None:
         print(f"  {username:<10} role {role:<9} password {password}  API token {token}", flush=True)
 
 
-def _sqlite_foreign_keys(dbapi_connection, connection_record) -> None:
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """Foreign keys on; write-ahead logging, so readers never wait for the writer and a commit is one
+    fsync of the log (synchronous stays FULL: a screening acknowledged is on disk)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.close()
 
 
@@ -88,7 +92,7 @@ def init_app(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
-            event.listen(db.engine, "connect", _sqlite_foreign_keys)
+            event.listen(db.engine, "connect", _sqlite_pragmas)
             db.engine.dispose()
         if app.config.get("AUTO_UPGRADE", True):
             upgrade()
