@@ -120,7 +120,15 @@ def screen(code: str, cohort: str):
         }
         try:
             key = f"form-{form.submission.data}" if form.submission.data else None
-            screening, _ = screenings.screen(payload, created_by=actor(), idempotency_key=key)
+            try:
+                screening, _ = screenings.screen(payload, created_by=actor(), idempotency_key=key)
+            except screenings.KeyReused:
+                # Back, edit, submit again: the page's key already stored the earlier values. This is a
+                # new screening, not a double submit; it gets a key of its own.
+                db.session.rollback()
+                screening, _ = screenings.screen(
+                    payload, created_by=actor(), idempotency_key=f"form-{uuid.uuid4().hex}"
+                )
             return redirect(url_for("screening_pages.result", screening_id=screening.id))
         except ApiError as error:
             db.session.rollback()

@@ -183,6 +183,10 @@ def screen(
     return screening, True
 
 
+class KeyReused(ApiError):
+    """An idempotency key already stored a different screening."""
+
+
 def _by_key(created_by: str | None, key: str) -> Screening | None:
     return db.session.execute(
         select(Screening).where(Screening.created_by == created_by, Screening.idempotency_key == key)
@@ -200,7 +204,7 @@ def _same_request(earlier: Screening, request: ScreeningRequest, key: str) -> Sc
         earlier.inputs,
     )
     if asked != stored or request.version not in (None, earlier.version.number):
-        raise ApiError(
+        raise KeyReused(
             422,
             "this Idempotency-Key was used for a different screening",
             [_problem("Idempotency-Key", key, f"a new key, or the same request as screening {earlier.id}")],

@@ -247,3 +247,26 @@ def test_cohorts_are_typed_as_codes_and_checked(app, browser_as):
     writer.post(url, data={**form, "cohorts": "SSc, SLE"})
     with app.app_context():
         assert db.session.get(Criterion, criterion).cohorts == ["SSc", "SLE"]
+
+
+def test_a_form_submitted_twice_stores_once_but_an_edited_resubmission_is_a_new_screening(app, browser_as):
+    client = browser_as("screener")
+    page = client.get("/screen/NCT07193667/SLE").get_data(as_text=True)
+    key = re.search(r'name="submission" type="hidden" value="([0-9a-f]{32})"', page).group(1)
+    data = {
+        "csrf_token": _token(page),
+        "submission": key,
+        "subject_id": "S-1",
+        "site": "SITE-1",
+        "screening_date": "2026-11-02",
+        "anc": "800",
+        "anc__unit": "/µL",
+    }
+    first = client.post("/screen/NCT07193667/SLE", data=data)
+    double = client.post("/screen/NCT07193667/SLE", data=data)
+    assert first.status_code == double.status_code == 302
+    assert first.headers["Location"] == double.headers["Location"]
+    edited = client.post("/screen/NCT07193667/SLE", data={**data, "anc": "1800"})  # back, edit, submit
+    assert edited.status_code == 302 and edited.headers["Location"] != first.headers["Location"]
+    with app.app_context():
+        assert db.session.query(Screening).count() == 2
