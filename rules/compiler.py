@@ -14,6 +14,7 @@ they are checked here and reported in words a protocol writer can act on.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -82,6 +83,13 @@ class CompiledProtocol:
     @property
     def ruleset_json(self) -> str:
         return json.dumps(self.ruleset, sort_keys=True)
+
+    @functools.cached_property
+    def applicability(self) -> tuple[tuple[str, str | None], ...]:
+        """Each criterion's code and the `not_applicable:` key of its cohorts (None: applies to all).
+
+        Read for every subject decided, so worked out once."""
+        return tuple((c.code, "+".join(c.definition.cohorts) if c.definition.cohorts else None) for c in self.criteria)
 
     def criterion(self, code: str) -> CompiledCriterion:
         for criterion in self.criteria:

@@ -28,6 +28,7 @@ from rules.errors import EngineError
 
 OUTCOMES = ("pass", "fail", "unknown")
 _NOT_HANDLED = 1
+_ACTING = ("derive:", "advance:")
 
 
 @dataclass
@@ -96,7 +97,8 @@ class DurableEngine:
                     while message:
                         name = message[2 : message.index('"', 2)]
                         fired.append(name)
-                        self._act(handle, compiled, sid, name, current)
+                        if name.startswith(_ACTING):  # outcome rules only record that they fired
+                            self._act(handle, compiled, sid, name, current)
                         message = native.complete_and_start_action(handle, state)
             except native.error as error:
                 if state is not None:
@@ -127,24 +129,26 @@ class DurableEngine:
 
 def outcomes_of(compiled: CompiledProtocol, fired: list[str], values: Mapping[str, Any]) -> dict[str, str]:
     """Each criterion's outcome from the rules that fired, checking the engine gave exactly one."""
-    outcomes: dict[str, str] = {}
+    found: dict[str, str] = {}
     inapplicable: set[str] = set()
     for name in fired:
-        head, tail = name.split(":")[:2]
+        head, _, rest = name.partition(":")
+        tail = rest.partition(":")[0]
         if tail in OUTCOMES:
-            if outcomes.get(head, tail) != tail:
-                raise EngineError(f"the engine gave criterion {head} two outcomes ({outcomes[head]}, {tail})")
-            outcomes[head] = tail
+            if found.setdefault(head, tail) != tail:
+                raise EngineError(f"the engine gave criterion {head} two outcomes ({found[head]}, {tail})")
         elif head == "not_applicable":
             inapplicable.add(tail)
     cohort = values.get("cohort")
-    for criterion in compiled.criteria:
-        code = criterion.code
-        if criterion.definition.cohorts and "+".join(criterion.definition.cohorts) in inapplicable:
-            if code in outcomes:
+    outcomes: dict[str, str] = {}
+    for code, cohorts in compiled.applicability:  # in the protocol's order
+        if cohorts is not None and cohorts in inapplicable:
+            if code in found:
                 raise EngineError(f"criterion {code} was decided for cohort {cohort}, which it does not apply to")
             outcomes[code] = "not_applicable"
-        elif code not in outcomes:
+        elif code in found:
+            outcomes[code] = found[code]
+        else:
             raise EngineError(f"the engine gave no outcome for criterion {code}")
     return outcomes
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
-import json
 import logging
 import os
 import select
@@ -34,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
+from rules import jsonfast
 from rules.compiler import CompiledProtocol, compile_protocol
 from rules.engine import DurableEngine, Evaluation, outcomes_of
 from rules.errors import EngineCrashed, EngineError, EngineTimeout, SubjectInputError, SubjectInputErrors
@@ -85,7 +85,7 @@ def serve(conn: Pipe) -> None:
     compiled: dict[str, CompiledProtocol] = {}
     while True:
         try:
-            request = json.loads(conn.recv_bytes())
+            request = jsonfast.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
         try:
@@ -100,7 +100,7 @@ def serve(conn: Pipe) -> None:
                 answer = {"ok": True, "results": [_evaluate(engine, protocol, v) for v in request["subjects"]]}
         except Exception as error:  # every failure goes back to the parent, which raises it
             answer = {"ok": False, "error": f"{type(error).__name__}: {error}"}
-        conn.send_bytes(json.dumps(answer).encode())
+        conn.send_bytes(jsonfast.dumps_bytes(answer))
 
 
 def _outcomes(engine: DurableEngine, compiled: CompiledProtocol, subjects: list[dict[str, Any]]) -> list[Any]:
@@ -250,14 +250,14 @@ class IsolatedEngine:
     def _call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         assert self._conn is not None and self._process is not None
         try:
-            self._conn.send_bytes(json.dumps(request).encode())
+            self._conn.send_bytes(jsonfast.dumps_bytes(request))
             if not self._conn.poll(timeout):
                 pid = self._process.pid
                 self._stop()
                 self.restarts += 1
                 log.error("engine process %s took longer than %.1f s; killed", pid, timeout)
                 raise EngineTimeout(f"the engine did not answer within {timeout:g} s")
-            answer = json.loads(self._conn.recv_bytes())
+            answer = jsonfast.loads(self._conn.recv_bytes())
         except (EOFError, OSError):
             try:
                 code = self._process.wait(1)

@@ -11,6 +11,8 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Map
 
+from service.json_provider import FastJSONProvider
+
 
 def _instance_secret(app: Flask) -> str:
     """A secret key kept in the instance folder, made on first start, so sessions survive restarts."""
@@ -33,6 +35,7 @@ class BoundedInt(IntegerConverter):
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create and configure the app."""
     app = Flask(__name__, instance_relative_config=True)
+    app.json = FastJSONProvider(app)
     app.config.from_mapping(
         MAX_CONTENT_LENGTH=1 * 1024 * 1024,
         JSON_SORT_KEYS=False,
