@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from flask import Flask, current_app, url_for
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm.exc import StaleDataError
 
 import rules
@@ -76,31 +77,32 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
         db.session.commit()
         return run
     order = [c.code for c in compiled.criteria]
-    last_id = run.cursor
     transitions: dict[str, int] = dict(run.transitions)
     counts: dict[str, int] = dict(run.criteria)
+    engine = replay_engine(run.to_version)
+    # One chunk ahead: while the engine processes decide a chunk, this thread stores the previous
+    # chunk's changes and reads the next one.
+    ahead = ThreadPoolExecutor(1, thread_name_prefix="eligo-replay")
+
+    def decide(rows: list[Row]) -> Future | None:
+        if not rows:
+            return None
+        subjects = [{**r.inputs, "cohort": r.cohort, "screening_date": r.screening_date.isoformat()} for r in rows]
+        return ahead.submit(rules.outcomes_many, compiled, subjects, engine)
+
     try:
-        while True:
+        chunk = _read(run, run.cursor)
+        pending = decide(chunk)
+        while pending is not None:
             db.session.refresh(run)
             if run.status != RUNNING:
                 return run
-            # Plain rows, not ORM objects: nothing to track, expire or expunge per screening;
-            # the stored explanation, tens of KB of JSON, is read only for the few that change.
-            chunk = db.session.execute(
-                select(Screening.id, Screening.inputs, Screening.cohort, Screening.screening_date, Screening.decision)
-                .where(Screening.version_id == run.from_version_id, Screening.id > last_id)
-                .order_by(Screening.id)
-                .limit(CHUNK)
-            ).all()
-            if not chunk:
-                break
-            subjects = [{**s.inputs, "cohort": s.cohort, "screening_date": s.screening_date.isoformat()} for s in chunk]
-            for screening, outcome in zip(
-                chunk, rules.outcomes_many(compiled, subjects, replay_engine(run.to_version)), strict=True
-            ):
+            following = _read(run, chunk[-1].id)
+            results = pending.result()
+            pending = decide(following)
+            for screening, outcome in zip(chunk, results, strict=True):
                 _record_change(run, screening, outcome, order, transitions, counts)
-            last_id = chunk[-1].id
-            run.cursor = last_id
+            run.cursor = chunk[-1].id
             run.processed += len(chunk)
             run.transitions = dict(transitions)
             run.criteria = dict(counts)
@@ -108,6 +110,7 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
             run = db.session.get(ImpactRun, run_id)
             if progress:
                 progress(len(chunk))
+            chunk = following
         run.status, run.finished_at = DONE, utcnow()
         db.session.commit()
     except StaleDataError:  # another process resumed this run and is ahead: it finishes it
@@ -119,7 +122,25 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
         run.status, run.error, run.finished_at = FAILED, str(error), utcnow()
         db.session.commit()
         raise
+    finally:
+        ahead.shutdown(wait=True, cancel_futures=True)
     return run
+
+
+def _read(run: ImpactRun, after_id: int) -> list[Row]:
+    """The next chunk of the run's screenings after a screening id.
+
+    Plain rows, not ORM objects: nothing to track, expire or expunge per screening; the stored
+    explanation, tens of KB of JSON, is read only for the few that change.
+    """
+    return list(
+        db.session.execute(
+            select(Screening.id, Screening.inputs, Screening.cohort, Screening.screening_date, Screening.decision)
+            .where(Screening.version_id == run.from_version_id, Screening.id > after_id)
+            .order_by(Screening.id)
+            .limit(CHUNK)
+        ).all()
+    )
 
 
 def _record_change(run, screening, outcome, order, transitions, counts) -> None:
