@@ -251,7 +251,7 @@ def batch_screen():
     request.max_content_length = BATCH_MAX_BYTES
     key = _idempotency_key(limit=190)  # each row is stored under `<key>#row<n>`
     if key and (earlier := batch.stored_before(key, actor())):
-        return _batch_answer([batch.summary(row, s, s.result) for row, s in earlier], replayed=True)
+        return _batch_replayed(earlier)
     code = request.args.get("protocol")
     if not code:
         raise ApiError(
@@ -276,9 +276,14 @@ def batch_screen():
         db.session.rollback()
         if not key or not (earlier := batch.stored_before(key, actor())):
             raise
-        return _batch_answer([batch.summary(row, s, s.result) for row, s in earlier], replayed=True)
+        return _batch_replayed(earlier)
     summaries = [batch.summary(r.row, s, r.decision.to_dict()) for r, s in zip(results, stored, strict=True)]
     return _batch_answer(summaries, replayed=False)
+
+
+def _batch_replayed(earlier: list[tuple[int, Screening]]):
+    """The answer a keyed batch got the first time, from the rows it stored then."""
+    return _batch_answer([batch.summary(row, s, s.result) for row, s in earlier], replayed=True)
 
 
 def _batch_answer(rows: list[dict[str, Any]], replayed: bool):

@@ -86,10 +86,10 @@ def refuse_nul_characters() -> None:
 
 def init_app(app: Flask) -> None:
     from service.models import ImmutableVersionError, db
-
-    app.before_request(refuse_nul_characters)
     from service.registry import VersionIntegrityError
     from service.versions import PublishRefused, VersionError
+
+    app.before_request(refuse_nul_characters)
 
     @app.teardown_request
     def roll_back_failures(error: BaseException | None) -> None:

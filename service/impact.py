@@ -25,13 +25,11 @@ from service.registry import registry
 from service.versions import find_version
 
 CHUNK = 500
+RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
 
 
 class ImpactError(EligoError):
     """An impact run asked to do what its state does not allow."""
-
-
-RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
 
 
 def start(code: str, from_number: int, to_number: int) -> ImpactRun:
