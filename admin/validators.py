@@ -41,7 +41,8 @@ def valid_rule(form, field) -> None:
     except ProtocolError as error:
         raise ValidationError(f"the data dictionary has problems to fix first: {error}") from None
     try:
-        check_rule(field.data, dictionary)
+        kind = getattr(getattr(form, "kind", None), "data", None) or "inclusion"
+        check_rule(field.data, dictionary, kind=kind)
     except RuleErrors as errors:
         messages = []
         for error in errors.errors:

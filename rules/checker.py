@@ -47,9 +47,12 @@ def _fmt(value: float) -> str:
 
 
 class _Checker:
-    def __init__(self, text: str, dictionary: DataDictionary) -> None:
+    def __init__(self, text: str, dictionary: DataDictionary, kind: str | None) -> None:
         self.text = text
         self.dictionary = dictionary
+        # Whether the node being lowered passes the criterion when true: an exception (`unless`)
+        # must spare the subject, which means "or" in an inclusion and "and not" in an exclusion.
+        self.sparing_when_true: bool | None = None if kind is None else kind == "inclusion"
         self.errors: list[RuleValidationError] = []
         self.computed: dict[str, ComputedField] = {}
 
@@ -168,7 +171,13 @@ class _Checker:
         return Group("not", (either,), style="not") if node.negated else either
 
     def lower_not(self, node: ast.Not) -> Node:
-        return Group("not", (self.lower(node.operand),), style="not")
+        if self.sparing_when_true is None:
+            return Group("not", (self.lower(node.operand),), style="not")
+        self.sparing_when_true = not self.sparing_when_true
+        try:
+            return Group("not", (self.lower(node.operand),), style="not")
+        finally:
+            self.sparing_when_true = not self.sparing_when_true
 
     def lower_all(self, node: ast.All) -> Node:
         return Group("all", tuple(self.lower(o) for o in node.operands), style="and")
@@ -183,7 +192,21 @@ class _Checker:
         return Group("at_least", items, count=node.count, style="at_least")
 
     def lower_unless(self, node: ast.Unless) -> Node:
-        return Group("any", (self.lower(node.requirement), self.lower(node.exception)), style="unless")
+        """`X unless Y`: Y spares the subject. In an inclusion that is `X or Y`; in an exclusion, where
+        the subject passes when the condition does not hold, it is `X and not Y`."""
+        requirement = self.lower(node.requirement)
+        if self.sparing_when_true is None:
+            self.error("`unless` needs a criterion to spare the subject from: write `… or …` or `… and not …`", node)
+            return requirement
+        sparing_when_true = self.sparing_when_true
+        self.sparing_when_true = True  # the exception is read as stated, whatever the criterion's kind
+        try:
+            exception = self.lower(node.exception)
+        finally:
+            self.sparing_when_true = sparing_when_true
+        if sparing_when_true:
+            return Group("any", (requirement, exception), style="unless")
+        return Group("all", (requirement, Group("not", (exception,), style="not")), style="unless_excluded")
 
     def lower_implies(self, node: ast.Implies) -> Node:
         condition = Group("not", (self.lower(node.condition),), style="not")
@@ -240,22 +263,19 @@ class _Checker:
         return units.factor(other.unit, variable.unit)
 
 
-def check_rule(text: str, dictionary: DataDictionary, criterion: str | None = None) -> CheckedRule:
-    """Parse and validate one rule; raises RuleErrors listing every problem with its position."""
+def check_rule(text: str, dictionary: DataDictionary, criterion: str | None = None, *, kind: str | None) -> CheckedRule:
+    """Parse and validate one rule; raises RuleErrors listing every problem with its position.
+
+    `kind` is the criterion's (inclusion or exclusion): it decides what an exception spares.
+    A named condition has none, and takes no `unless`.
+    """
     try:
         tree = parse_rule(text)
     except RuleSyntaxError as error:
         raise RuleErrors([error], criterion) from None
-    checker = _Checker(text, dictionary)
+    checker = _Checker(text, dictionary, kind)
     ir = checker.lower(tree)
     if checker.errors:
         raise RuleErrors(list(checker.errors), criterion)
     return CheckedRule(text, tree, ir, list(checker.computed.values()))
 
-
-def is_valid(text: str, dictionary: DataDictionary) -> bool:
-    try:
-        check_rule(text, dictionary)
-    except RuleErrors:
-        return False
-    return True

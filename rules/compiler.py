@@ -3,13 +3,18 @@
 The ruleset forward-chains in stages. The subject's inputs arrive as the
 stage-0 fact; `derive:<variable>` rules fire when a derived variable's inputs
 exist, and a low-priority `advance:<k>` rule then asserts the next stage's
-fact carrying the new values. Criterion rules match the last stage only, so a
-criterion never sees a fact whose derived values are still to come. Each
-criterion has three rules (`<code>:pass`, `:fail`, `:unknown`), each guarded by
-its cohorts; `not_applicable:<cohorts>` rules mark the criteria of other cohorts.
+fact carrying the new values. After the derivation stages come the stages of
+sub-conditions (rules/planner.py): `node:<field>:<T|F|U>` rules decide a named
+condition or a part of a large criterion, and what they record is in the next
+stage's fact. Each criterion has three rules (`<code>:pass`, `:fail`,
+`:unknown`), each guarded by its cohorts, at the first stage where everything
+it reads exists; `not_applicable:<cohorts>` rules mark the criteria of other
+cohorts.
 
 The engine has hard limits that surface as crashes or cryptic error codes, so
-they are checked here and reported in words a protocol writer can act on.
+every rule is planned to fit them, and what cannot fit is reported here in
+words a protocol writer can act on: nothing that compiles is refused when a
+subject is decided.
 """
 
 from __future__ import annotations
@@ -25,19 +30,20 @@ from rules.checker import CheckedRule, ComputedField, check_rule
 from rules.dictionary import DataDictionary
 from rules.errors import EngineLimitError, ProtocolError, RuleErrors
 from rules.ir import Node, depth
+from rules.planner import Budget, Planner, SubCondition, Tally
 from rules.protocol import CriterionDef, ProtocolDef
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./\-]*$")
 
 # Limits of durable-rules 2.0.28's C engine (rules.h and measured here); we stay below them.
 MAX_FACT_PROPERTIES = 255
-MAX_RULES = 1000
-MAX_CONDITION_TESTS = 2000
+MAX_RULES = 4000
 MAX_NESTING = 24
-MAX_EXPRESSION_SLOTS = 30  # rete.h: MAX_SEQUENCE_EXPRESSIONS 32, error 113 when full
 ROUTE_FANOUT = 8  # events.c walks the alpha network with a 64-entry stack (error 303)
 ADVANCE_PRIORITY = 100
 RESERVED_FIELDS = ("sid", "id", "t")
+# rete.h: MAX_SEQUENCE_EXPRESSIONS 32 expression slots per rule (error 113 when full).
+BUDGET = Budget(slots=28, tests=120, nesting=8)
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,16 @@ class CompiledCriterion:
     def ir(self) -> Node:
         return self.rule.ir
 
-    def applies_to(self, cohort: str) -> bool:
+    def applies_to(self, cohort: str | None) -> bool:
         return not self.definition.cohorts or cohort in self.definition.cohorts
+
+
+@dataclass(frozen=True)
+class NamedCondition:
+    """A boolean variable defined by a rule: a sub-condition several criteria can reuse."""
+
+    name: str
+    rule: CheckedRule
 
 
 @dataclass
@@ -69,8 +83,11 @@ class CompiledProtocol:
     dictionary: DataDictionary
     criteria: list[CompiledCriterion]
     computed: list[ComputedField]
-    stages: int
+    stages: int  # the index of the last stage
     ruleset: dict[str, Any] = field(repr=False)
+    conditions: dict[str, NamedCondition] = field(default_factory=dict)  # in the order they are decided
+    subconditions: list[SubCondition] = field(default_factory=list, repr=False)
+    tallies: dict[int, list[Tally]] = field(default_factory=dict, repr=False)  # by the stage they are added up for
 
     @property
     def content_hash(self) -> str:
@@ -91,6 +108,24 @@ class CompiledProtocol:
         Read for every subject decided, so worked out once."""
         return tuple((c.code, "+".join(c.definition.cohorts) if c.definition.cohorts else None) for c in self.criteria)
 
+    @functools.cached_property
+    def node_owners(self) -> dict[str, str]:
+        """The criterion or named condition each sub-condition field serves: for tracing fired rules."""
+        return {s.field: s.owner for s in self.subconditions}
+
+    @functools.cached_property
+    def named_fields(self) -> frozenset[str]:
+        return frozenset(s.field for s in self.subconditions if s.named)
+
+    @functools.cached_property
+    def derivation_stages(self) -> int:
+        """The last stage at which formulas and computed thresholds are still being derived."""
+        return max(
+            [self.stage_of(f.field) for f in self.computed]
+            + [v.derivation.level for v in self.dictionary.derived]  # type: ignore[union-attr]
+            + [0]
+        )
+
     def criterion(self, code: str) -> CompiledCriterion:
         for criterion in self.criteria:
             if criterion.code == code:
@@ -98,7 +133,7 @@ class CompiledProtocol:
         raise KeyError(code)
 
     def stage_of(self, name: str) -> int:
-        """The stage at which a field first appears in the fact."""
+        """The stage at which a derived field first appears in the fact."""
         variable = self.dictionary.variables.get(name)
         if variable is not None and variable.derivation is not None:
             return variable.derivation.level
@@ -114,21 +149,33 @@ def _stage(k: int) -> str:
 
 
 def compile_protocol(protocol: ProtocolDef) -> CompiledProtocol:
-    """Validate every criterion and build the ruleset; raises with every problem found."""
+    """Validate every named condition and criterion and build the ruleset; raises with every problem found."""
     dictionary = DataDictionary(protocol)
     problems: list[str] = []
     rule_errors: list[RuleErrors] = []
+    named: dict[str, NamedCondition] = {}
+    for variable in dictionary.variables.values():
+        if variable.definition.condition is None:
+            continue
+        try:
+            named[variable.name] = NamedCondition(
+                variable.name,
+                check_rule(variable.definition.condition, dictionary, f"variable {variable.name}", kind=None),
+            )
+        except RuleErrors as errors:
+            rule_errors.append(errors)
     criteria: list[CompiledCriterion] = []
     for definition in protocol.criteria:
         if not CODE.match(definition.code):
             problems.append(f"criterion code `{definition.code}`: use letters, digits, `.`, `-` and `_`")
             continue
         try:
-            checked = check_rule(definition.rule, dictionary, definition.code)
+            checked = check_rule(definition.rule, dictionary, definition.code, kind=definition.kind)
         except RuleErrors as errors:
             rule_errors.append(errors)
             continue
         criteria.append(CompiledCriterion(definition, checked))
+    ordered = _condition_order(named, problems)
     if rule_errors:
         if len(rule_errors) == 1 and not problems:
             raise rule_errors[0]
@@ -136,19 +183,66 @@ def compile_protocol(protocol: ProtocolDef) -> CompiledProtocol:
     if problems:
         raise ProtocolError("the protocol does not compile", problems)
 
-    computed = list({f.field: f for c in criteria for f in c.rule.computed}.values())
-    compiled = CompiledProtocol(protocol, dictionary, criteria, computed, 0, {})
-    compiled.stages = max(
-        [compiled.stage_of(f.field) for f in computed] + [v.derivation.level for v in dictionary.derived] + [0]
+    for name in ordered:
+        dictionary.bind_condition(name, _fields_of(named[name].rule.ir))
+    rules = [*(n.rule for n in named.values()), *(c.rule for c in criteria)]
+    computed = list({f.field: f for rule in rules for f in rule.computed}.values())
+    compiled = CompiledProtocol(
+        protocol, dictionary, criteria, computed, 0, {}, conditions={name: named[name] for name in ordered}
     )
+    _check_depth(compiled)
     compiled.ruleset = _ruleset(compiled)
     _check_limits(compiled)
     return compiled
 
 
+def _fields_of(node: Node) -> set[str]:
+    if hasattr(node, "items"):
+        return set().union(*(_fields_of(item) for item in node.items))  # type: ignore[union-attr]
+    return set(node.fields)  # type: ignore[union-attr]
+
+
+def _condition_order(named: dict[str, NamedCondition], problems: list[str]) -> list[str]:
+    """Named conditions in an order where each comes after those it reads; a cycle is a problem."""
+    ordered: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(name: str, trail: tuple[str, ...]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            problems.append(f"named conditions depend on each other in a cycle: {' -> '.join((*trail, name))}")
+            return
+        state[name] = "visiting"
+        for used in sorted(_fields_of(named[name].rule.ir) & set(named)):
+            visit(used, (*trail, name))
+        state[name] = "done"
+        ordered.append(name)
+
+    for name in named:
+        visit(name, ())
+    return ordered
+
+
 def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
+    base = compiled.derivation_stages
+    planner = Planner(BUDGET)
+    for name, condition in compiled.conditions.items():
+        planner.decide(planner.plan(condition.rule.ir, name), name, name=name)
+    planned = []
+    for criterion in compiled.criteria:
+        cohorts = criterion.definition.cohorts
+        node = planner.plan(criterion.ir, criterion.code, cohorts)
+        planned.append((criterion, node, planner.level(node)))
+    compiled.subconditions = planner.subconditions
+    last = base + max([level for _, _, level in planned] + [s.level for s in planner.subconditions] + [0])
+    compiled.stages = last
+    compiled.tallies = {}
+    for counted in planner.tallies:
+        compiled.tallies.setdefault(base + counted.level, []).append(counted)
+
     # Conditions per stage, each without its stage test; routed and assembled at the end.
-    stages: list[dict[str, list[dict[str, Any]]]] = [{} for _ in range(compiled.stages + 1)]
+    stages: list[dict[str, list[dict[str, Any]]]] = [{} for _ in range(last + 1)]
     for variable in compiled.dictionary.derived:
         derivation = variable.derivation
         inputs = [a for a in derivation.arguments if isinstance(a, str)]  # type: ignore[union-attr]
@@ -156,39 +250,24 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
     for extra in compiled.computed:
         stages[compiled.stage_of(extra.field) - 1][f"derive:{extra.field}"] = [{"$ex": {extra.source: 1}}]
 
-    final = stages[compiled.stages]
     cohort_sets = sorted({c.definition.cohorts for c in compiled.criteria if c.definition.cohorts})
     for cohorts in cohort_sets:
-        final[f"not_applicable:{'+'.join(cohorts)}"] = [{"$neq": {"cohort": c}} for c in cohorts]
-    for criterion in compiled.criteria:
-        guard: list[dict[str, Any]] = []
-        if criterion.definition.cohorts:
-            guard.append(conditions._any([{"cohort": c} for c in criterion.definition.cohorts]))
+        stages[base][f"not_applicable:{'+'.join(cohorts)}"] = [{"$neq": {"cohort": c}} for c in cohorts]
+    for sub in planner.subconditions:
+        guard = _cohort_guard(sub.cohorts)
+        outcomes = planner.outcome_conditions(sub.node)
+        for value, condition in zip((conditions.TRUE, conditions.FALSE, conditions.UNKNOWN), outcomes, strict=True):
+            stages[base + sub.level][f"node:{sub.field}:{value}"] = [*guard, condition]
+    for criterion, node, level in planned:
+        guard = _cohort_guard(criterion.definition.cohorts)
         holds = criterion.kind == "inclusion"
         outcomes = {
-            "pass": conditions.definitely(criterion.ir, holds),
-            "fail": conditions.definitely(criterion.ir, not holds),
-            "unknown": conditions.unknown(criterion.ir),
+            "pass": conditions.definitely(node, holds),
+            "fail": conditions.definitely(node, not holds),
+            "unknown": conditions.unknown(node),
         }
         for outcome, condition in outcomes.items():
-            if conditions.size(condition) > MAX_CONDITION_TESTS:
-                raise EngineLimitError(
-                    f"criterion {criterion.code} expands to {conditions.size(condition)} engine tests"
-                    f" (limit {MAX_CONDITION_TESTS}); an `at least k of (...)` over many items grows fast:"
-                    " split it into several criteria."
-                )
-            try:
-                pieces = conditions.split(conditions._all([*guard, condition]), MAX_EXPRESSION_SLOTS)
-            except ValueError:
-                raise EngineLimitError(
-                    f"criterion {criterion.code} is too intricate for the engine in one piece (too many"
-                    " and/or groups or comparisons with other values): split it into several criteria."
-                ) from None
-            if len(pieces) == 1:
-                final[f"{criterion.code}:{outcome}"] = pieces
-            else:
-                for index, piece in enumerate(pieces, 1):
-                    final[f"{criterion.code}:{outcome}:{index}"] = [piece]
+            stages[base + level][f"{criterion.code}:{outcome}"] = [*guard, condition]
 
     rules: dict[str, Any] = {}
     for k, stage_rules in enumerate(stages):
@@ -196,9 +275,13 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
         levels = _route_levels(len(stage_rules))
         for index, (name, parts) in enumerate(stage_rules.items()):
             rules[name] = _rule([test, *_route(index, levels), *parts])
-        if k < compiled.stages:
+        if k < last:
             rules[f"advance:{k}"] = _rule([test], priority=ADVANCE_PRIORITY)
     return rules
+
+
+def _cohort_guard(cohorts: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [conditions._any([{"cohort": c} for c in cohorts])] if cohorts else []
 
 
 def _route_levels(count: int) -> int:
@@ -229,26 +312,35 @@ def _rule(parts: list[dict[str, Any]], priority: int | None = None) -> dict[str,
     return rule
 
 
+def _check_depth(compiled: CompiledProtocol) -> None:
+    for criterion in compiled.criteria:
+        if depth(criterion.ir) > MAX_NESTING:
+            raise EngineLimitError(
+                f"criterion {criterion.code} nests and/or/not {depth(criterion.ir)} levels deep (at most"
+                f" {MAX_NESTING}): name a part of it as a condition variable in the data dictionary and use that."
+            )
+
+
 def _check_limits(compiled: CompiledProtocol) -> None:
-    fields = len(compiled.dictionary.variables) + len(compiled.computed) + len(RESERVED_FIELDS)
+    fields = (
+        len(compiled.dictionary.variables)
+        + len(compiled.computed)
+        + len(compiled.subconditions)
+        + 2 * sum(len(t) for t in compiled.tallies.values())
+        + len(RESERVED_FIELDS)
+    )
     if fields > MAX_FACT_PROPERTIES:
         raise EngineLimitError(
-            f"the protocol has {fields} variables (with upper limits of normal and computed thresholds);"
-            f" the engine holds at most {MAX_FACT_PROPERTIES} per subject. Remove unused variables."
+            f"the protocol needs {fields} fields per subject (variables, upper limits of normal, computed"
+            f" thresholds and sub-conditions); the engine holds at most {MAX_FACT_PROPERTIES}."
+            " Remove unused variables or split the protocol."
         )
+    for name, rule in compiled.ruleset.items():
+        used = conditions.slots(rule["all"][0]["m"])
+        if used > BUDGET.slots + 4:  # the planner keeps every rule below this; a bug otherwise, never the writer's
+            raise EngineLimitError(f"engine rule {name} needs {used} expression slots, more than the engine holds")
     if len(compiled.ruleset) > MAX_RULES:
         raise EngineLimitError(
             f"the protocol compiles to {len(compiled.ruleset)} engine rules, above the engine's limit of"
-            f" {MAX_RULES}: split it or remove criteria."
+            f" {MAX_RULES}: remove criteria or split the protocol."
         )
-    for name, rule in compiled.ruleset.items():
-        condition = rule["all"][0]["m"]
-        code = name.split(":")[0]
-        if conditions.nesting(condition) > MAX_NESTING:
-            raise EngineLimitError(
-                f"criterion {code} nests and/or/not {conditions.nesting(condition)} levels deep (limit {MAX_NESTING}):"
-                " flatten it."
-            )
-    for criterion in compiled.criteria:
-        if depth(criterion.ir) > MAX_NESTING:
-            raise EngineLimitError(f"criterion {criterion.code} is nested too deeply to compile; flatten it.")

@@ -14,10 +14,11 @@ missing field is always spelled out with `$nex`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
-from rules.ir import NEGATED, Node, Test
+from rules.ir import NEGATED, Group, Test
 
 Condition = dict[str, Any]
 
@@ -47,8 +48,46 @@ def _any(conditions: list[Condition]) -> Condition:
     return _group("$or", conditions)
 
 
-def definitely(node: Node, polarity: bool) -> Condition:
+TRUE, FALSE, UNKNOWN = "T", "F", "U"
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A sub-condition the engine decided at an earlier stage: `field` holds T, F or U.
+
+    Exactly one of the sub-condition's three rules fires, so the field always exists at the
+    stages after it, and `$neq` (which never matches a missing field) is safe on it.
+    """
+
+    field: str
+
+
+@dataclass(frozen=True)
+class Counted:
+    """An `at least k of` whose items the engine decided at earlier stages.
+
+    `true_field` holds how many items are definitely true and `possible_field` how many are
+    true or unknown; the driver adds them up as it asserts the stage (plain arithmetic over
+    truths the engine decided), and the comparisons with k are the engine's.
+    """
+
+    true_field: str
+    possible_field: str
+    count: int
+    items: tuple[str, ...]  # the Decided fields counted
+
+
+Planned = Test | Group | Decided | Counted
+
+
+def definitely(node: Planned, polarity: bool) -> Condition:
     """Matches exactly when the node's Kleene value is `polarity`."""
+    if isinstance(node, Decided):
+        return {node.field: TRUE if polarity else FALSE}
+    if isinstance(node, Counted):
+        if polarity:
+            return {"$gte": {node.true_field: node.count}}
+        return {"$lt": {node.possible_field: node.count}}
     if isinstance(node, Test):
         exists = [{"$ex": {f: 1}} for f in node.fields]
         op = node.op if polarity else NEGATED[node.op]
@@ -63,8 +102,14 @@ def definitely(node: Node, polarity: bool) -> Condition:
     return _any([_all([definitely(i, polarity) for i in combo]) for combo in combinations(node.items, needed)])
 
 
-def possibly(node: Node, polarity: bool) -> Condition:
+def possibly(node: Planned, polarity: bool) -> Condition:
     """Matches exactly when the node's value is `polarity` or unknown (not definitely the opposite)."""
+    if isinstance(node, Decided):
+        return {"$neq": {node.field: FALSE if polarity else TRUE}}
+    if isinstance(node, Counted):
+        if polarity:
+            return {"$gte": {node.possible_field: node.count}}
+        return {"$lt": {node.true_field: node.count}}
     if isinstance(node, Test):
         missing = [{"$nex": {f: 1}} for f in node.fields]
         op = node.op if polarity else NEGATED[node.op]
@@ -79,8 +124,10 @@ def possibly(node: Node, polarity: bool) -> Condition:
     return _any([_all([possibly(i, polarity) for i in combo]) for combo in combinations(node.items, needed)])
 
 
-def unknown(node: Node) -> Condition:
+def unknown(node: Planned) -> Condition:
     """Matches exactly when missing data leaves the node undecided."""
+    if isinstance(node, Decided):
+        return {node.field: UNKNOWN}
     return _all([possibly(node, True), possibly(node, False)])
 
 
@@ -103,32 +150,6 @@ def slots(condition: Any) -> int:
         elif isinstance(value, dict) and "$m" in value:
             total += 1
     return total
-
-
-def split(condition: Condition, limit: int, most: int = 128) -> list[Condition]:
-    """Rewrite a condition that needs more than `limit` slots as alternatives that each fit.
-
-    The alternatives together match exactly what the condition matches (distribution of
-    `and` over `or`), so each becomes its own engine rule with the same outcome. Distribution
-    can multiply; past `most` alternatives it gives up rather than flood the engine.
-    """
-    pieces: list[Condition] = []
-    pending = [condition]
-    while pending:
-        current = pending.pop()
-        if slots(current) <= limit:
-            pieces.append(current)
-        elif "$or" in current and len(current) == 1:
-            pending.extend(reversed(current["$or"]))
-        elif "$and" in current and len(current) == 1 and any("$or" in p for p in current["$and"]):
-            widest = max((p for p in current["$and"] if "$or" in p), key=slots)
-            others = [p for p in current["$and"] if p is not widest]
-            pending.extend(reversed([_all([*others, option]) for option in widest["$or"]]))
-        else:
-            raise ValueError(f"a condition needs {slots(current)} engine slots and cannot be split below {limit}")
-        if len(pieces) + len(pending) > most:
-            raise ValueError(f"a condition splits into more than {most} engine rules")
-    return pieces
 
 
 def size(condition: Any) -> int:

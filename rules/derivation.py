@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rules import units
+from rules import ir, units
 from rules.compiler import CompiledProtocol
 from rules.formulas import window_start
 
@@ -37,11 +37,18 @@ def fields_at_stage(compiled: CompiledProtocol, stage: int) -> list[str]:
 
 
 def derive_all(compiled: CompiledProtocol, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Every value, submitted and derived, as the engine's last stage sees it (reference path)."""
+    """Every value, submitted and derived, as the engine's last stage sees it (reference path).
+
+    Named conditions are read straight from their rules here; sub-condition fields, which only
+    the engine needs, are left out."""
     result = dict(values)
-    for stage in range(1, compiled.stages + 1):
+    for stage in range(1, compiled.derivation_stages + 1):
         for name in fields_at_stage(compiled, stage):
             value = compute(compiled, name, result)
             if value is not None:
                 result[name] = value
+    for name, condition in compiled.conditions.items():
+        truth = ir.evaluate(condition.rule.ir, result)
+        if truth is not None:
+            result[name] = truth
     return result

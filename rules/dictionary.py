@@ -94,7 +94,8 @@ class Variable:
 
     @property
     def is_derived(self) -> bool:
-        return self.derivation is not None
+        """Computed by the protocol (a formula or a named condition), so never submitted."""
+        return self.derivation is not None or self.definition.condition is not None
 
 
 @dataclass
@@ -151,6 +152,7 @@ class DataDictionary:
     def __init__(self, protocol: ProtocolDef) -> None:
         problems: list[str] = []
         self.variables: dict[str, Variable] = {}
+        self._condition_inputs: dict[str, set[str]] = {}
         for definition in _builtins(protocol):
             self.variables[definition.name] = Variable(definition, builtin=True)
         for definition in protocol.variables:
@@ -192,6 +194,13 @@ class DataDictionary:
             problems.append(f"{where}: only numbers have units or an upper limit of normal")
         if v.type == "code" and not v.codes:
             problems.append(f"{where}: a code variable needs its list of `codes`")
+        if v.condition is not None:
+            if v.type != "boolean":
+                problems.append(f"{where}: a `condition` defines a yes/no variable; make its type boolean")
+            if v.formula:
+                problems.append(f"{where}: give it a `formula` or a `condition`, not both")
+            if not v.condition.strip():
+                problems.append(f"{where}: the `condition` is empty")
 
     def _resolve_derivations(self, problems: list[str]) -> None:
         pending = {name: v for name, v in self.variables.items() if v.definition.formula}
@@ -288,15 +297,25 @@ class DataDictionary:
     @property
     def derived(self) -> list[Variable]:
         """Derived variables, shallowest first, so inputs are always computed before their users."""
-        found = [v for v in self.variables.values() if v.is_derived]
+        found = [v for v in self.variables.values() if v.derivation is not None]
         return sorted(found, key=lambda v: (v.derivation.level, v.name))  # type: ignore[union-attr]
+
+    def bind_condition(self, name: str, fields: set[str]) -> None:
+        """Record the fields a named condition reads, once the compiler has checked its rule."""
+        self._condition_inputs[name] = fields
 
     def inputs_of(self, name: str) -> set[str]:
         """The submitted variables a (possibly derived) variable ultimately rests on."""
-        variable = self.variables[name]
+        variable = self.variables.get(name)
+        if variable is None:  # a computed threshold's field: the compiler knows its source
+            return set()
+        found: set[str] = set()
+        if variable.definition.condition is not None:
+            for field_name in self._condition_inputs.get(name, ()):
+                found |= self.inputs_of(field_name) if field_name in self.variables else set()
+            return found
         if not variable.is_derived:
             return {name}
-        found: set[str] = set()
         for argument in variable.derivation.arguments:  # type: ignore[union-attr]
             if isinstance(argument, str):
                 found |= self.inputs_of(argument)

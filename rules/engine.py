@@ -25,10 +25,11 @@ import durable_rules_engine as native
 from rules.compiler import CompiledProtocol
 from rules.derivation import compute
 from rules.errors import EngineError
+from rules.planner import named_value, tally
 
 OUTCOMES = ("pass", "fail", "unknown")
 _NOT_HANDLED = 1
-_ACTING = ("derive:", "advance:")
+_ACTING = ("derive:", "advance:", "node:")
 
 
 @dataclass
@@ -39,11 +40,15 @@ class Evaluation:
     outcomes: dict[str, str]
     fired: list[str] = field(default_factory=list)
 
-    def fired_by_criterion(self) -> dict[str, list[str]]:
-        """Rule names per criterion code, each once: a rule with `$or` fires once per matching branch."""
+    def fired_by_criterion(self, owners: Mapping[str, str]) -> dict[str, list[str]]:
+        """Rule names per criterion code (or named condition), each once; a sub-condition's rules go
+        to the criterion they serve (`owners`: sub-condition field -> owner)."""
         grouped: dict[str, list[str]] = {}
         for name in dict.fromkeys(self.fired):
-            grouped.setdefault(name.split(":", 1)[0], []).append(name)
+            head, _, rest = name.partition(":")
+            if head == "node":
+                head = owners.get(rest.rpartition(":")[0], head)
+            grouped.setdefault(head, []).append(name)
         return grouped
 
 
@@ -114,17 +119,31 @@ class DurableEngine:
 
     def _act(self, handle: int, compiled: CompiledProtocol, sid: str, name: str, current: dict[str, Any]) -> None:
         kind, _, target = name.partition(":")
-        if kind == "derive":
+        if kind == "node":
+            record(compiled, target, current)
+        elif kind == "derive":
             value = compute(compiled, target, current)
             if value is not None:
                 current[target] = value
         elif kind == "advance":
             stage = int(target) + 1
+            tally(current, compiled.tallies.get(stage, ()))
             native.assert_fact(handle, self._fact(sid, stage, current))
 
     @staticmethod
     def _fact(sid: str, stage: int, values: Mapping[str, Any]) -> str:
         return json.dumps({**values, "sid": sid, "id": f"s{stage}", "t": f"stage{stage}"})
+
+
+def record(compiled: CompiledProtocol, target: str, current: dict[str, Any]) -> None:
+    """What a sub-condition's rule decided (`<field>:<T|F|U>`), in the field the next stage reads."""
+    field_name, _, value = target.rpartition(":")
+    if field_name in compiled.named_fields:
+        truth = named_value(value)
+        if truth is not None:
+            current[field_name] = truth
+    else:
+        current[field_name] = value
 
 
 def outcomes_of(compiled: CompiledProtocol, fired: list[str], values: Mapping[str, Any]) -> dict[str, str]:

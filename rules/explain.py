@@ -271,7 +271,7 @@ def _decisive(node: Group, value: Truth3, item: Truth3) -> bool:
 
 def explain(compiled: CompiledProtocol, subject: Subject, evaluation: Evaluation) -> Decision:
     explainer = Explainer(compiled, subject, evaluation.values)
-    fired = evaluation.fired_by_criterion()
+    fired = evaluation.fired_by_criterion(compiled.node_owners)
     results = [explainer.criterion(c, evaluation.outcomes[c.code], fired.get(c.code, [])) for c in compiled.criteria]
     missing = sorted({m for r in results if r.outcome == "unknown" for m in r.missing})
     definition = compiled.definition

@@ -42,6 +42,7 @@ class VariableDef:
     uln: bool = False
     molar_mass: str | None = None
     formula: str | None = None
+    condition: str | None = None  # a yes/no variable defined by a rule: a named sub-condition
     section: str = ""
     help: str = ""
 
@@ -198,6 +199,7 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
                 uln=bool(raw.get("uln", False)),
                 molar_mass=raw.get("molar_mass"),
                 formula=raw.get("formula"),
+                condition=raw.get("condition"),
                 section=str(raw.get("section") or ""),
                 help=str(raw.get("help") or ""),
             )

@@ -83,7 +83,7 @@ FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCh
 
 def _answers(text: str) -> None:
     try:
-        check_rule(text, DICTIONARY)
+        check_rule(text, DICTIONARY, kind="inclusion")
     except RuleErrors as errors:
         assert errors.errors
         for error in errors.errors:

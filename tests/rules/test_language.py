@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rules import ast, ir
-from rules.checker import check_rule, is_valid
+from rules.checker import check_rule
 from rules.errors import RuleErrors, RuleSyntaxError, RuleValidationError
 from rules.parser import parse_rule
 
@@ -55,7 +55,7 @@ def test_positions_point_into_the_text():
 )
 def test_syntax_errors_are_positioned(compiled, text, message, line, column):
     with pytest.raises(RuleErrors) as caught:
-        check_rule(text, compiled.dictionary)
+        check_rule(text, compiled.dictionary, kind="inclusion")
     (error,) = caught.value.errors
     assert isinstance(error, RuleSyntaxError)
     assert message in error.message
@@ -86,7 +86,7 @@ def test_syntax_errors_are_positioned(compiled, text, message, line, column):
 )
 def test_validation_errors_are_positioned(compiled, text, message, column, suggestion):
     with pytest.raises(RuleErrors) as caught:
-        check_rule(text, compiled.dictionary)
+        check_rule(text, compiled.dictionary, kind="inclusion")
     error = caught.value.errors[0]
     assert isinstance(error, RuleValidationError)
     assert message in error.message
@@ -96,30 +96,25 @@ def test_validation_errors_are_positioned(compiled, text, message, column, sugge
 
 def test_every_problem_is_reported_at_once(compiled):
     with pytest.raises(RuleErrors) as caught:
-        check_rule("anx >= 1 x10^9/L and hgb >= 6 mmol/L and sex is other", compiled.dictionary)
+        check_rule("anx >= 1 x10^9/L and hgb >= 6 mmol/L and sex is other", compiled.dictionary, kind="inclusion")
     assert [e.position.column for e in caught.value.errors] == [1, 29, 42]
 
 
-def test_is_valid_for_form_validators(compiled):
-    assert is_valid("hgb >= 6 g/dL", compiled.dictionary)
-    assert not is_valid("hgb >= 6", compiled.dictionary)
-
-
 def test_thresholds_are_converted_to_the_canonical_unit(compiled):
-    checked = check_rule("anc >= 1500 /µL and hgb >= 6 g/dL", compiled.dictionary)
+    checked = check_rule("anc >= 1500 /µL and hgb >= 6 g/dL", compiled.dictionary, kind="inclusion")
     anc, hgb = checked.ir.items
     assert (anc.value, hgb.value) == (1.5, 60.0)
 
 
 def test_uln_multiples_become_exact_computed_thresholds(compiled):
-    checked = check_rule("inr <= 1.5 x ULN", compiled.dictionary)
+    checked = check_rule("inr <= 1.5 x ULN", compiled.dictionary, kind="inclusion")
     assert checked.ir == ir.Test("inr", "<=", other="_inr_uln_x1_5", basis="inr_uln", shown="1.5 x ULN")
     (threshold,) = checked.computed
     assert (threshold.kind, threshold.source, threshold.amount) == ("scale", "inr_uln", 1.5)
 
 
 def test_unless_and_implies_lower_to_kleene_or(compiled):
-    unless = check_rule("alt <= 3 x ULN unless alt_elevation_myopathy", compiled.dictionary).ir
-    implies = check_rule("if pregnant then breastfeeding", compiled.dictionary).ir
+    unless = check_rule("alt <= 3 x ULN unless alt_elevation_myopathy", compiled.dictionary, kind="inclusion").ir
+    implies = check_rule("if pregnant then breastfeeding", compiled.dictionary, kind="inclusion").ir
     assert isinstance(unless, ir.Group) and (unless.op, unless.style) == ("any", "unless")
     assert isinstance(implies, ir.Group) and implies.items[0].op == "not"

@@ -128,13 +128,5 @@ def test_a_bad_rule_names_its_criterion():
 
 def test_engine_limits_are_reported_in_plain_words():
     variables = [{"name": f"v{i}", "type": "boolean"} for i in range(260)]
-    with pytest.raises(EngineLimitError, match="at most 255 per subject"):
+    with pytest.raises(EngineLimitError, match="the engine holds at most 255"):
         compile_protocol(from_dict({**MINIMAL, "variables": variables, "criteria": []}))
-    wide = {
-        "code": "W",
-        "kind": "inclusion",
-        "text": "t",
-        "rule": "at least 6 of (" + ", ".join(f"level >= {i} g/L" for i in range(12)) + ")",
-    }
-    with pytest.raises(EngineLimitError, match="criterion W"):
-        compile_protocol(from_dict({**MINIMAL, "criteria": [wide]}))
