@@ -40,7 +40,9 @@ class VariableDef:
     maximum: float | None = None
     codes: tuple[str, ...] = ()
     uln: bool = False
+    lln: bool = False  # the subject's lab submits its lower limit of normal as `<name>_lln`
     molar_mass: str | None = None
+    conversion: str | None = None  # a clinical equation between units (units.ANALYTE_CONVERSIONS)
     formula: str | None = None
     section: str = ""
     help: str = ""
@@ -196,7 +198,9 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
                 maximum=_bound(raw, "maximum", where, problems),
                 codes=tuple(str(c) for c in _tuple(raw.get("codes"))),
                 uln=bool(raw.get("uln", False)),
+                lln=bool(raw.get("lln", False)),
                 molar_mass=raw.get("molar_mass"),
+                conversion=raw.get("conversion"),
                 formula=raw.get("formula"),
                 section=str(raw.get("section") or ""),
                 help=str(raw.get("help") or ""),

@@ -132,7 +132,7 @@ class UnknownUnitError(UnitError):
         self.reason = reason
         self.suggestion = suggest(label) if not reason else None
         hint = f" (did you mean `{self.suggestion}`?)" if self.suggestion else ""
-        super().__init__(f"unknown unit {label!r}{': ' + reason if reason else ''}{hint}")
+        super().__init__(f"unknown unit `{label}`{': ' + reason if reason else ''}{hint}")
 
 
 class UnitMismatchError(UnitError):
@@ -142,7 +142,7 @@ class UnitMismatchError(UnitError):
         self.source = source
         self.target = target
         self.reason = reason
-        super().__init__(f"{source!r} does not convert to {target!r}: {reason}")
+        super().__init__(f"`{source}` does not convert to `{target}`: {reason}")
 
 
 @dataclass(frozen=True)
