@@ -63,6 +63,7 @@ _WHOLE_LABELS = {
 }
 _COUNTED_WORDS = ("cells", "copies", "cell", "copy")
 _OWN_KIND = frozenset({"score"})  # dimensionless units that mean a thing of their own
+_UNIT_NAME = re.compile(r"(?<![\d.])[A-Za-z_]+")  # not the e of a 1e9 scale
 
 # Labels a writer or a lab is likely to mean, for "did you mean" on an unknown unit.
 KNOWN_LABELS = (
@@ -240,7 +241,7 @@ def to_pint_expression(label: str) -> str:
     text = text.replace(" ", "")
     text = _CUBIC_MM.sub("mm**3", text)
     text = text.replace("µ", "u").replace("%", "percent")
-    if re.search(r"[\[\]{}]", text):
+    if re.search(r"[\[\]{}°]", text):
         raise UnknownUnitError(label)
     scale = ""
     match = _POWER_OF_TEN.match(text)
@@ -272,10 +273,15 @@ def parse(label: str) -> pint.Quantity:
     return quantity
 
 
+def _folded(label: str) -> str:
+    return label.strip().lower().replace("μ", "u").replace("µ", "u").replace(" ", "")
+
+
 def suggest(label: str) -> str | None:
-    """The known label closest to an unknown one, for "did you mean"."""
-    matches = difflib.get_close_matches(label.strip(), KNOWN_LABELS, n=1, cutoff=0.6)
-    return matches[0] if matches else None
+    """The known label closest to an unknown one, for "did you mean" (case and µ/u do not count)."""
+    known = {_folded(known): known for known in KNOWN_LABELS}
+    matches = difflib.get_close_matches(_folded(label), list(known), n=1, cutoff=0.6)
+    return known[matches[0]] if matches else None
 
 
 def is_dimensionless(label: str) -> bool:
@@ -283,15 +289,21 @@ def is_dimensionless(label: str) -> bool:
     return bool(parse(label).dimensionless)
 
 
-def _ratio_kind(quantity: pint.Quantity) -> tuple[str, ...]:
-    """What cancels in a dimensionless unit: () for a plain fraction, ('[substance]',) for mmol/mol."""
+@cache
+def _ratio_kind(label: str) -> tuple[str, ...]:
+    """What cancels in a dimensionless unit: () for a plain fraction, ('[substance]',) for mmol/mol.
+
+    Read from the label's unit names, not from pint's result, which has already cancelled mol/mol.
+    """
     kinds: set[str] = set()
-    for name, _ in quantity.unit_items():
+    for name in _UNIT_NAME.findall(to_pint_expression(label)):
+        if name == "dimensionless":
+            continue
         dimensionality = registry().get_dimensionality(name)
         if dimensionality:
             kinds.add(str(dimensionality))
-        elif name in _OWN_KIND:
-            kinds.add(name)
+        elif registry().get_name(name) in _OWN_KIND:
+            kinds.add(registry().get_name(name))
     return tuple(sorted(kinds))
 
 
@@ -320,9 +332,9 @@ _DIMENSION_WORDS = {
 }
 
 
-def _words(quantity: pint.Quantity) -> str:
+def _words(label: str, quantity: pint.Quantity) -> str:
     if quantity.dimensionless:
-        kind = _ratio_kind(quantity)
+        kind = _ratio_kind(label)
         return _KIND_WORDS.get(kind, "a ratio of " + " and ".join(kind))
     dimensionality = str(quantity.dimensionality)
     return _DIMENSION_WORDS.get(dimensionality, dimensionality)
@@ -332,15 +344,16 @@ def _mismatch(source: str, target: str, a: pint.Quantity, b: pint.Quantity) -> U
     if a.dimensionless and b.dimensionless:
         known = ", ".join(sorted(ANALYTE_CONVERSIONS))
         reason = (
-            f"both are ratios without dimension, but `{source}` is {_words(a)} and `{target}` is {_words(b)}, "
-            f"so converting one to the other by pint would be wrong; if the analyte has a clinical equation "
-            f"between them, declare it as the variable's `conversion` (known: {known})"
+            f"both are ratios without dimension, but `{source}` is {_words(source, a)} "
+            f"and `{target}` is {_words(target, b)}, so converting one to the other by pint would be wrong; "
+            f"if the analyte has a clinical equation between them, declare it as the variable's `conversion` "
+            f"(known: {known})"
         )
     elif "[body_surface]" in (str(a.dimensionality) + str(b.dimensionality)):
         normalised, plain = (source, target) if "[body_surface]" in str(a.dimensionality) else (target, source)
         reason = f"`{normalised}` is normalised to body surface area and `{plain}` is not: they are different values"
     else:
-        reason = f"`{source}` is {_words(a)} and `{target}` is {_words(b)}"
+        reason = f"`{source}` is {_words(source, a)} and `{target}` is {_words(target, b)}"
     return UnitMismatchError(source, target, reason)
 
 
@@ -363,7 +376,7 @@ def _plain(source: str, target: str, molar_mass: str | None) -> Conversion:
     if source == target:
         return IDENTITY
     a, b = parse(source), parse(target)
-    if a.dimensionless and b.dimensionless and _ratio_kind(a) != _ratio_kind(b):
+    if a.dimensionless and b.dimensionless and _ratio_kind(source) != _ratio_kind(target):
         raise _mismatch(source, target, a, b)
     candidates: list[pint.Quantity | None] = [None]
     if molar_mass:
