@@ -20,6 +20,7 @@ creatinine's molar mass.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -63,7 +64,8 @@ _WHOLE_LABELS = {
 }
 _COUNTED_WORDS = ("cells", "copies", "cell", "copy")
 _OWN_KIND = frozenset({"score"})  # dimensionless units that mean a thing of their own
-_UNIT_NAME = re.compile(r"(?<![\d.])[A-Za-z_]+")  # not the e of a 1e9 scale
+_NUMBER = re.compile(r"\d+(?:\.\d*)?(?:e-?\d+)?")  # numbers (and 1e9 scales) between the unit names
+_UNIT_NAME = re.compile(r"[A-Za-z_]+")
 
 # Labels a writer or a lab is likely to mean, for "did you mean" on an unknown unit.
 KNOWN_LABELS = (
@@ -266,10 +268,12 @@ def parse(label: str) -> pint.Quantity:
     expression = to_pint_expression(label)
     try:
         quantity = registry().parse_expression(expression)
-    except (pint.errors.PintError, AttributeError, TypeError, ValueError, SyntaxError, ZeroDivisionError) as error:
+    except Exception as error:  # pint's parser raises many types (even AssertionError on `/`): all mean unknown
         raise UnknownUnitError(label) from error
     if not isinstance(quantity, pint.Quantity):
         quantity = registry().Quantity(quantity, "dimensionless")
+    if not math.isfinite(quantity.magnitude) or quantity.magnitude <= 0:
+        raise UnknownUnitError(label, "a unit's size must be a positive number")
     return quantity
 
 
@@ -296,10 +300,13 @@ def _ratio_kind(label: str) -> tuple[str, ...]:
     Read from the label's unit names, not from pint's result, which has already cancelled mol/mol.
     """
     kinds: set[str] = set()
-    for name in _UNIT_NAME.findall(to_pint_expression(label)):
+    for name in _UNIT_NAME.findall(_NUMBER.sub(" ", to_pint_expression(label))):
         if name == "dimensionless":
             continue
-        dimensionality = registry().get_dimensionality(name)
+        try:
+            dimensionality = registry().get_dimensionality(name)
+        except pint.errors.PintError:  # a name pint read otherwise in context: it has no say in the kind
+            continue
         if dimensionality:
             kinds.add(str(dimensionality))
         elif registry().get_name(name) in _OWN_KIND:
@@ -387,7 +394,7 @@ def _plain(source: str, target: str, molar_mass: str | None) -> Conversion:
             return _affine(a, b, through)
         except (pint.errors.DimensionalityError, pint.errors.OffsetUnitCalculusError):
             continue
-        except pint.errors.PintError as error:
+        except (pint.errors.PintError, ArithmeticError) as error:
             raise UnitMismatchError(source, target, str(error)) from None
     raise _mismatch(source, target, a, b)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -358,3 +359,13 @@ def test_a_temperature_threshold_rewritten_in_another_unit_is_the_same_value():
     temp = from_dict(protocol([TEMPERATURE_C], {})).variables[0]
     (change,) = rule_changes("temp >= 38 °C", "temp >= 100.4 °F", {"temp": temp})
     assert change.kind == "unit" and "(same value)" in change.text
+
+
+UNIT_ALPHABET = st.sampled_from(list("Lmgkdol/^*()0123456789.-µ%°CF{}[] xe"))
+
+
+@given(st.text(UNIT_ALPHABET, max_size=units.MAX_LABEL_LENGTH + 5), st.sampled_from(["L", "°C", "%", "mg/dL"]))
+def test_any_label_is_a_unit_or_a_unit_error(label, target):
+    """Whatever a writer types, the answer is a conversion or a UnitError, never pint's own exceptions."""
+    with contextlib.suppress(units.UnitError):
+        units.conversion(label, target, "113.12 g/mol")
