@@ -10,12 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rules
-from rules import units
+from rules import ast, units
 from rules.checker import check_rule
 from rules.compiler import CompiledProtocol
 from rules.dictionary import DataDictionary
 from rules.diff import rule_changes
 from rules.errors import ProtocolError, RuleErrors, SubjectInputErrors
+from rules.parser import parse_rule
 from rules.protocol import dumps, from_dict, loads
 
 
@@ -369,3 +370,37 @@ def test_any_label_is_a_unit_or_a_unit_error(label, target):
     """Whatever a writer types, the answer is a conversion or a UnitError, never pint's own exceptions."""
     with contextlib.suppress(units.UnitError):
         units.conversion(label, target, "113.12 g/mol")
+
+
+@pytest.mark.parametrize(
+    ("rule", "unit"),
+    [
+        ("temp >= 38 °C", "°C"),
+        ("temp >= 100.4 °F and flag", "°F"),
+        ("egfr >= 60 mL/min/1.73 m2", "mL/min/1.73 m2"),
+        ("egfr >= 60 mL/min/1.73m² or flag", "mL/min/1.73m²"),
+        ("protein <= 3.5 g/24 h", "g/24 h"),
+        ("protein <= 3.5 g/24 hours and flag", "g/24 hours"),
+        ("wbc >= 3 10*9/L", "10*9/L"),
+        ("wbc >= 3 x10^9/L", "x10^9/L"),
+        ("cd4 >= 200 {cells}/uL", "{cells}/uL"),
+        ("alt <= 40 [IU]/L", "[IU]/L"),
+        ("sbp < 140 mm[Hg]", "mm[Hg]"),
+        ("sbp < 140 mmHg", "mmHg"),
+        ("pulse > 100 /min", "/min"),
+        ("bmi >= 30 kg/m2", "kg/m2"),
+        ("viral_load < 50 copies/mL", "copies/mL"),
+    ],
+)
+def test_ucum_spellings_parse_in_rules(rule, unit):
+    tree = parse_rule(rule)
+    comparison = tree.operands[0] if isinstance(tree, ast.All | ast.Any) else tree
+    assert comparison.operand.unit == unit
+
+
+def test_body_surface_normalised_thresholds_check_against_the_dictionary():
+    egfr = {"name": "egfr", "type": "number", "unit": "mL/min/1.73 m2", "units": ["mL/s/1.73 m2"]}
+    dictionary = DataDictionary(from_dict(protocol([egfr], {})))
+    assert check_rule("egfr >= 1 mL/s/1.73m²", dictionary).ir.value == 60
+    with pytest.raises(RuleErrors, match="normalised to body surface area"):
+        check_rule("egfr >= 60 mL/min", dictionary)
