@@ -31,6 +31,14 @@ class Cohort:
 
 @dataclass(frozen=True)
 class VariableDef:
+    """One variable of the data dictionary, as written in the file.
+
+    Numbers: `unit` (canonical) and `units` (also accepted from labs), `minimum`/`maximum`
+    (plausible, in `unit`), `uln`/`lln` (the lab's upper/lower limit of normal is submitted as
+    `<name>_uln`/`<name>_lln`), `molar_mass` (e.g. `113.12 g/mol`, for mass <-> molar units) and
+    `conversion` (a clinical equation between units, e.g. `hba1c`: NGSP % <-> IFCC mmol/mol).
+    """
+
     name: str
     label: str
     type: str
