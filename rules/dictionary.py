@@ -199,7 +199,7 @@ class DataDictionary:
     def _check_units(self, v: VariableDef, where: str, problems: list[str]) -> None:
         """Every accepted unit must convert to the canonical one correctly; keep the conversions."""
         if v.conversion and v.conversion not in units.ANALYTE_CONVERSIONS:
-            known = ", ".join(sorted(units.ANALYTE_CONVERSIONS))
+            known = "; ".join(f"{c.name}: {c.description}" for c in units.ANALYTE_CONVERSIONS.values())
             problems.append(f"{where}: unknown conversion `{v.conversion}` (known: {known})")
         found: dict[str, units.Conversion] = {}
         for label in ([v.unit] if v.unit else []) + list(v.units):

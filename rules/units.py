@@ -37,7 +37,6 @@ _MAX_NESTING = 3
 
 _SUPERSCRIPTS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
 _POWER_OF_TEN = re.compile(r"^[x×*]?\s*10\s*(?:\^|\*\*|\*|e)?\s*(-?\d+)\s*")
-_CUBIC_MM = re.compile(r"mm(?:\^|\*\*)?3")
 _ANNOTATION = re.compile(r"\{[^{}]*\}")  # UCUM {cells}, {copies}: words, not units
 _BODY_SURFACE = re.compile(r"/\s*1\.73\s*m(?:\*\*|\^)?2")
 _PER_AMOUNT = re.compile(r"/\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)")  # g/24 h, /100 mL
@@ -241,7 +240,6 @@ def to_pint_expression(label: str) -> str:
     text = _BODY_SURFACE.sub("/body_surface_std", text)
     text = _PER_AMOUNT.sub(r"/(\1*\2)", text)
     text = text.replace(" ", "")
-    text = _CUBIC_MM.sub("mm**3", text)
     text = text.replace("µ", "u").replace("%", "percent")
     if re.search(r"[\[\]{}°]", text):
         raise UnknownUnitError(label)

@@ -175,7 +175,7 @@ def test_a_percent_variable_accepting_mmol_per_mol_is_refused_without_a_conversi
     assert any("`hba1c`: unit `mmol/mol` does not convert to `%`" in p and "conversion" in p for p in problems)
     assert any("`egfr`: unit `mL/min`" in p and "normalised to body surface area" in p for p in problems)
     assert any("`weight`: unknown unit `stone-ish`" in p for p in problems)
-    assert any("unknown conversion `glucose` (known: hba1c)" in p for p in problems)
+    assert any("unknown conversion `glucose` (known: hba1c: HbA1c: IFCC mmol/mol to NGSP %" in p for p in problems)
 
 
 def test_a_temperature_dictionary_imports(fever_in_celsius):
