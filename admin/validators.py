@@ -73,10 +73,8 @@ def known_unit(form, field) -> None:
         if label:
             try:
                 parse(label)
-            except UnitError:
-                raise ValidationError(
-                    f"unknown unit {label!r}: write it as a lab would, e.g. x10^9/L, µmol/L, mg/dL"
-                ) from None
+            except UnitError as error:
+                raise ValidationError(f"{error}; write it as a lab would, e.g. x10^9/L, µmol/L, mg/dL") from None
 
 
 def variable_type(form, field) -> None:

@@ -30,6 +30,13 @@ class UlnMultiple(Node):
 
 
 @dataclass(frozen=True)
+class LlnMultiple(Node):
+    """`1 x LLN`: a multiple of the subject's own lower limit of normal for the variable."""
+
+    factor: float
+
+
+@dataclass(frozen=True)
 class VariableRef(Node):
     name: str
 
@@ -45,7 +52,7 @@ class Truth(Node):
 class Comparison(Node):
     variable: VariableRef
     operator: str
-    operand: Quantity | UlnMultiple | VariableRef
+    operand: Quantity | UlnMultiple | LlnMultiple | VariableRef
 
 
 @dataclass(frozen=True)

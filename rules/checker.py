@@ -100,6 +100,12 @@ class _Checker:
             shown = "ULN" if operand.factor == 1 else f"{_fmt(operand.factor)} x ULN"
             limit = self.scaled(f"{name}_uln", float(operand.factor))
             return Test(name, node.operator, other=limit, basis=f"{name}_uln", shown=shown)
+        if isinstance(operand, ast.LlnMultiple):
+            if variable is not None and not variable.definition.lln:
+                self.error(f"`{name}` has no lower limit of normal; mark it `lln` in the dictionary", operand)
+            shown = "LLN" if operand.factor == 1 else f"{_fmt(operand.factor)} x LLN"
+            limit = self.scaled(f"{name}_lln", float(operand.factor))
+            return Test(name, node.operator, other=limit, basis=f"{name}_lln", shown=shown)
         if isinstance(operand, ast.VariableRef):
             other = self.variable(operand, "number", "date")
             factor = 1.0
@@ -220,22 +226,21 @@ class _Checker:
             return value
         canonical = variable.unit
         if quantity.unit is None:
-            if canonical and not units.converts(canonical, "dimensionless"):
+            if canonical and not units.is_dimensionless(canonical):
                 self.error(f"missing unit: `{variable.name}` is measured in {canonical}", quantity)
             return value
         if canonical is None:
             self.error(f"`{variable.name}` has no unit, but {quantity.unit} was given", quantity)
             return value
+        d = variable.definition
         try:
-            return units.tidy(value * units.factor(quantity.unit, canonical, variable.definition.molar_mass))
-        except units.UnitError as error:
-            reason = (
-                "is not a unit we know"
-                if "unknown unit" in str(error)
-                else f"does not fit `{variable.name}` ({canonical})"
-            )
-            self.error(f"`{quantity.unit}` {reason}", quantity)
-            return value
+            return units.conversion(quantity.unit, canonical, d.molar_mass, d.conversion)(value)
+        except units.UnknownUnitError as error:
+            reason = f": {error.reason}" if error.reason else ""
+            self.error(f"`{quantity.unit}` is not a unit we know{reason}", quantity, error.suggestion)
+        except units.UnitMismatchError as error:
+            self.error(f"`{quantity.unit}` does not fit `{variable.name}` ({canonical}): {error.reason}", quantity)
+        return value
 
     def shown(self, quantity: ast.Quantity, variable: Variable | None) -> str:
         unit = quantity.unit or (variable.unit if variable else None)
@@ -260,7 +265,15 @@ class _Checker:
         if not variable.unit or not other.unit or not units.converts(other.unit, variable.unit):
             self.error(f"`{other.name}` ({other.unit}) does not convert to `{variable.name}` ({variable.unit})", node)
             return 1.0
-        return units.factor(other.unit, variable.unit)
+        conversion = units.conversion(other.unit, variable.unit)
+        if not conversion.proportional:
+            self.error(
+                f"`{other.name}` ({other.unit}) and `{variable.name}` ({variable.unit}) differ by an offset, "
+                "not a factor: give both the same unit to compare them",
+                node,
+            )
+            return 1.0
+        return conversion.scale
 
 
 def check_rule(text: str, dictionary: DataDictionary, criterion: str | None = None, *, kind: str | None) -> CheckedRule:

@@ -68,7 +68,7 @@ class Derivation:
 class Variable:
     definition: VariableDef
     derivation: Derivation | None = None
-    companion_of: str | None = None  # set on `<name>_uln`, the subject's own upper limit of normal
+    companion_of: str | None = None  # set on `<name>_uln`/`<name>_lln`, the subject's own limits of normal
     builtin: bool = False
 
     @property
@@ -134,15 +134,20 @@ def _builtins(protocol: ProtocolDef) -> list[VariableDef]:
     ]
 
 
-def _companion(variable: VariableDef) -> VariableDef:
+LIMITS = {"uln": "upper", "lln": "lower"}  # the limits of normal a lab reports beside a value
+
+
+def _companion(variable: VariableDef, limit: str) -> VariableDef:
+    """`<name>_uln` or `<name>_lln`: the limit of normal of the lab that measured the value."""
     return replace(
         variable,
-        name=f"{variable.name}_uln",
-        label=f"{variable.label} upper limit of normal",
+        name=f"{variable.name}_{limit}",
+        label=f"{variable.label} {LIMITS[limit]} limit of normal",
         minimum=0,
         uln=False,
+        lln=False,
         formula=None,
-        help=f"The upper limit of normal of the lab that measured {variable.label}.",
+        help=f"The {LIMITS[limit]} limit of normal of the lab that measured {variable.label}.",
     )
 
 
@@ -153,6 +158,8 @@ class DataDictionary:
         problems: list[str] = []
         self.variables: dict[str, Variable] = {}
         self._condition_inputs: dict[str, set[str]] = {}
+        # accepted unit -> canonical, per variable: computed once here, so no value meets pint
+        self.conversions: dict[str, dict[str, units.Conversion]] = {}
         for definition in _builtins(protocol):
             self.variables[definition.name] = Variable(definition, builtin=True)
         for definition in protocol.variables:
@@ -161,11 +168,14 @@ class DataDictionary:
                 problems.append(f"variable `{definition.name}` is built in; choose another name")
                 continue
             self.variables[definition.name] = Variable(definition)
-            if definition.uln:
-                companion = _companion(definition)
+            for limit, word in LIMITS.items():
+                if not getattr(definition, limit):
+                    continue
+                companion = _companion(definition, limit)
                 if companion.name in self.variables or any(v.name == companion.name for v in protocol.variables):
-                    problems.append(f"`{companion.name}` is reserved for {definition.name}'s upper limit of normal")
+                    problems.append(f"`{companion.name}` is reserved for {definition.name}'s {word} limit of normal")
                 self.variables[companion.name] = Variable(companion, companion_of=definition.name)
+                self.conversions[companion.name] = self.conversions.get(definition.name, {})
         if not problems:
             self._resolve_derivations(problems)
         if problems:
@@ -178,20 +188,13 @@ class DataDictionary:
         if not NAME.match(v.name) or v.name in RESERVED:
             problems.append(f"{where}: names are lower case letters, digits and _, and not a keyword")
         if v.type == "number":
-            for label in ([v.unit] if v.unit else []) + list(v.units):
-                try:
-                    units.parse(label)
-                except units.UnitError:
-                    problems.append(f"{where}: unknown unit `{label}`")
-                    continue
-                if v.unit and not units.converts(label, v.unit, v.molar_mass):
-                    problems.append(f"{where}: unit `{label}` does not convert to `{v.unit}`")
+            self._check_units(v, where, problems)
             if v.units and not v.unit:
                 problems.append(f"{where}: accepted units need a canonical `unit`")
             if v.minimum is not None and v.maximum is not None and v.minimum > v.maximum:
                 problems.append(f"{where}: minimum {v.minimum} is above maximum {v.maximum}")
-        elif v.unit or v.units or v.uln:
-            problems.append(f"{where}: only numbers have units or an upper limit of normal")
+        elif v.unit or v.units or v.uln or v.lln or v.conversion:
+            problems.append(f"{where}: only numbers have units, a conversion or limits of normal")
         if v.type == "code" and not v.codes:
             problems.append(f"{where}: a code variable needs its list of `codes`")
         if v.condition is not None:
@@ -201,6 +204,23 @@ class DataDictionary:
                 problems.append(f"{where}: give it a `formula` or a `condition`, not both")
             if not v.condition.strip():
                 problems.append(f"{where}: the `condition` is empty")
+
+    def _check_units(self, v: VariableDef, where: str, problems: list[str]) -> None:
+        """Every accepted unit must convert to the canonical one correctly; keep the conversions."""
+        if v.conversion and v.conversion not in units.ANALYTE_CONVERSIONS:
+            known = "; ".join(f"{c.name}: {c.description}" for c in units.ANALYTE_CONVERSIONS.values())
+            problems.append(f"{where}: unknown conversion `{v.conversion}` (known: {known})")
+        found: dict[str, units.Conversion] = {}
+        for label in ([v.unit] if v.unit else []) + list(v.units):
+            try:
+                units.parse(label)
+                if v.unit:
+                    found[label] = units.conversion(label, v.unit, v.molar_mass, v.conversion)
+            except units.UnknownUnitError as error:
+                problems.append(f"{where}: {error}")
+            except units.UnitError as error:
+                problems.append(f"{where}: unit `{label}` does not convert to `{v.unit}`: {error.reason}")
+        self.conversions[v.name] = found
 
     def _resolve_derivations(self, problems: list[str]) -> None:
         pending = {name: v for name, v in self.variables.items() if v.definition.formula}
@@ -354,13 +374,13 @@ class DataDictionary:
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             return
         if variable.type == "number":
-            if isinstance(raw, Mapping) and variable.definition.uln and "uln" in raw:
-                companion = self.variables[f"{key}_uln"]
-                uln = raw["uln"]
-                if isinstance(uln, int | float) and not isinstance(uln, bool) and "unit" in raw:
-                    uln = {"value": uln, "unit": raw["unit"]}
-                self._normalize_one(companion.name, uln, subject)
-                raw = {k: v for k, v in raw.items() if k != "uln"}
+            for limit in LIMITS:
+                if isinstance(raw, Mapping) and getattr(variable.definition, limit) and limit in raw:
+                    given = raw[limit]
+                    if isinstance(given, int | float) and not isinstance(given, bool) and "unit" in raw:
+                        given = {"value": given, "unit": raw["unit"]}
+                    self._normalize_one(f"{key}_{limit}", given, subject)
+                    raw = {k: v for k, v in raw.items() if k != limit}
             canonical, value, unit = self._number(variable, raw)
             subject.values[key] = canonical
             subject.submitted[key] = (value, unit)
@@ -403,7 +423,8 @@ class DataDictionary:
         if isinstance(raw, Mapping):
             unknown = set(raw) - {"value", "unit"}
             if unknown or "value" not in raw:
-                raise SubjectInputError(variable.name, raw, "{value, unit" + (", uln}" if d.uln else "}"))
+                limits = "".join(f", {limit}" for limit in LIMITS if getattr(d, limit))
+                raise SubjectInputError(variable.name, raw, "{value, unit" + limits + "}")
             value, unit = raw["value"], raw.get("unit")
         elif isinstance(raw, str):
             match = _NUMBER_WITH_UNIT.match(raw)
@@ -423,7 +444,7 @@ class DataDictionary:
             raise SubjectInputError(f"{variable.name}.unit", unit, f"one of {accepted}")
         canonical = float(value)
         if unit and d.unit:
-            canonical = units.tidy(canonical * units.factor(unit, d.unit, d.molar_mass))
+            canonical = self.conversions[variable.name][unit](canonical)
         if (d.minimum is not None and canonical < d.minimum) or (d.maximum is not None and canonical > d.maximum):
             shown = f"{value} {unit}" if unit else value
             raise SubjectInputError(variable.name, shown, f"a plausible value{self._bounds(variable)}")

@@ -91,10 +91,10 @@ def _conditions(node: ast.Expr, within: str = "rule") -> Iterator[Condition]:
     if isinstance(node, ast.Comparison):
         operand = node.operand
         name = node.variable.name
-        if isinstance(operand, ast.UlnMultiple):
-            yield Condition(
-                (name, node.operator, "uln"), operand.factor, f"{name} {node.operator} {operand.factor:g} x ULN", within
-            )
+        if isinstance(operand, ast.UlnMultiple | ast.LlnMultiple):
+            limit = "uln" if isinstance(operand, ast.UlnMultiple) else "lln"
+            shown = f"{name} {node.operator} {operand.factor:g} x {limit.upper()}"
+            yield Condition((name, node.operator, limit), operand.factor, shown, within)
         elif isinstance(operand, ast.VariableRef):
             yield Condition((name, node.operator, operand.name), None, f"{name} {node.operator} {operand.name}", within)
         else:
@@ -159,13 +159,14 @@ def _counts(node: ast.Expr) -> list[int]:
 _STRICTER_WHEN_RAISED = {">=": True, ">": True, "<=": False, "<": False}
 
 
-def _canonical(quantity: ast.Quantity, unit: str | None, molar_mass: str | None) -> float | None:
-    if quantity.unit is None or unit is None:
+def _canonical(quantity: ast.Quantity, variable: VariableDef | None) -> float | None:
+    if quantity.unit is None or variable is None or variable.unit is None:
         return float(quantity.value)
     try:
-        return float(quantity.value) * units.factor(quantity.unit, unit, molar_mass)
+        conversion = units.conversion(quantity.unit, variable.unit, variable.molar_mass, variable.conversion)
     except units.UnitError:
         return None
+    return conversion(float(quantity.value))
 
 
 def _plain(value: Any) -> Any:
@@ -180,12 +181,10 @@ def _plain(value: Any) -> Any:
 def _threshold_change(a: Condition, b: Condition, variable: VariableDef | None) -> Change | None:
     if _plain(a.value) == _plain(b.value):
         return None
-    unit = variable.unit if variable else None
-    molar = variable.molar_mass if variable else None
     name = a.key[0]
     label = variable.label if variable else name
     if len(a.key) == 2 and a.key[1] in _STRICTER_WHEN_RAISED:
-        old, new = _canonical(a.value, unit, molar), _canonical(b.value, unit, molar)
+        old, new = _canonical(a.value, variable), _canonical(b.value, variable)
         if old is not None and new is not None and abs(old - new) > 1e-12:
             raised = new > old
             direction = "stricter" if raised == _STRICTER_WHEN_RAISED[a.key[1]] else "looser"
@@ -200,12 +199,13 @@ def _threshold_change(a: Condition, b: Condition, variable: VariableDef | None) 
                 _quantity(b.value),
             )
         return None
-    if len(a.key) == 3 and a.key[2] == "uln":
+    if len(a.key) == 3 and a.key[2] in ("uln", "lln"):
         raised = b.value > a.value
         direction = "stricter" if raised == _STRICTER_WHEN_RAISED.get(a.key[1], True) else "looser"
+        limit = a.key[2].upper()
         return Change(
             "threshold",
-            f"{label} limit moved: {a.key[1]} {a.value:g} x ULN → {a.key[1]} {b.value:g} x ULN ({direction})",
+            f"{label} limit moved: {a.key[1]} {a.value:g} x {limit} → {a.key[1]} {b.value:g} x {limit} ({direction})",
             a.value,
             b.value,
             direction,
@@ -227,9 +227,8 @@ def _threshold_change(a: Condition, b: Condition, variable: VariableDef | None) 
         )
     if a.key[1] == "between":
         (lo_a, hi_a), (lo_b, hi_b) = a.value, b.value
-        narrower = _canonical(lo_b, unit, molar) >= _canonical(lo_a, unit, molar) and _canonical(
-            hi_b, unit, molar
-        ) <= _canonical(hi_a, unit, molar)
+        bounds = [_canonical(q, variable) for q in (lo_a, hi_a, lo_b, hi_b)]
+        narrower = None not in bounds and bounds[2] >= bounds[0] and bounds[3] <= bounds[1]  # type: ignore[operator]
         return Change(
             "range",
             f"{label} range changed: {_quantity(lo_a)}–{_quantity(hi_a)} → {_quantity(lo_b)}–{_quantity(hi_b)}",

@@ -156,8 +156,9 @@ class Explainer:
                 else f"{test.shown} ({canonical})"
             )
         limit = self.show(test.field, test.operand(self.values))
-        if test.basis == f"{test.field}_uln":
-            return f"{test.shown} ({limit}; ULN {self.show(test.basis)})"
+        for limit_name in ("ULN", "LLN"):
+            if test.basis == f"{test.field}_{limit_name.lower()}":
+                return f"{test.shown} ({limit}; {limit_name} {self.show(test.basis)})"
         return f"{self.label(test.basis or test.other)} {limit}"
 
     def group_sentence(self, node: Group, value: Truth3, items: list[dict[str, Any]]) -> str:

@@ -28,6 +28,7 @@ _TOKEN_WORDS = {
     "COMMA": "`,`",
     "TIMES": "`x`",
     "ULN": "`ULN`",
+    "LLN": "`LLN`",
     "ESCAPED_STRING": "a quoted code",
     "$END": "the end of the rule",
 }
@@ -108,6 +109,10 @@ class _ToAst(Transformer):
     def uln(self, meta, children):
         number = children[0]
         return ast.UlnMultiple(_position(meta), _number(number) if number is not None else 1)
+
+    def lln(self, meta, children):
+        number = children[0]
+        return ast.LlnMultiple(_position(meta), _number(number) if number is not None else 1)
 
     def comparison(self, meta, children):
         name, operator, operand = children

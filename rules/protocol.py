@@ -31,6 +31,14 @@ class Cohort:
 
 @dataclass(frozen=True)
 class VariableDef:
+    """One variable of the data dictionary, as written in the file.
+
+    Numbers: `unit` (canonical) and `units` (also accepted from labs), `minimum`/`maximum`
+    (plausible, in `unit`), `uln`/`lln` (the lab's upper/lower limit of normal is submitted as
+    `<name>_uln`/`<name>_lln`), `molar_mass` (e.g. `113.12 g/mol`, for mass <-> molar units) and
+    `conversion` (a clinical equation between units, e.g. `hba1c`: NGSP % <-> IFCC mmol/mol).
+    """
+
     name: str
     label: str
     type: str
@@ -40,7 +48,9 @@ class VariableDef:
     maximum: float | None = None
     codes: tuple[str, ...] = ()
     uln: bool = False
+    lln: bool = False  # the subject's lab submits its lower limit of normal as `<name>_lln`
     molar_mass: str | None = None
+    conversion: str | None = None  # a clinical equation between units (units.ANALYTE_CONVERSIONS)
     formula: str | None = None
     condition: str | None = None  # a yes/no variable defined by a rule: a named sub-condition
     section: str = ""
@@ -197,7 +207,9 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
                 maximum=_bound(raw, "maximum", where, problems),
                 codes=tuple(str(c) for c in _tuple(raw.get("codes"))),
                 uln=bool(raw.get("uln", False)),
+                lln=bool(raw.get("lln", False)),
                 molar_mass=raw.get("molar_mass"),
+                conversion=raw.get("conversion"),
                 formula=raw.get("formula"),
                 condition=raw.get("condition"),
                 section=str(raw.get("section") or ""),

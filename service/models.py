@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint, event, inspect
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint, event, false, inspect
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from rules.protocol import Cohort as CohortDef
@@ -159,7 +159,9 @@ class Variable(_VersionPart, db.Model):
     maximum: Mapped[float | None] = mapped_column(Float)
     codes: Mapped[list[str]] = mapped_column(JSON, default=list)
     uln: Mapped[bool] = mapped_column(default=False)
+    lln: Mapped[bool] = mapped_column(default=False, server_default=false())
     molar_mass: Mapped[str | None] = mapped_column(String(40))
+    conversion: Mapped[str | None] = mapped_column(String(40))
     formula: Mapped[str | None] = mapped_column(Text)
     section: Mapped[str] = mapped_column(String(120), default="")
     help: Mapped[str] = mapped_column(Text, default="")
@@ -176,7 +178,9 @@ class Variable(_VersionPart, db.Model):
             maximum=self.maximum,
             codes=tuple(self.codes or ()),
             uln=self.uln,
+            lln=self.lln,
             molar_mass=self.molar_mass,
+            conversion=self.conversion,
             formula=self.formula,
             section=self.section,
             help=self.help,
@@ -194,7 +198,9 @@ class Variable(_VersionPart, db.Model):
             maximum=v.maximum,
             codes=list(v.codes),
             uln=v.uln,
+            lln=v.lln,
             molar_mass=v.molar_mass,
+            conversion=v.conversion,
             formula=v.formula,
             section=v.section,
             help=v.help,

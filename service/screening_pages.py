@@ -27,7 +27,7 @@ BOOLEAN_CHOICES = [SelectChoice("", "—"), SelectChoice("yes"), SelectChoice("n
 
 
 def _sections(compiled: CompiledProtocol) -> list[tuple[str, list[Any]]]:
-    """Input variables grouped by section, in dictionary order; each ULN beside its variable."""
+    """Input variables grouped by section, in dictionary order; each LLN and ULN beside its variable."""
     grouped: dict[str, list[Any]] = {}
     for variable in compiled.dictionary.variables.values():
         if variable.builtin or variable.is_derived or variable.companion_of:
@@ -62,8 +62,10 @@ def form_class(compiled: CompiledProtocol) -> type[FlaskForm]:
                 if len(variable.accepted_units) > 1:
                     choices = [SelectChoice(u) for u in variable.accepted_units]
                     setattr(ScreeningForm, f"{d.name}__unit", SelectField("unit", choices=choices, default=d.unit))
-                if d.uln:
-                    setattr(ScreeningForm, f"{d.name}_uln", StringField("ULN", render_kw={"inputmode": "decimal"}))
+                for limit in ("lln", "uln"):
+                    if getattr(d, limit):
+                        limit_field = StringField(limit.upper(), render_kw={"inputmode": "decimal"})
+                        setattr(ScreeningForm, f"{d.name}_{limit}", limit_field)
             setattr(ScreeningForm, d.name, field)
     return ScreeningForm
 
@@ -78,10 +80,12 @@ def _inputs(form: FlaskForm, compiled: CompiledProtocol) -> dict[str, Any]:
             unit = unit_field.data if unit_field else None
             if raw:
                 inputs[name] = {"value": raw, "unit": unit} if unit and unit != variable.unit else raw
-            uln_field = form._fields.get(f"{name}_uln")
-            if uln_field and uln_field.data and uln_field.data.strip():
-                uln = uln_field.data.strip()
-                inputs[f"{name}_uln"] = {"value": uln, "unit": unit} if unit and unit != variable.unit else uln
+            for limit in ("lln", "uln"):
+                limit_field = form._fields.get(f"{name}_{limit}")
+                if limit_field and limit_field.data and limit_field.data.strip():
+                    given = limit_field.data.strip()
+                    converted = unit and unit != variable.unit
+                    inputs[f"{name}_{limit}"] = {"value": given, "unit": unit} if converted else given
     return inputs
 
 

@@ -45,7 +45,8 @@ def test_writer_drafts_an_amendment_and_is_shown_a_bad_rule_first(page, sign_in,
     rule.fill("anc >= 1.5 mg/dL")
     page.locator("input[type=submit][value='Save']").click()
     error = page.locator("pre.rule-error")
-    expect(error).to_contain_text("`mg/dL` does not fit `anc` (x10^9/L) at line 1, column 8")
+    expect(error).to_contain_text("`mg/dL` does not fit `anc` (x10^9/L): `mg/dL` is a mass concentration")
+    expect(error).to_contain_text("count per volume at line 1, column 8")
     screenshot("admin-criterion-inline-error")
 
     page.locator("textarea#rule").fill(GOOD_RULE)

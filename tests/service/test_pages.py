@@ -144,7 +144,8 @@ def test_a_bad_rule_is_refused_on_save_with_its_position(app, browser_as):
     )
     criterion = _criterion_id(app, 2, "IN-03b")
     html = _edit_rule(writer, criterion, "anc >= 1.5 mg/dL").get_data(as_text=True)
-    assert "`mg/dL` does not fit `anc` (x10^9/L) at line 1, column 8" in html
+    assert "`mg/dL` does not fit `anc` (x10^9/L): `mg/dL` is a mass concentration" in html
+    assert "count per volume at line 1, column 8" in html
     assert "anc &gt;= 1.5 mg/dL\n       ^" in html
     with app.app_context():
         assert db.session.get(Criterion, criterion).rule.startswith("anc >= 1 x10^9/L")

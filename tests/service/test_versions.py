@@ -121,7 +121,9 @@ def test_import_makes_a_draft_and_refuses_bad_files(client, seed):
     response = client.post("/api/v1/protocols/import", data=bad, content_type="application/yaml")
     assert response.status_code == 422
     (problem,) = response.get_json()["error"]["errors"]
-    assert problem["message"] == "`mg/dL` does not fit `wbc` (x10^9/L)"
+    assert problem["message"] == (
+        "`mg/dL` does not fit `wbc` (x10^9/L): `mg/dL` is a mass concentration and `x10^9/L` is a count per volume"
+    )
     assert (problem["line"], problem["column"]) == (1, 8)
     assert len(client.get(SEED).get_json()["versions"]) == 2
 
