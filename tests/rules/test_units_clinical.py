@@ -232,7 +232,7 @@ def test_fields_whose_units_differ_by_an_offset_are_not_compared():
     variables = [TEMPERATURE_C, {**TEMPERATURE_F, "name": "temp_f"}]
     dictionary = DataDictionary(from_dict(protocol(variables, {})))
     with pytest.raises(RuleErrors, match="differ by an offset"):
-        check_rule("temp >= temp_f", dictionary)
+        check_rule("temp >= temp_f", dictionary, kind="inclusion")
 
 
 # -- HbA1c ----------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def test_hba1c_in_ifcc_units_is_decided_in_ngsp_percent(diabetes, hba1c, outcome
 
 
 def test_a_rule_may_state_hba1c_in_ifcc_units(diabetes):
-    checked = check_rule("hba1c >= 53 mmol/mol", diabetes.dictionary)
+    checked = check_rule("hba1c >= 53 mmol/mol", diabetes.dictionary, kind="inclusion")
     assert checked.ir.value == pytest.approx(7.00044)
 
 
@@ -275,7 +275,7 @@ def test_a_rule_may_state_hba1c_in_ifcc_units(diabetes):
 def test_unit_problems_in_rules_are_named(fever_in_celsius, anaemia, rule, message, suggestion):
     dictionary = (fever_in_celsius if rule.startswith("temp") else anaemia).dictionary
     with pytest.raises(RuleErrors) as caught:
-        check_rule(rule, dictionary)
+        check_rule(rule, dictionary, kind="inclusion")
     (error,) = caught.value.errors
     assert message in error.message
     assert error.suggestion == suggestion
@@ -347,7 +347,7 @@ def test_lln_input_errors_name_the_companion(anaemia):
 
 def test_lln_in_a_rule_needs_the_variable_to_declare_it(fever_in_celsius):
     with pytest.raises(RuleErrors, match="`temp` has no lower limit of normal; mark it `lln`"):
-        check_rule("temp >= 1 x LLN", fever_in_celsius.dictionary)
+        check_rule("temp >= 1 x LLN", fever_in_celsius.dictionary, kind="inclusion")
 
 
 def test_a_moved_lln_multiple_shows_in_the_diff():
@@ -401,6 +401,6 @@ def test_ucum_spellings_parse_in_rules(rule, unit):
 def test_body_surface_normalised_thresholds_check_against_the_dictionary():
     egfr = {"name": "egfr", "type": "number", "unit": "mL/min/1.73 m2", "units": ["mL/s/1.73 m2"]}
     dictionary = DataDictionary(from_dict(protocol([egfr], {})))
-    assert check_rule("egfr >= 1 mL/s/1.73m²", dictionary).ir.value == 60
+    assert check_rule("egfr >= 1 mL/s/1.73m²", dictionary, kind="inclusion").ir.value == 60
     with pytest.raises(RuleErrors, match="normalised to body surface area"):
-        check_rule("egfr >= 60 mL/min", dictionary)
+        check_rule("egfr >= 60 mL/min", dictionary, kind="inclusion")
