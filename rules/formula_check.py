@@ -29,7 +29,7 @@ import pint
 
 from rules import ast, units
 from rules import expression as ex
-from rules.errors import RuleError, RuleErrors, RuleValidationError
+from rules.errors import Position, RuleError, RuleErrors, RuleValidationError
 from rules.formulas import FUNCTIONS, Function, Parameter
 from rules.parser import parse_formula
 from rules.protocol import VariableDef
@@ -118,6 +118,12 @@ def check_parsed(name: str, text: str, tree: ast.Term, variables: Mapping[str, V
     return checked
 
 
+def _reciprocal_label(label: str) -> str:
+    if label.startswith("/"):
+        return label[1:]  # 1 / (/min) is min
+    return f"1/({label})" if "/" in label else f"1/{label}"
+
+
 def _power_label(label: str, exponent: float) -> str:
     return f"({label})^{exponent:g}" if any(c in label for c in "/·^ ") else f"{label}^{exponent:g}"
 
@@ -133,6 +139,10 @@ class _Checker:
         self.errors.append(RuleValidationError(message, node.position, self.text, suggestion))
         return _ERROR
 
+    def whole(self, message: str) -> None:
+        """A problem of the formula as a whole (its result): shown from its first character."""
+        self.errors.append(RuleValidationError(message, Position(1, 1, 0, len(self.text)), self.text))
+
     # -- the whole formula -------------------------------------------------------------------
 
     def formula(self, tree: ast.Term) -> CheckedFormula | None:
@@ -140,18 +150,18 @@ class _Checker:
         if result.node is None:
             return None
         if self.target.type != "number":
-            self.error(f"`{self.target.name}` is a {self.target.type}; a formula computes a number", tree)
+            self.whole(f"`{self.target.name}` is a {self.target.type}; a formula computes a number")
             return None
         if result.kind != "number":
-            self.error(f"the formula gives a {result.kind}, `{self.target.name}` is a number", tree)
+            self.whole(f"the formula gives a {result.kind}, `{self.target.name}` is a number")
             return None
-        factor = self.result_factor(result, tree)
+        factor = self.result_factor(result)
         if factor is None:
             return None
         node = result.node
         return CheckedFormula(node, tuple(sorted(node.reads())), factor)
 
-    def result_factor(self, result: Typed, tree: ast.Term) -> float | None:
+    def result_factor(self, result: Typed) -> float | None:
         target, name = self.target.unit, self.target.name
         unit = result.unit
         if unit is None:
@@ -159,20 +169,19 @@ class _Checker:
         if target is None:
             if unit.quantity.dimensionless or not result.exact:
                 return self.factor(unit, "dimensionless", None) if result.exact else 1.0
-            self.error(f"the formula gives {unit}; declare `{name}` with a unit, e.g. `unit: {unit}`", tree)
+            self.whole(f"the formula gives {unit}; declare `{name}` with a unit, e.g. `unit: {unit}`")
             return None
         factor = self.factor(unit, target, result.molar_mass or self.target.molar_mass)
         if result.exact:
             if factor is None:
-                self.error(f"the formula gives {unit}, which does not convert to {target}, the unit of `{name}`", tree)
+                self.whole(f"the formula gives {unit}, which does not convert to {target}, the unit of `{name}`")
             return factor
         both_numbers = unit.quantity.dimensionless and units.parse(target).dimensionless
         if factor is None or factor == 1.0 or both_numbers:
             return 1.0  # a number in the formula may carry the difference: taken as written, in `target`
-        self.error(
+        self.whole(
             f"the formula computes in {unit}, scaled by a number, and `{name}` is in {target}: say which is meant,"
-            f" by reading the inputs in {target} (`variable in {target}`) or declaring `{name}` in {unit}",
-            tree,
+            f" by reading the inputs in {target} (`variable in {target}`) or declaring `{name}` in {unit}"
         )
         return None
 
@@ -309,15 +318,19 @@ class _Checker:
         unit = measured.unit
         assert unit is not None
         if operator == "/" and measured is right:
-            unit = Unit(f"1/{unit}" if "/" not in unit.label else f"1/({unit})", 1 / unit.quantity, plain=False)
+            unit = Unit(_reciprocal_label(unit.label), 1 / unit.quantity, plain=False)
         return Typed(apply, "number", unit, exact)
 
     def power(self, base: Typed, exponent: Typed, apply: ex.Apply) -> Typed:
-        if exponent.constant is not None and (exponent.unit is None or exponent.unit.quantity.dimensionless):
+        """A whole constant power keeps physics (m^2); a fractional one of a unit is empirical (RR^(1/3) in s)."""
+        n = exponent.constant
+        if n is not None and (exponent.unit is None or exponent.unit.quantity.dimensionless):
             if base.unit is None:
                 return Typed(apply, "number", None, base.exact)
-            unit = Unit(_power_label(base.unit.label, exponent.constant), base.unit.quantity**exponent.constant, False)
-            return Typed(apply, "number", unit, base.exact)
+            unit = Unit(_power_label(base.unit.label, n), base.unit.quantity**n, False)
+            return Typed(
+                apply, "number", unit, base.exact and (float(n).is_integer() or base.unit.quantity.dimensionless)
+            )
         return Typed(apply, "number", None, False)  # 0.9938 ^ age: an empirical factor
 
     def folded(self, typed: Typed) -> Typed:
