@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -254,9 +255,11 @@ class DataDictionary:
         matches = difflib.get_close_matches(name, list(self.variables), n=1, cutoff=0.6)
         return matches[0] if matches else None
 
-    @property
+    @functools.cached_property
     def derived(self) -> list[Variable]:
-        """Derived variables, shallowest first, so inputs are always computed before their users."""
+        """Derived variables, shallowest first, so inputs are always computed before their users.
+
+        Read for every subject explained; the dictionary does not change once built."""
         found = [v for v in self.variables.values() if v.is_derived]
         return sorted(found, key=lambda v: (v.derivation.level, v.name))  # type: ignore[union-attr]
 

@@ -256,27 +256,29 @@ class Explainer:
             computed = variable.name in self.values
             if not computed and any(i not in self.values for i in inputs):
                 continue
-            shown = ", ".join(f"{self.label(i)} {self.show(i)}" for i in inputs)
+            entries = {i: self.input(i) for i in inputs}
+            shown = ", ".join(f"{self.label(i)} {entry['shown']}" for i, entry in entries.items())
             result = self.show(variable.name) if computed else "no value"
             out[variable.name] = {
                 "label": variable.label,
                 "value": self.values[variable.name] if computed else None,
                 "unit": variable.unit,
                 "formula": variable.definition.formula,
-                "inputs": {i: self.input(i) for i in inputs},
+                "inputs": entries,
                 "sentence": f"{variable.label} = {variable.definition.formula} = {result}, from {shown}",
             }
         return out
 
     def input(self, name: str) -> dict[str, Any]:
         """One input of a formula as it went in: canonical value and unit, and what was submitted."""
-        variable = self.dictionary.variables.get(name)
-        value = self.values[name]
-        if variable is not None and variable.type == "date":
+        variable = self.dictionary.variables[name]
+        value, canonical = self.values[name], variable.unit
+        if variable.type == "date":
             value = dt.date.fromordinal(int(value)).isoformat()
-        entry: dict[str, Any] = {"value": value, "unit": self.unit(name), "shown": self.show(name)}
+        shown = value if variable.type == "date" else self.show(name)
+        entry: dict[str, Any] = {"value": value, "unit": canonical, "shown": shown}
         raw, unit = self.subject.submitted.get(name, (None, None))
-        if unit is not None and unit != self.unit(name):
+        if unit is not None and unit != canonical:
             entry["submitted"] = {"value": raw, "unit": unit}
         return entry
 
