@@ -45,6 +45,7 @@ INTRINSICS = {
     "exp": (1, 1),
 }
 _VERBS = {"+": "add", "-": "subtract", "min": "take the smaller of", "max": "take the larger of"}
+MAX_DEPTH = 100  # far beyond any clinical equation (CKD-EPI written out nests 12 deep)
 _NUMBER_IN_UNIT = re.compile(r"/[\d.]+(?:$|/)")  # `mg/dL/0.7`: a division the writer meant outside the unit
 
 
@@ -90,10 +91,8 @@ def referenced(term: object) -> set[str]:
         function = FUNCTIONS.get(term.function)
         if function is not None:
             found |= {str(p.default) for p in function.parameters[len(term.arguments) :] if p.type == "date"}
-    for value in vars(term).values() if hasattr(term, "__dataclass_fields__") else ():
-        for item in value if isinstance(value, tuple) else (value,):
-            if isinstance(item, ast.Node):
-                found |= referenced(item)
+    for child in _children(term):
+        found |= referenced(child)
     return found
 
 
@@ -111,11 +110,31 @@ def check_formula(name: str, text: str, variables: Mapping[str, VariableDef]) ->
 
 def check_parsed(name: str, text: str, tree: ast.Term, variables: Mapping[str, VariableDef]) -> CheckedFormula:
     """check_formula for a formula already parsed (the dictionary parses first to order derivations)."""
+    if _depth(tree) > MAX_DEPTH:
+        error = RuleValidationError(f"the formula nests more than {MAX_DEPTH} levels deep", Position(1, 1, 0, 0), text)
+        raise RuleErrors([error], f"variable `{name}` formula")
     checker = _Checker(text, variables, variables[name])
     checked = checker.formula(tree)
     if checker.errors or checked is None:
         raise RuleErrors(list(checker.errors), f"variable `{name}` formula")
     return checked
+
+
+def _children(node: object) -> list[ast.Node]:
+    found: list[ast.Node] = []
+    for value in vars(node).values():
+        found += [item for item in (value if isinstance(value, tuple) else (value,)) if isinstance(item, ast.Node)]
+    return found
+
+
+def _depth(tree: ast.Node) -> int:
+    """How deep a parsed formula nests, counted without recursion (the checker recurses once per level)."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack += [(child, level + 1) for child in _children(node)]
+    return deepest
 
 
 def _reciprocal_label(label: str) -> str:

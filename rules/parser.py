@@ -11,7 +11,7 @@ from functools import cache
 from importlib.resources import files
 
 from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from rules import ast
 from rules.errors import Position, RuleSyntaxError
@@ -225,4 +225,9 @@ def parse_formula(text: str) -> ast.Term:
     """Parse a derived variable's formula: `weight / (height in m)^2`, `cockcroft_gault(age, weight, creatinine, sex)`.
 
     Raises RuleSyntaxError with line, column and a caret context, like a rule."""
-    return _parse(text, "formula")  # type: ignore[return-value]
+    try:
+        return _parse(text, "formula")  # type: ignore[return-value]
+    except (RecursionError, VisitError) as error:
+        if isinstance(error, VisitError) and not isinstance(error.orig_exc, RecursionError):
+            raise
+        raise RuleSyntaxError("the formula nests too deeply to read", Position(1, 1, 0, 0), text) from None

@@ -551,3 +551,69 @@ def test_the_interpreter_agrees_with_python(tree, a, b, c):
         assert got is None
     else:
         assert got == pytest.approx(expected, rel=1e-9, abs=1e-9)
+
+
+_TOKENS = [
+    *VARIABLES,
+    "screening",
+    "1",
+    "0",
+    "2.5",
+    "+",
+    "-",
+    "*",
+    "/",
+    "^",
+    "x",
+    "(",
+    ")",
+    ",",
+    "in",
+    "mg/dL",
+    "kg",
+    "if",
+    "then",
+    "else",
+    "is",
+    "not",
+    "and",
+    "or",
+    "female",
+    ">",
+    "=",
+    "min",
+    "max",
+    "ln",
+    "sqrt",
+    "bmi",
+    "age",
+    "times",
+    "completed_years",
+    "qtcf",
+    "@",
+    "",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=14), value=st.floats(-1e6, 1e6))
+def test_any_formula_text_is_refused_in_words_or_computes(words, value):
+    """Whatever a writer types: a ProtocolError naming the variable, or a formula that gives a number or nothing."""
+    text = " ".join(words)
+    if not text.strip():
+        return  # an empty formula is no formula: a variable submitted as is
+    try:
+        dictionary = _dictionary(text, None)
+    except ProtocolError as error:
+        assert all(p.startswith("variable `result`: formula: ") for p in error.problems)
+        return
+    values = {name: value if spec["type"] == "number" else None for name, spec in VARIABLES.items()}
+    values.update(sex="female", black=False, smoker=True, date_of_birth=720000, screening_date=730000)
+    result = dictionary.derive(dictionary["result"], values)
+    assert result is None or math.isfinite(result)
+
+
+@pytest.mark.parametrize("text", ["-" * 1000 + "a", "2 ^ " * 1000 + "1", "-" * 150 + "a", "a" + " + a" * 2000])
+def test_a_formula_nested_too_deeply_is_refused_not_a_crash(text):
+    with pytest.raises(ProtocolError, match="nests"):
+        _dictionary(text)
