@@ -64,7 +64,7 @@ class Typed:
     """A lowered term with what the checker knows of it."""
 
     node: ex.Expr | None  # None after an error, so one mistake is reported once
-    kind: str  # number, date, code, boolean, condition
+    kind: str  # number, date, code, boolean, or error
     unit: Unit | None = None  # numbers: None for a bare number, which takes the unit its context gives it
     exact: bool = True
     molar_mass: str | None = None  # a variable read as stored: its analyte's molar mass, for conversions
@@ -82,17 +82,18 @@ class CheckedFormula:
     result_factor: float  # the formula's unit -> the derived variable's canonical unit
 
 
-def referenced(term: object) -> set[str]:
+def referenced(tree: ast.Node) -> set[str]:
     """The variable names a parsed formula mentions (for the order of derivation), before any checking."""
-    if isinstance(term, ast.VariableRef):
-        return {"screening_date" if term.name == "screening" else term.name}
     found: set[str] = set()
-    if isinstance(term, ast.Call):
-        function = FUNCTIONS.get(term.function)
-        if function is not None:
-            found |= {str(p.default) for p in function.parameters[len(term.arguments) :] if p.type == "date"}
-    for child in _children(term):
-        found |= referenced(child)
+    stack = [tree]
+    while stack:  # without recursion: this runs before the depth of the formula is checked
+        node = stack.pop()
+        if isinstance(node, ast.VariableRef):
+            found.add("screening_date" if node.name == "screening" else node.name)
+        elif isinstance(node, ast.Call) and node.function in FUNCTIONS:
+            missing = FUNCTIONS[node.function].parameters[len(node.arguments) :]
+            found |= {str(p.default) for p in missing if p.type == "date"}  # age(date_of_birth): screening_date
+        stack += _children(node)
     return found
 
 
