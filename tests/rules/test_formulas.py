@@ -42,6 +42,8 @@ VARIABLES: dict[str, dict[str, Any]] = {
     "b": {"type": "number"},
     "c": {"type": "number"},
 }
+MG_DL = 10_000 / 113.12  # µmol/L in 1 mg/dL of creatinine (molar mass 113.12 g/mol)
+_EGFR = "mL/min/1.73m^2"
 BASE = {
     "protocol": "F",
     "title": "formulas",
@@ -121,6 +123,34 @@ def problems(formula: str, unit: str | None = None) -> list[Any]:
             "mL/min/1.73m^2",
             {"creatinine": 106.08, "age": 55, "sex": "male"},
             71.4,
+            0.05,
+        ),
+        # JMLuther/tabletools, calculate_egfr_ckdepi() examples, checked there against the NKF's CKD-EPI 2021
+        # calculator (kidney.org/professionals/kdoqi/gfr_calculator): 70 years, 0.8 mg/dL -> 95.2 (man), 79.2
+        # (woman); 50 years, 1.0 mg/dL -> 92 (man).
+        (
+            "ckd_epi_2021(creatinine, age, sex)",
+            _EGFR,
+            {"creatinine": 0.8 * MG_DL, "age": 70, "sex": "male"},
+            95.2,
+            0.05,
+        ),
+        (
+            "ckd_epi_2021(creatinine, age, sex)",
+            _EGFR,
+            {"creatinine": 0.8 * MG_DL, "age": 70, "sex": "female"},
+            79.2,
+            0.05,
+        ),
+        ("ckd_epi_2021(creatinine, age, sex)", _EGFR, {"creatinine": 1.0 * MG_DL, "age": 50, "sex": "male"}, 92, 0.5),
+        # JMLuther/tabletools, calculate_egfr_mdrd() examples (IDMS 175 equation): a man of 50 with 1.0 mg/dL -> 79,
+        # with 2.0 mg/dL -> 35.5.
+        ("mdrd(creatinine, age, sex)", _EGFR, {"creatinine": 1.0 * MG_DL, "age": 50, "sex": "male"}, 79, 0.5),
+        (
+            "mdrd(creatinine, age, sex, black)",
+            _EGFR,
+            {"creatinine": 2.0 * MG_DL, "age": 50, "sex": "male", "black": False},
+            35.5,
             0.05,
         ),
         # MDRD, IDMS-traceable (Levey AS et al., Ann Intern Med 2006;145:247): 175 x 1.0^-1.154 x 60^-0.203
