@@ -355,6 +355,9 @@ def test_a_syntax_error_has_a_caret():
     (error,) = problems("weight * (2 +", "kg")
     assert "unclosed parenthesis" in error.message
     assert error.context().endswith("^")
+    (error,) = problems("weight * 2 +", "kg")
+    assert error.message.startswith("the formula ends too early: expected")
+    assert problems("", "kg")[0].message == "the formula is empty"
 
 
 def test_the_dictionary_lists_formula_problems_with_carets():
