@@ -118,10 +118,55 @@ class Implies(Node):
     requirement: Expr
 
 
+# -- formulas of derived variables: syntax only; rules/formula_check.py gives it types and units --
+
+
 @dataclass(frozen=True)
-class FormulaCall(Node):
+class Number(Node):
+    value: float
+
+
+@dataclass(frozen=True)
+class Converted(Node):
+    """`creatinine in mg/dL`: a variable read in a stated unit; the position is the unit's."""
+
+    variable: VariableRef
+    unit: str
+
+
+@dataclass(frozen=True)
+class Operation(Node):
+    """`+ - * / ^`, or a sign with one operand; the position is the operator's, where a caret helps."""
+
+    operator: str
+    operands: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class Call(Node):
     function: str
-    arguments: tuple[VariableRef | Quantity, ...]
+    arguments: tuple[Term, ...]
+
+
+@dataclass(frozen=True)
+class Relation(Node):
+    """A comparison of two calculations inside a formula's condition: `age >= 65`."""
+
+    left: Term
+    operator: str
+    right: Term
+
+
+@dataclass(frozen=True)
+class Branch(Node):
+    """`if sex is female then 0.742 else 1`."""
+
+    condition: Expr | Relation
+    then: Term
+    otherwise: Term
+
+
+Term = Number | VariableRef | Converted | Operation | Call | Branch
 
 
 Expr = Truth | Comparison | Between | Within | Membership | Not | All | Any | AtLeast | Unless | Implies

@@ -176,6 +176,12 @@ def compile_protocol(protocol: ProtocolDef) -> CompiledProtocol:
             continue
         criteria.append(CompiledCriterion(definition, checked))
     ordered = _condition_order(named, problems)
+    for variable in dictionary.derived:
+        for name in sorted(set(variable.derivation.inputs) & set(named)):  # type: ignore[union-attr]
+            problems.append(
+                f"variable `{variable.name}`: its formula reads `{name}`, a named condition, which is decided"
+                " after formulas; test the condition in the criterion instead"
+            )
     if rule_errors:
         if len(rule_errors) == 1 and not problems:
             raise rule_errors[0]
@@ -245,8 +251,7 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
     stages: list[dict[str, list[dict[str, Any]]]] = [{} for _ in range(last + 1)]
     for variable in compiled.dictionary.derived:
         derivation = variable.derivation
-        inputs = [a for a in derivation.arguments if isinstance(a, str)]  # type: ignore[union-attr]
-        stages[derivation.level - 1][f"derive:{variable.name}"] = [{"$ex": {i: 1}} for i in inputs]  # type: ignore[union-attr]
+        stages[derivation.level - 1][f"derive:{variable.name}"] = [{"$ex": {i: 1}} for i in derivation.inputs]  # type: ignore[union-attr]
     for extra in compiled.computed:
         stages[compiled.stage_of(extra.field) - 1][f"derive:{extra.field}"] = [{"$ex": {extra.source: 1}}]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -16,9 +17,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rules import units
-from rules.ast import FormulaCall, Quantity, VariableRef
-from rules.errors import ProtocolError, RuleError, SubjectInputError, SubjectInputErrors
-from rules.formulas import FUNCTIONS, Function
+from rules.ast import Term
+from rules.errors import ProtocolError, RuleError, RuleErrors, SubjectInputError, SubjectInputErrors
+from rules.expression import Expr, evaluate
+from rules.formula_check import check_parsed, referenced
 from rules.parser import parse_formula
 from rules.protocol import ProtocolDef, VariableDef
 
@@ -34,6 +36,7 @@ RESERVED = frozenset(
         "unless",
         "if",
         "then",
+        "else",
         "in",
         "is",
         "within",
@@ -55,13 +58,18 @@ _NUMBER_WITH_UNIT = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d
 
 @dataclass(frozen=True)
 class Derivation:
-    """How a derived variable is computed: a whitelisted function and its typed arguments."""
+    """How a derived variable is computed: its formula, checked and lowered to an expression tree."""
 
-    function: Function
-    arguments: tuple[str | float, ...]  # variable names, or constants written in the formula
-    factors: tuple[float, ...]  # canonical unit -> the unit the function computes in, per argument
-    result_factor: float  # function's result unit -> the variable's canonical unit
+    formula: str
+    expression: Expr
+    inputs: tuple[str, ...]  # every variable the formula may read: its `derive:` rule waits for all of them
+    result_factor: float  # the formula's unit -> the variable's canonical unit
     level: int  # 1 + the deepest derived variable among its inputs
+
+    @property
+    def arguments(self) -> tuple[str, ...]:
+        """The inputs, under the name the compiler's `derive:` rules read them by."""
+        return self.inputs
 
 
 @dataclass(frozen=True)
@@ -224,12 +232,12 @@ class DataDictionary:
 
     def _resolve_derivations(self, problems: list[str]) -> None:
         pending = {name: v for name, v in self.variables.items() if v.definition.formula}
-        calls: dict[str, FormulaCall] = {}
+        trees: dict[str, Term] = {}
         for name, variable in pending.items():
             try:
-                calls[name] = parse_formula(variable.definition.formula or "")
+                trees[name] = parse_formula(variable.definition.formula or "")
             except RuleError as error:
-                problems.append(f"variable `{name}`: formula: {error.describe()}")
+                problems.append(_formula_problem(name, error))
         levels: dict[str, int] = {}
 
         def level_of(name: str, trail: tuple[str, ...]) -> int:
@@ -237,70 +245,32 @@ class DataDictionary:
                 return levels[name]
             if name in trail:
                 raise ProtocolError(f"derived variables depend on each other in a cycle: {' -> '.join((*trail, name))}")
-            call = calls.get(name)
-            if call is None:
+            tree = trees.get(name)
+            if tree is None:
                 return 0
-            inputs = [a.name for a in call.arguments if isinstance(a, VariableRef) and a.name in calls]
+            inputs = sorted(i for i in referenced(tree) if i in trees)
             levels[name] = 1 + max((level_of(i, (*trail, name)) for i in inputs), default=0)
             return levels[name]
 
-        for name, call in calls.items():
+        definitions = {name: v.definition for name, v in self.variables.items()}
+        for name, tree in trees.items():
             try:
-                derivation = self._derivation(name, call, level_of(name, ()))
+                level = level_of(name, ())
+                checked = check_parsed(name, pending[name].definition.formula or "", tree, definitions)
             except ProtocolError as error:
                 problems.extend(error.problems)
                 continue
-            self.variables[name] = replace(self.variables[name], derivation=derivation)
-
-    def _derivation(self, name: str, call: FormulaCall, level: int) -> Derivation:
-        where = f"variable `{name}`: formula"
-        function = FUNCTIONS.get(call.function)
-        if function is None:
-            raise ProtocolError(f"{where}: unknown function `{call.function}` (known: {', '.join(sorted(FUNCTIONS))})")
-        if len(call.arguments) != len(function.parameters):
-            names = ", ".join(p.name for p in function.parameters)
-            raise ProtocolError(f"{where}: {function.name} takes ({names})")
-        arguments: list[str | float] = []
-        factors: list[float] = []
-        first_unit: str | None = None
-        for parameter, argument in zip(function.parameters, call.arguments, strict=True):
-            if parameter.type == "constant":
-                if not isinstance(argument, Quantity):
-                    raise ProtocolError(f"{where}: `{parameter.name}` must be a number")
-                arguments.append(float(argument.value))
-                factors.append(1.0)
+            except RuleErrors as errors:
+                problems.extend(_formula_problem(name, e) for e in errors.errors)
                 continue
-            if not isinstance(argument, VariableRef) or argument.name not in self.variables:
-                raise ProtocolError(f"{where}: `{parameter.name}` must name a variable of the dictionary")
-            source = self.variables[argument.name]
-            if source.type != parameter.type:
-                raise ProtocolError(
-                    f"{where}: `{argument.name}` is a {source.type}, {parameter.name} needs a {parameter.type}"
-                )
-            if parameter.type == "code" and not set(parameter.codes) <= set(source.definition.codes):
-                raise ProtocolError(f"{where}: `{argument.name}` must have the codes {', '.join(parameter.codes)}")
-            factor = 1.0
-            if parameter.unit:
-                if not source.unit or not units.converts(source.unit, parameter.unit, source.definition.molar_mass):
-                    raise ProtocolError(
-                        f"{where}: `{argument.name}` ({source.unit}) does not convert to {parameter.unit}"
-                    )
-                factor = units.factor(source.unit, parameter.unit, source.definition.molar_mass)
-            first_unit = first_unit or source.unit
-            arguments.append(argument.name)
-            factors.append(factor)
-        target = self.variables[name]
-        result_unit = function.result_unit or first_unit
-        if target.type != function.result_type:
-            raise ProtocolError(f"{where}: {function.name} gives a {function.result_type}, `{name}` is a {target.type}")
-        result_factor = 1.0
-        if result_unit and target.unit:
-            if not units.converts(result_unit, target.unit):
-                raise ProtocolError(
-                    f"{where}: {function.name} gives {result_unit}, which does not convert to {target.unit}"
-                )
-            result_factor = units.factor(result_unit, target.unit)
-        return Derivation(function, tuple(arguments), tuple(factors), result_factor, level)
+            derivation = Derivation(
+                pending[name].definition.formula or "",
+                checked.expression,
+                checked.inputs,
+                checked.result_factor,
+                level,
+            )
+            self.variables[name] = replace(self.variables[name], derivation=derivation)
 
     # -- lookups --------------------------------------------------------------------------------
 
@@ -314,9 +284,11 @@ class DataDictionary:
         matches = difflib.get_close_matches(name, list(self.variables), n=1, cutoff=0.6)
         return matches[0] if matches else None
 
-    @property
+    @functools.cached_property
     def derived(self) -> list[Variable]:
-        """Derived variables, shallowest first, so inputs are always computed before their users."""
+        """Variables computed by formulas, shallowest first, so inputs are always computed before their users.
+
+        Read for every subject explained; the dictionary does not change once built."""
         found = [v for v in self.variables.values() if v.derivation is not None]
         return sorted(found, key=lambda v: (v.derivation.level, v.name))  # type: ignore[union-attr]
 
@@ -336,9 +308,8 @@ class DataDictionary:
             return found
         if not variable.is_derived:
             return {name}
-        for argument in variable.derivation.arguments:  # type: ignore[union-attr]
-            if isinstance(argument, str):
-                found |= self.inputs_of(argument)
+        for argument in variable.derivation.inputs:  # type: ignore[union-attr]
+            found |= self.inputs_of(argument)
         return found
 
     # -- subject data ---------------------------------------------------------------------------
@@ -483,20 +454,17 @@ class DataDictionary:
         raise SubjectInputError(variable.name, raw, self._expected(variable))
 
     def derive(self, variable: Variable, values: Mapping[str, Any]) -> float | None:
-        """Compute a derived variable from canonical values; None while an input is missing."""
+        """Compute a derived variable from canonical values; None while an input is missing, or if the
+        formula has no value for them (a division by zero, the logarithm of zero)."""
         derivation = variable.derivation
         assert derivation is not None
-        arguments: list[Any] = []
-        for argument, factor in zip(derivation.arguments, derivation.factors, strict=True):
-            if isinstance(argument, str):
-                if argument not in values:
-                    return None
-                value = values[argument]
-                arguments.append(value * factor if isinstance(value, float | int) and factor != 1.0 else value)
-            else:
-                arguments.append(argument)
-        try:
-            result = derivation.function.compute(*arguments)
-        except ZeroDivisionError:
+        result = evaluate(derivation.expression, values)
+        if not isinstance(result, int | float) or isinstance(result, bool):
             return None
         return units.tidy(result * derivation.result_factor)
+
+
+def _formula_problem(name: str, error: RuleError) -> str:
+    """A formula's problem as the dictionary reports it: where, what, and the line with a caret."""
+    context = error.context()
+    return f"variable `{name}`: formula: {error.describe()}" + (f"\n{context}" if context else "")

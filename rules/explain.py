@@ -82,7 +82,8 @@ class Explainer:
             if name in self.values:
                 continue
             if name in self.dictionary.variables:
-                found |= {i for i in self.dictionary.inputs_of(name) if i not in self.values}
+                lacking = {i for i in self.dictionary.inputs_of(name) if i not in self.values}
+                found |= lacking or {name}  # all its inputs known: the formula itself has no value
             else:
                 extra = self.compiled.computed_field(name)
                 found |= set(self.missing({extra.source})) if extra else {name}
@@ -98,8 +99,11 @@ class Explainer:
                 continue
             variable = self.dictionary.variables.get(name)
             if variable is not None and variable.is_derived:
-                lacking = ", ".join(self.label(i) for i in self.missing({name}))
-                parts.append(f"{variable.label} not computed: {lacking} missing")
+                lacking = [i for i in self.missing({name}) if i != name]
+                if lacking:
+                    parts.append(f"{variable.label} not computed: {', '.join(self.label(i) for i in lacking)} missing")
+                else:
+                    parts.append(f"{variable.label} has no value for these inputs (e.g. a division by zero)")
             elif variable is not None:
                 parts.append(f"{variable.label} missing")
         return "; ".join(dict.fromkeys(parts)) or "missing data"
@@ -243,19 +247,41 @@ class Explainer:
         return result
 
     def derived(self) -> dict[str, dict[str, Any]]:
+        """Each derived value with its formula, the inputs it was computed from (value and unit) and its result.
+
+        A value whose inputs are all known but whose formula has none (a division by zero) is shown too,
+        with `value` None, so a reviewer sees why it is missing."""
         out: dict[str, dict[str, Any]] = {}
         for variable in self.dictionary.derived:
-            if variable.name not in self.values:
+            inputs = variable.derivation.inputs  # type: ignore[union-attr]
+            computed = variable.name in self.values
+            if not computed and any(i not in self.values for i in inputs):
                 continue
-            inputs = [a for a in variable.derivation.arguments if isinstance(a, str)]  # type: ignore[union-attr]
+            entries = {i: self.input(i) for i in inputs}
+            shown = ", ".join(f"{self.label(i)} {entry['shown']}" for i, entry in entries.items())
+            result = self.show(variable.name) if computed else "no value"
             out[variable.name] = {
                 "label": variable.label,
-                "value": self.values[variable.name],
+                "value": self.values[variable.name] if computed else None,
                 "unit": variable.unit,
                 "formula": variable.definition.formula,
-                "inputs": {i: self.values[i] for i in inputs},
+                "inputs": entries,
+                "sentence": f"{variable.label} = {variable.definition.formula} = {result}, from {shown}",
             }
         return out
+
+    def input(self, name: str) -> dict[str, Any]:
+        """One input of a formula as it went in: canonical value and unit, and what was submitted."""
+        variable = self.dictionary.variables[name]
+        value, canonical = self.values[name], variable.unit
+        if variable.type == "date":
+            value = dt.date.fromordinal(int(value)).isoformat()
+        shown = value if variable.type == "date" else self.show(name)
+        entry: dict[str, Any] = {"value": value, "unit": canonical, "shown": shown}
+        raw, unit = self.subject.submitted.get(name, (None, None))
+        if unit is not None and unit != canonical:
+            entry["submitted"] = {"value": raw, "unit": unit}
+        return entry
 
 
 def _decisive(node: Group, value: Truth3, item: Truth3) -> bool:

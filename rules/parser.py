@@ -11,12 +11,13 @@ from functools import cache
 from importlib.resources import files
 
 from lark import Lark, Token, Transformer, Tree, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from rules import ast
 from rules.errors import Position, RuleSyntaxError
 
 _OPERATORS = {"≥": ">=", "≤": "<=", "≠": "!=", "=": "==", "==": "=="}
+_ARITHMETIC = {"x": "*", "×": "*", "−": "-", "÷": "/", "**": "^"}
 
 _TOKEN_WORDS = {
     "NAME": "a variable name",
@@ -27,6 +28,10 @@ _TOKEN_WORDS = {
     "RPAR": "`)`",
     "COMMA": "`,`",
     "TIMES": "`x`",
+    "PLUS": "`+`",
+    "MINUS": "`-`",
+    "DIVIDE": "`/`",
+    "POWER": "`^`",
     "ULN": "`ULN`",
     "LLN": "`LLN`",
     "ESCAPED_STRING": "a quoted code",
@@ -68,15 +73,38 @@ class _ToAst(Transformer):
         return children[0]
 
     def formula(self, meta, children):
+        return children[0]
+
+    def number(self, meta, children):
+        return ast.Number(_position(children[0]), _number(children[0]))
+
+    def reference(self, meta, children):
+        return self._ref(children[0])
+
+    def converted(self, meta, children):
+        name, unit = children
+        return ast.Converted(_position(unit), self._ref(name), str(unit))
+
+    def operation(self, meta, children):
+        left, operator, right = children
+        return ast.Operation(_position(operator), _ARITHMETIC.get(str(operator), str(operator)), (left, right))
+
+    def sign(self, meta, children):
+        operator, operand = children
+        if operator.type == "PLUS":
+            return operand
+        return ast.Operation(_position(operator), "neg", (operand,))
+
+    def call(self, meta, children):
         name, *arguments = children
-        arguments = tuple(a for a in arguments if a is not None)
-        return ast.FormulaCall(_position(meta), str(name), arguments)
+        return ast.Call(_position(name), str(name), tuple(a for a in arguments if a is not None))
 
-    def argument_variable(self, meta, children):
-        return ast.VariableRef(_position(children[0]), str(children[0]))
+    def relation(self, meta, children):
+        left, operator, right = children
+        return ast.Relation(_position(operator), left, _OPERATORS.get(str(operator), str(operator)), right)
 
-    def argument_number(self, meta, children):
-        return ast.Quantity(_position(children[0]), _number(children[0]), None)
+    def branch(self, meta, children):
+        return ast.Branch(_position(meta), *children)
 
     def implies(self, meta, children):
         return ast.Implies(_position(meta), children[0], children[1])
@@ -198,6 +226,15 @@ def parse_rule(text: str) -> ast.Expr:
     return _parse(text, "criterion")
 
 
-def parse_formula(text: str) -> ast.FormulaCall:
-    """Parse a derived variable's formula, a call such as `cockcroft_gault(age, weight, creatinine, sex)`."""
-    return _parse(text, "formula")
+def parse_formula(text: str) -> ast.Term:
+    """Parse a derived variable's formula: `weight / (height in m)^2`, `cockcroft_gault(age, weight, creatinine, sex)`.
+
+    Raises RuleSyntaxError with line, column and a caret context, like a rule."""
+    try:
+        return _parse(text, "formula")  # type: ignore[return-value]
+    except RuleSyntaxError as error:  # the messages speak of rules
+        raise RuleSyntaxError(error.message.replace("the rule", "the formula"), error.position, text) from None
+    except (RecursionError, VisitError) as error:
+        if isinstance(error, VisitError) and not isinstance(error.orig_exc, RecursionError):
+            raise
+        raise RuleSyntaxError("the formula nests too deeply to read", Position(1, 1, 0, 0), text) from None

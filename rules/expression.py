@@ -1,0 +1,185 @@
+"""The typed expression tree of a derived variable's formula, and its interpreter.
+
+Formulas are data written by protocol writers, so they are never run as code:
+rules/formula_check.py checks a parsed formula's types and units and lowers it
+to these nodes, with every unit conversion already folded into a factor, and
+this module walks them. A value that cannot be had (an input missing, a
+division by zero, the logarithm of zero, an overflow) makes the whole formula
+have no value, so the derived variable stays unknown instead of crashing a
+decision.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class Undefined(Exception):
+    """The formula has no value for these inputs."""
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Undefined("not a finite number")
+    return value
+
+
+def _power(base: float, exponent: float) -> float:
+    return math.pow(base, exponent)  # ValueError for (-8) ^ 0.5 where ** would give a complex number
+
+
+OPERATORS: dict[str, Callable[..., Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "^": _power,
+    "neg": operator.neg,
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "sqrt": math.sqrt,
+    "ln": math.log,
+    "log10": math.log10,
+    "exp": math.exp,
+}
+COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+@dataclass(frozen=True)
+class Constant:
+    value: float | bool | str
+
+    def run(self, values: Mapping[str, Any]) -> Any:
+        return self.value
+
+    def reads(self) -> frozenset[str]:
+        return frozenset()
+
+
+@dataclass(frozen=True)
+class Read:
+    """A variable's value, times `factor` to bring it from its canonical unit to the one the formula uses."""
+
+    name: str
+    factor: float = 1.0
+
+    def run(self, values: Mapping[str, Any]) -> Any:
+        if self.name not in values:
+            raise Undefined(f"{self.name} is missing")
+        value = values[self.name]
+        return value * self.factor if self.factor != 1.0 else value
+
+    def reads(self) -> frozenset[str]:
+        return frozenset({self.name})
+
+
+@dataclass(frozen=True)
+class Apply:
+    """An operator of OPERATORS on its operands: `+`, `^`, `min`, `ln`…"""
+
+    operator: str
+    operands: tuple[Expr, ...]
+
+    def run(self, values: Mapping[str, Any]) -> Any:
+        return _finite(OPERATORS[self.operator](*(o.run(values) for o in self.operands)))
+
+    def reads(self) -> frozenset[str]:
+        return frozenset().union(*(o.reads() for o in self.operands))
+
+
+@dataclass(frozen=True)
+class Call:
+    """A named built-in function of rules/formulas.py, its arguments already in the units it computes in."""
+
+    name: str
+    compute: Callable[..., Any]
+    arguments: tuple[Expr, ...]
+
+    def run(self, values: Mapping[str, Any]) -> Any:
+        return _finite(self.compute(*(a.run(values) for a in self.arguments)))
+
+    def reads(self) -> frozenset[str]:
+        return frozenset().union(*(a.reads() for a in self.arguments))
+
+
+@dataclass(frozen=True)
+class IsCode:
+    name: str
+    codes: frozenset[str]
+    negated: bool = False
+
+    def run(self, values: Mapping[str, Any]) -> bool:
+        if self.name not in values:
+            raise Undefined(f"{self.name} is missing")
+        return (values[self.name] in self.codes) != self.negated
+
+    def reads(self) -> frozenset[str]:
+        return frozenset({self.name})
+
+
+@dataclass(frozen=True)
+class Compare:
+    operator: str
+    left: Expr
+    right: Expr
+
+    def run(self, values: Mapping[str, Any]) -> bool:
+        return COMPARISONS[self.operator](self.left.run(values), self.right.run(values))
+
+    def reads(self) -> frozenset[str]:
+        return self.left.reads() | self.right.reads()
+
+
+@dataclass(frozen=True)
+class Logic:
+    """`and`, `or` (short-circuit, like Python) and `not` over conditions; a boolean variable is a Read."""
+
+    operator: str
+    operands: tuple[Expr, ...]
+
+    def run(self, values: Mapping[str, Any]) -> bool:
+        if self.operator == "not":
+            return not self.operands[0].run(values)
+        if self.operator == "and":
+            return all(o.run(values) for o in self.operands)
+        return any(o.run(values) for o in self.operands)
+
+    def reads(self) -> frozenset[str]:
+        return frozenset().union(*(o.reads() for o in self.operands))
+
+
+@dataclass(frozen=True)
+class Branch:
+    condition: Expr
+    then: Expr
+    otherwise: Expr
+
+    def run(self, values: Mapping[str, Any]) -> Any:
+        return self.then.run(values) if self.condition.run(values) else self.otherwise.run(values)
+
+    def reads(self) -> frozenset[str]:
+        """Every variable either branch may read: the engine waits for all of them (conservative)."""
+        return self.condition.reads() | self.then.reads() | self.otherwise.reads()
+
+
+Expr = Constant | Read | Apply | Call | IsCode | Compare | Logic | Branch
+
+
+def evaluate(expr: Expr, values: Mapping[str, Any]) -> Any | None:
+    """The formula's value on canonical `values`, or None when it has none (missing input, ÷ 0, ln 0…)."""
+    try:
+        return expr.run(values)
+    except (Undefined, ArithmeticError, ValueError):
+        return None
