@@ -41,8 +41,14 @@ def _words(text: str) -> str:
 
 
 def test_there_are_at_least_five_trials_from_different_fields():
-    assert len(NAMES) >= 5
     assert "NCT07193667.yaml" not in NAMES
+    fields = set()
+    for name in NAMES:
+        description = rules.loads_protocol(EXAMPLES.joinpath(name).read_text(encoding="utf-8")).description
+        found = re.search(r"Field: ([^.(]+)", description)
+        assert found, f"{name}: the description names no `Field:`"
+        fields.add(found.group(1).strip().lower())
+    assert len(fields) >= 5, fields
 
 
 def test_file_name_is_the_protocol_and_its_source_is_shipped(example):
