@@ -33,6 +33,16 @@ def draft_only(form, field) -> None:
 
 def valid_rule(form, field) -> None:
     """Parse and check the rule against the version's dictionary; show each problem with its position."""
+    kind = getattr(getattr(form, "kind", None), "data", None) or "inclusion"
+    _check(form, field, kind)
+
+
+def valid_condition(form, field) -> None:
+    """A named condition is a rule too, checked the same way; it has no kind, so no `unless`."""
+    _check(form, field, None)
+
+
+def _check(form, field, kind: str | None) -> None:
     version = version_of(form)
     if version is None or not field.data:
         return
@@ -41,7 +51,6 @@ def valid_rule(form, field) -> None:
     except ProtocolError as error:
         raise ValidationError(f"the data dictionary has problems to fix first: {error}") from None
     try:
-        kind = getattr(getattr(form, "kind", None), "data", None) or "inclusion"
         check_rule(field.data, dictionary, kind=kind)
     except RuleErrors as errors:
         messages = []

@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired, Optional
 import rules
 from admin.access import RoleAccess
 from admin.fields import CodeListField
-from admin.validators import draft_only, known_cohorts, known_unit, valid_rule, variable_type
+from admin.validators import draft_only, known_cohorts, known_unit, valid_condition, valid_rule, variable_type
 from rules.errors import EligoError, SubjectInputErrors
 from rules.protocol import VariableDef
 from service import versions
@@ -142,7 +142,13 @@ class VariableView(VersionPartView):
             "description": "Accepted units besides the canonical one, e.g. /µL, 10^9/L",
         },
         "codes": {"description": "For a code variable: its codes, e.g. female, male"},
-        "formula": {"description": "A derived variable: e.g. cockcroft_gault(age, weight, creatinine, sex)"},
+        "formula": {
+            "description": "A derived number: e.g. weight / (height in m)^2, ckd_epi_2021(creatinine, age, sex)"
+        },
+        "condition": {
+            "validators": [valid_condition],
+            "description": "A yes/no several criteria reuse, e.g. hbsag_positive or hbv_dna >= 20 IU/mL",
+        },
     }
 
     def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:

@@ -115,7 +115,8 @@ class Subject:
 
     @property
     def cohort(self) -> str:
-        return self.values["cohort"]
+        """The cohort screened for; empty for a trial without cohorts."""
+        return self.values.get("cohort", "")
 
     @property
     def screening_date(self) -> dt.date:
@@ -123,15 +124,18 @@ class Subject:
 
 
 def _builtins(protocol: ProtocolDef) -> list[VariableDef]:
+    """The variables every screening has: the screening date, and the cohort where the trial has cohorts
+    (a single-population trial needs no dummy cohort)."""
+    cohort = VariableDef(
+        name="cohort",
+        label="Cohort",
+        type="code",
+        codes=tuple(c.code for c in protocol.cohorts),
+        section="Screening",
+        help="The disease cohort the subject is screened for.",
+    )
     return [
-        VariableDef(
-            name="cohort",
-            label="Cohort",
-            type="code",
-            codes=tuple(c.code for c in protocol.cohorts),
-            section="Screening",
-            help="The disease cohort the subject is screened for.",
-        ),
+        *([cohort] if protocol.cohorts else []),
         VariableDef(
             name="screening_date",
             label="Screening date",
@@ -326,7 +330,9 @@ class DataDictionary:
             except SubjectInputError as error:
                 errors.append(error)
         for required in ("cohort", "screening_date"):
-            if required not in subject.values and not any(e.field == required for e in errors):
+            if required not in self.variables or required in subject.values:
+                continue
+            if not any(e.field == required for e in errors):
                 errors.append(SubjectInputError(required, data.get(required), self._expected(self.variables[required])))
         if errors:
             raise SubjectInputErrors(errors)
@@ -334,6 +340,10 @@ class DataDictionary:
 
     def _normalize_one(self, key: str, raw: Any, subject: Subject) -> None:
         variable = self.variables.get(key)
+        if variable is None and key == "cohort":
+            if raw is None or raw == "":
+                return
+            raise SubjectInputError(key, raw, "nothing: this protocol has no cohorts")
         if variable is None:
             suggestion = self.suggest(key)
             hint = f" (did you mean `{suggestion}`?)" if suggestion else ""

@@ -163,6 +163,7 @@ class Variable(_VersionPart, db.Model):
     molar_mass: Mapped[str | None] = mapped_column(String(40))
     conversion: Mapped[str | None] = mapped_column(String(40))
     formula: Mapped[str | None] = mapped_column(Text)
+    condition: Mapped[str | None] = mapped_column(Text)
     section: Mapped[str] = mapped_column(String(120), default="")
     help: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[ProtocolVersion] = relationship(back_populates="variables")
@@ -182,6 +183,7 @@ class Variable(_VersionPart, db.Model):
             molar_mass=self.molar_mass,
             conversion=self.conversion,
             formula=self.formula,
+            condition=self.condition,
             section=self.section,
             help=self.help,
         )
@@ -202,6 +204,7 @@ class Variable(_VersionPart, db.Model):
             molar_mass=v.molar_mass,
             conversion=v.conversion,
             formula=v.formula,
+            condition=v.condition,
             section=v.section,
             help=v.help,
             position=position,

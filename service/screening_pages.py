@@ -89,6 +89,9 @@ def _inputs(form: FlaskForm, compiled: CompiledProtocol) -> dict[str, Any]:
     return inputs
 
 
+ALL = "all"  # the one form of a trial without cohorts
+
+
 @bp.get("/screen")
 @page_roles("screener")
 def choose():
@@ -105,7 +108,8 @@ def screen(code: str, cohort: str):
     except VersionError:
         abort(404)
     compiled = registry().compiled(version)
-    if cohort not in {c.code for c in compiled.definition.cohorts}:
+    cohorts = {c.code: c.label for c in compiled.definition.cohorts}
+    if cohort not in cohorts and not (cohort == ALL and not cohorts):
         abort(404)
     form = form_class(compiled)()
     site = own_site()
@@ -119,7 +123,7 @@ def screen(code: str, cohort: str):
             "subject_id": form.subject_id.data.strip(),
             "site": site or form.site.data.strip(),
             "screening_date": form.screening_date.data.isoformat(),
-            "cohort": cohort,
+            "cohort": cohort if cohorts else None,
             "inputs": _inputs(form, compiled),
         }
         try:
@@ -148,7 +152,7 @@ def screen(code: str, cohort: str):
         sections=_sections(compiled),
         version=version,
         cohort=cohort,
-        cohort_label=next(c.label for c in compiled.definition.cohorts if c.code == cohort),
+        cohort_label=cohorts.get(cohort, "all subjects"),
         site_fixed=site is not None,
         problem=problem,
     )

@@ -41,7 +41,8 @@ class ScreeningRequest:
     inputs: dict[str, Any]
 
     def subject(self) -> dict[str, Any]:
-        return {**self.inputs, "cohort": self.cohort, "screening_date": self.screening_date.isoformat()}
+        cohort = {"cohort": self.cohort} if self.cohort else {}  # a trial without cohorts takes none
+        return {**self.inputs, **cohort, "screening_date": self.screening_date.isoformat()}
 
 
 def _problem(field: str, value: Any, expected: str) -> dict[str, Any]:
@@ -65,7 +66,7 @@ def parse_request(data: Mapping[str, Any], today: dt.date | None = None) -> Scre
     protocol = text("protocol", what="a protocol id, e.g. NCT07193667")
     subject_id = text("subject_id", IDENTIFIER, "a pseudonymous id: 1-80 letters, digits, '.', '_' or '-'")
     site = text("site", IDENTIFIER, "a site code: 1-80 letters, digits, '.', '_' or '-'")
-    cohort = text("cohort", what="the cohort code")
+    cohort = text("cohort", what="the cohort code") if data.get("cohort") is not None else ""
     version = data.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         problems.append(_problem("version", version, "a version number (1, 2, …) or nothing for the current one"))
