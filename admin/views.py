@@ -166,7 +166,7 @@ class CohortView(VersionPartView):
 class TestCaseView(VersionPartView):
     column_list = ("version", "name", "expect")
     column_searchable_list = ("name",)
-    form_columns = ("version", "name", "expect", "subject", "outcomes", "missing")
+    form_columns = ("version", "name", "expect", "subject", "outcomes", "missing", "refused")
     form_overrides = {"expect": SelectField}
     form_args = {
         "expect": {
@@ -174,6 +174,7 @@ class TestCaseView(VersionPartView):
                 SelectChoice("eligible"),
                 SelectChoice("not_eligible", "not eligible"),
                 SelectChoice("incomplete"),
+                SelectChoice("refused", "refused as input"),
             ]
         },
         "subject": {"description": 'variable: value, with cohort and screening_date, e.g. {"cohort": "SLE", ...}'},

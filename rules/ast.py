@@ -66,12 +66,16 @@ class Between(Node):
 
 @dataclass(frozen=True)
 class Within(Node):
-    """`date within 14 days before screening`: the date lies in [reference - span, reference]."""
+    """A date placed in time against another: `d within 14 days before screening` (in [ref - 14, ref]),
+    `d at least 3 months before screening` (on or before ref - 3 months), `more than` (strictly before
+    it), `less than` (after it, up to ref); `after` mirrors each."""
 
     variable: VariableRef
     span: Quantity
     reference: VariableRef
     negated: bool
+    relation: str = "within"  # within, at_least, more_than, less_than
+    direction: str = "before"  # before, after
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ class CheckedRule:
     tree: ast.Expr
     ir: Node
     computed: list[ComputedField] = field(default_factory=list)
+    looks_back: frozenset[str] = frozenset()
 
 
 def _fmt(value: float) -> str:
@@ -55,6 +56,7 @@ class _Checker:
         self.sparing_when_true: bool | None = None if kind is None else kind == "inclusion"
         self.errors: list[RuleValidationError] = []
         self.computed: dict[str, ComputedField] = {}
+        self.looks_back: set[str] = set()  # dates a window counts back from screening: never after it
 
     def error(self, message: str, node: ast.Node, suggestion: str | None = None) -> None:
         self.errors.append(RuleValidationError(message, node.position, self.text, suggestion))
@@ -135,27 +137,49 @@ class _Checker:
     def lower_within(self, node: ast.Within) -> Node:
         self.variable(node.variable, "date")
         reference = self.variable(node.reference, "date")
-        unit = calendar_unit(node.span.unit)
-        if unit is None:
-            self.error("a window needs days, weeks, months or years, e.g. `14 days`", node.span)
-            unit = "days"
-        elif unit in ("months", "years") and not float(node.span.value).is_integer():
-            self.error(f"a window in {unit} must be a whole number", node.span)
-        amount = float(node.span.value)
+        amount, unit = self.span(node.span)
         ref_name = node.reference.name if reference is not None else "screening_date"
-        window_field = f"_{ref_name}_minus_{_fmt(amount).replace('.', '_')}_{unit}"
-        self.computed[window_field] = ComputedField(window_field, "window", ref_name, amount, unit)
-        shown = f"{_fmt(amount)} {unit} before {'screening' if ref_name == 'screening_date' else ref_name}"
+        if node.direction == "before" and ref_name == "screening_date":
+            self.looks_back.add(node.variable.name)
+        signed = amount if node.direction == "before" else -amount
+        bound = f"_{ref_name}_{'minus' if signed >= 0 else 'plus'}_{_fmt(abs(signed)).replace('.', '_')}_{unit}"
+        self.computed[bound] = ComputedField(bound, "window", ref_name, signed, unit)
+        words = {"within": "within", "at_least": "at least", "more_than": "more than", "less_than": "less than"}
+        where = "screening" if ref_name == "screening_date" else ref_name
+        shown = f"{words[node.relation]} {_fmt(amount)} {unit} {node.direction} {where}"
         name = node.variable.name
-        inside = Group(
-            "all",
-            (
-                Test(name, ">=", other=window_field, basis=ref_name, shown=shown),
-                Test(name, "<=", other=ref_name, basis=ref_name, shown=shown),
-            ),
-            style="within",
-        )
-        return Group("not", (inside,), style="not") if node.negated else inside
+
+        def test(op: str, other: str) -> Test:
+            return Test(name, op, other=other, basis=ref_name, shown=shown)
+
+        before = node.direction == "before"
+        if node.relation == "within":  # both ends inclusive
+            low, high = (bound, ref_name) if before else (ref_name, bound)
+            inside = Group("all", (test(">=", low), test("<=", high)), style="within")
+            return Group("not", (inside,), style="not") if node.negated else inside
+        if node.relation == "at_least":
+            return Group("all", (test("<=" if before else ">=", bound),), style="window")
+        if node.relation == "more_than":
+            return Group("all", (test("<" if before else ">", bound),), style="window")
+        items = (test(">", bound), test("<=", ref_name)) if before else (test(">=", ref_name), test("<", bound))
+        return Group("all", items, style="window")
+
+    def span(self, quantity: ast.Quantity) -> tuple[float, str]:
+        """A window's length in a calendar unit; hours only as whole days, since dates have no time of day."""
+        amount = float(quantity.value)
+        label = (quantity.unit or "").strip().lower()
+        if label in ("h", "hr", "hrs", "hour", "hours"):
+            if not amount.is_integer() or amount % 24:
+                self.error("dates carry no time of day: give hours in whole days (24, 48, 72 …) or use days", quantity)
+                return amount, "days"
+            return amount / 24, "days"
+        unit = calendar_unit(quantity.unit)
+        if unit is None:
+            self.error("a window needs hours, days, weeks, months or years, e.g. `14 days`", quantity)
+            return amount, "days"
+        if unit in ("months", "years") and not amount.is_integer():
+            self.error(f"a window in {unit} must be a whole number", quantity)
+        return amount, unit
 
     def lower_membership(self, node: ast.Membership) -> Node:
         variable = self.variable(node.variable, "code")
@@ -290,5 +314,4 @@ def check_rule(text: str, dictionary: DataDictionary, criterion: str | None = No
     ir = checker.lower(tree)
     if checker.errors:
         raise RuleErrors(list(checker.errors), criterion)
-    return CheckedRule(text, tree, ir, list(checker.computed.values()))
-
+    return CheckedRule(text, tree, ir, list(checker.computed.values()), frozenset(checker.looks_back))

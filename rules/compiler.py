@@ -191,6 +191,9 @@ def compile_protocol(protocol: ProtocolDef) -> CompiledProtocol:
 
     for name in ordered:
         dictionary.bind_condition(name, _fields_of(named[name].rule.ir))
+    dictionary.bind_looks_back(
+        frozenset().union(*(c.rule.looks_back for c in criteria), *(n.rule.looks_back for n in named.values()))
+    )
     rules = [*(n.rule for n in named.values()), *(c.rule for c in criteria)]
     computed = list({f.field: f for rule in rules for f in rule.computed}.values())
     compiled = CompiledProtocol(

@@ -48,6 +48,10 @@ RESERVED = frozenset(
         "any",
         "all",
         "screening",
+        "after",
+        "more",
+        "less",
+        "than",
         "x",
     }
 )
@@ -170,6 +174,7 @@ class DataDictionary:
         problems: list[str] = []
         self.variables: dict[str, Variable] = {}
         self._condition_inputs: dict[str, set[str]] = {}
+        self._looks_back: frozenset[str] = frozenset()
         # accepted unit -> canonical, per variable: computed once here, so no value meets pint
         self.conversions: dict[str, dict[str, units.Conversion]] = {}
         for definition in _builtins(protocol):
@@ -296,6 +301,11 @@ class DataDictionary:
         found = [v for v in self.variables.values() if v.derivation is not None]
         return sorted(found, key=lambda v: (v.derivation.level, v.name))  # type: ignore[union-attr]
 
+    def bind_looks_back(self, names: frozenset[str]) -> None:
+        """Record the dates some rule counts back from the screening date: one after it is a typo or an
+        event still to come, never a date inside the window, so normalisation refuses it."""
+        self._looks_back = names
+
     def bind_condition(self, name: str, fields: set[str]) -> None:
         """Record the fields a named condition reads, once the compiler has checked its rule."""
         self._condition_inputs[name] = fields
@@ -334,6 +344,12 @@ class DataDictionary:
                 continue
             if not any(e.field == required for e in errors):
                 errors.append(SubjectInputError(required, data.get(required), self._expected(self.variables[required])))
+        screening = subject.values.get("screening_date")
+        for name in sorted(self._looks_back):
+            if screening is not None and subject.values.get(name, screening) > screening:
+                when = dt.date.fromordinal(screening).isoformat()
+                expected = f"a date on or before the screening date {when}: the protocol counts back from it"
+                errors.append(SubjectInputError(name, data.get(name), expected))
         if errors:
             raise SubjectInputErrors(errors)
         return subject

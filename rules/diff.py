@@ -105,8 +105,13 @@ def _conditions(node: ast.Expr, within: str = "rule") -> Iterator[Condition]:
         yield Condition((name, "between"), (node.low, node.high), shown, within)
     elif isinstance(node, ast.Within):
         name = node.variable.name
-        word = "not within" if node.negated else "within"
-        shown = f"{name} {word} {_quantity(node.span)} before {node.reference.name}"
+        word = {"within": "within", "at_least": "at least", "more_than": "more than", "less_than": "less than"}[
+            node.relation
+        ]
+        word = f"not {word}" if node.negated else word
+        if node.direction == "after":
+            word = f"{word} after"
+        shown = f"{name} {word.removesuffix(' after')} {_quantity(node.span)} {node.direction} {node.reference.name}"
         yield Condition((name, word, node.reference.name), node.span, shown, within)
     elif isinstance(node, ast.Truth):
         yield Condition((node.variable.name, "is true"), None, node.variable.name, within)

@@ -170,13 +170,12 @@ class Explainer:
         if value is None and style not in ("at_least",):
             unknown = [i["sentence"] for i in items if i["value"] is None]
             return "; ".join(dict.fromkeys(unknown))
-        if style == "within":
+        if style in ("within", "window"):
             test: Test = node.items[0]  # type: ignore[assignment]
-            reference = node.items[1]
-            where = "is within" if value else "is not within"
+            where = "is" if value else "is not"
             return (
                 f"{self.label(test.field)} {self.show(test.field)} {where} {test.shown}"
-                f" ({self.show(reference.basis)})"  # type: ignore[union-attr,arg-type]
+                f" ({self.show(test.basis)})"  # type: ignore[arg-type]
             )
         if style == "between":
             low, high = node.items  # type: ignore[misc]

@@ -249,7 +249,9 @@ def calendar_unit(label: str | None) -> str | None:
 
 
 def window_start(reference: int, amount: float, unit: str) -> int:
-    """The first day of `amount unit before reference`, on the calendar (3 months before 31 May is 28 Feb)."""
+    """The first day of `amount unit before reference`, on the calendar (3 months before 31 May is 28 Feb).
+
+    A negative amount counts forward, for windows `after` a date."""
     day = dt.date.fromordinal(reference)
     whole = int(amount)
     if whole != amount and unit in ("months", "years"):

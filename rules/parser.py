@@ -154,8 +154,23 @@ class _ToAst(Transformer):
         return ast.Between(_position(meta), self._ref(name), low, high)
 
     def within(self, meta, children):
-        name, negated, span, reference = children
-        return ast.Within(_position(meta), self._ref(name), span, reference, negated is not None)
+        name, negated, span, direction, reference = children
+        return ast.Within(
+            _position(meta), self._ref(name), span, reference, negated is not None, "within", str(direction).lower()
+        )
+
+    def _distance(self, meta, children, relation: str) -> ast.Within:
+        name, span, direction, reference = children
+        return ast.Within(_position(meta), self._ref(name), span, reference, False, relation, str(direction).lower())
+
+    def at_least_before(self, meta, children):
+        return self._distance(meta, children, "at_least")
+
+    def more_than_before(self, meta, children):
+        return self._distance(meta, children, "more_than")
+
+    def less_than_before(self, meta, children):
+        return self._distance(meta, children, "less_than")
 
     def is_(self, meta, children):
         name, negated, code = children

@@ -20,6 +20,7 @@ import yaml
 from rules.errors import ProtocolError
 
 KINDS = ("inclusion", "exclusion")
+REFUSED = "refused"  # a test case whose subject must be refused as input, naming the fields
 VARIABLE_TYPES = ("number", "boolean", "code", "date")
 
 
@@ -76,6 +77,7 @@ class TestCaseDef:
     expect: str
     outcomes: Mapping[str, str] = field(default_factory=dict)
     missing: tuple[str, ...] | None = None
+    refused: tuple[str, ...] = ()  # with `expect: refused`: the fields the subject's input is refused on
 
 
 @dataclass(frozen=True)
@@ -253,8 +255,11 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
                 expect=str(_require(raw, "expect", where, problems)),
                 outcomes=dict(raw.get("outcomes") or {}),
                 missing=None if missing is None else tuple(missing),
+                refused=tuple(str(f) for f in _tuple(raw.get("refused"))),
             )
         )
+        if (test_cases[-1].expect == REFUSED) != bool(test_cases[-1].refused):
+            problems.append(f"{where}: `expect: refused` goes with the list of `refused` fields, and only with it")
     for key in ("protocol", "title", "version"):
         _require(data, key, "protocol", problems)
     _check_unique([c.code for c in cohorts], "cohort code", problems)

@@ -262,6 +262,7 @@ class TestCase(_VersionPart, db.Model):
     expect: Mapped[str] = mapped_column(String(20))
     outcomes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     missing: Mapped[list[str] | None] = mapped_column(JSON)
+    refused: Mapped[list[str]] = mapped_column(JSON, default=list)
     version: Mapped[ProtocolVersion] = relationship(back_populates="test_cases")
 
     def to_definition(self) -> TestCaseDef:
@@ -271,6 +272,7 @@ class TestCase(_VersionPart, db.Model):
             expect=self.expect,
             outcomes=dict(self.outcomes or {}),
             missing=None if self.missing is None else tuple(self.missing),
+            refused=tuple(self.refused or ()),
         )
 
     @classmethod
@@ -282,6 +284,7 @@ class TestCase(_VersionPart, db.Model):
             expect=t.expect,
             outcomes=dict(t.outcomes),
             missing=None if t.missing is None else list(t.missing),
+            refused=list(t.refused),
             position=position,
         )
 

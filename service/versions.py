@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 import rules
 from rules.errors import EligoError, SubjectInputErrors
-from rules.protocol import ProtocolDef
+from rules.protocol import REFUSED, ProtocolDef
 from service.engine import draft_engine
 from service.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, utcnow
 from service.registry import registry
@@ -110,10 +110,16 @@ def run_test_cases(definition: ProtocolDef) -> list[TestFailure]:
         expected: dict[str, Any] = {"decision": case.expect, **{f"outcome {k}": v for k, v in case.outcomes.items()}}
         if case.missing is not None:
             expected["missing"] = list(case.missing)
+        if case.expect == REFUSED:
+            expected = {"refused": sorted(case.refused)}
         try:
             decision = rules.decide(compiled, case.subject, draft_engine())
         except SubjectInputErrors as error:
-            failures.append(TestFailure(case.name, expected, {"input errors": [str(e) for e in error.errors]}))
+            refused = {"refused": sorted({e.field for e in error.errors})}
+            if refused != expected:
+                failures.append(
+                    TestFailure(case.name, expected, {**refused, "input errors": [str(e) for e in error.errors]})
+                )
             continue
         got: dict[str, Any] = {"decision": decision.decision}
         for code in case.outcomes:

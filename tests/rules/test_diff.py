@@ -92,9 +92,9 @@ def test_identical_versions_have_no_diff(seed):
         ),
         (
             "IN-01",
-            "age between 18 and 70 years",
-            "range",
-            "Age range changed: 18 years–65 years → 18 years–70 years",
+            "age >= 18 years and age < 71 years",
+            "threshold",
+            "Age threshold moved: < 66 years → < 71 years (looser)",
             "looser",
         ),
         (
@@ -112,6 +112,13 @@ def test_rule_changes_are_named(seed, code, rule, kind, text, direction):
     (change,) = [c for c in item.changes if c.kind == kind]
     assert change.text == text
     assert change.direction == direction
+
+
+def test_a_range_change_is_named(seed):
+    before = _amend(seed, {"IN-01": {"rule": "age between 18 and 65 years"}})
+    item = _changes(diff(before, _amend(before, {"IN-01": {"rule": "age between 18 and 70 years"}})), "IN-01")
+    (change,) = [c for c in item.changes if c.kind == "range"]
+    assert (change.text, change.direction) == ("Age range changed: 18 years–65 years → 18 years–70 years", "looser")
 
 
 def test_at_least_count_change(seed):
@@ -157,7 +164,7 @@ def test_kind_cohort_text_and_notes_changes(seed):
         {"op": "delete", "text": "pregnant;"},
         {"op": "insert", "text": "pregnant, or lactating;"},
     ]
-    assert kinds["notes"].before == [{"op": "insert", "text": "Lactation added by amendment 1."}]
+    assert kinds["notes"].before[-1] == {"op": "insert", "text": "Lactation added by amendment 1."}
 
 
 def test_added_and_removed_criteria(seed):

@@ -10,7 +10,7 @@ import pytest
 import rules
 from rules.compiler import compile_protocol
 from rules.errors import EngineLimitError, ProtocolError, RuleErrors
-from rules.protocol import from_dict, loads
+from rules.protocol import REFUSED, from_dict, loads
 
 
 def _words(text: str) -> str:
@@ -39,6 +39,11 @@ def test_seed_has_every_article_and_all_thirteen_exclusions(seed):
 
 def test_seed_test_cases_pass(seed, compiled):
     for case in seed.test_cases:
+        if case.expect == REFUSED:
+            with pytest.raises(rules.SubjectInputErrors) as refused:
+                rules.decide(compiled, case.subject)
+            assert sorted({e.field for e in refused.value.errors}) == sorted(case.refused), case.name
+            continue
         decision = rules.decide(compiled, case.subject)
         assert decision.decision == case.expect, case.name
         for code, outcome in case.outcomes.items():

@@ -17,7 +17,9 @@ CASES = [
     ("IN-01", "SLE", "pass", {"age": 18}),
     ("IN-01", "SLE", "pass", {"age": 65}),
     ("IN-01", "SLE", "fail", {"age": 17}),
-    ("IN-01", "SLE", "fail", {"age": 65.5}),
+    ("IN-01", "SLE", "pass", {"age": 65.4}),  # completed years: 65 until the day before the 66th birthday
+    ("IN-01", "SLE", "fail", {"age": 66}),
+    ("IN-01", "SLE", "fail", {"age": 17.9}),
     ("IN-01", "SLE", "unknown", {"age": None}),
     ("IN-02", "SLE", "pass", {}),
     ("IN-02", "SLE", "fail", {"cd19_positive": "no"}),
@@ -221,6 +223,10 @@ CASES = [
     ("EX-12", "SLE", "pass", {}),
     ("EX-12", "SLE", "fail", {"pregnancy_planned": "yes"}),
     ("EX-12", "SLE", "unknown", {"pregnant": None}),
+    # EX-12 binds women only: a man is neither excluded nor asked.
+    ("EX-12", "SLE", "pass", {"sex": "male", "pregnant": None, "pregnancy_planned": None}),
+    ("EX-12", "SLE", "pass", {"sex": "male", "pregnant": "yes"}),
+    ("EX-12", "SLE", "unknown", {"sex": None, "pregnant": "yes"}),
     ("EX-13", "SLE", "pass", {}),
     ("EX-13", "SLE", "fail", {"investigator_excludes": "yes"}),
     ("EX-13", "SLE", "unknown", {"investigator_excludes": None}),

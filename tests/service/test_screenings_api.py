@@ -53,6 +53,8 @@ def test_rescreening_links_to_the_previous_screening(client, subject):
 
 def test_every_seed_test_case_replays_to_the_same_record(client, seed):
     for case in seed.test_cases:
+        if case.expect == "refused":
+            continue  # stored nothing: see test_a_refused_seed_test_case_stores_nothing
         inputs = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in case.subject.items()}
         body = {
             "protocol": "NCT07193667",
@@ -190,3 +192,22 @@ def test_openapi_document_describes_every_route(app, client):
     routes = {rule.rule.replace("<int:", "<") for rule in app.url_map.iter_rules() if rule.rule.startswith("/api/v1/")}
     routes = {re.sub(r"<\w+_id>", "<id>", r) for r in routes}
     assert routes - {"/api/v1/openapi.json"} <= documented
+
+
+def test_a_refused_seed_test_case_stores_nothing_and_names_each_field(client, seed):
+    (case,) = [c for c in seed.test_cases if c.expect == "refused"]
+    inputs = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in case.subject.items()}
+    body = {
+        "protocol": "NCT07193667",
+        "subject_id": "S-FUTURE",
+        "site": "SITE-1",
+        "cohort": inputs.pop("cohort"),
+        "screening_date": inputs.pop("screening_date"),
+        "inputs": inputs,
+    }
+    response = client.post("/api/v1/screenings", json=body)
+    assert response.status_code == 422
+    fields = sorted(e["field"] for e in response.get_json()["error"]["errors"])
+    assert fields == sorted(f"inputs.{name}" for name in case.refused)
+    assert "on or before the screening date 2026-11-02" in str(response.get_json())
+    assert client.get("/api/v1/screenings?subject_id=S-FUTURE").get_json()["items"] == []
