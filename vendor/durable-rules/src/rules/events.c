@@ -15,7 +15,6 @@
 
 #define MAX_RESULT_NODES 32
 #define MAX_NODE_RESULTS 16
-#define MAX_STACK_SIZE 64
 #define MAX_STATE_PROPERTY_TIME 2
 #define MAX_COMMAND_COUNT 10000
 #define MAX_ADD_COUNT 1000
@@ -490,6 +489,9 @@ static unsigned int reduceExpression(ruleset *tree,
 
         char *leftString = "";
         unsigned short leftLength = 0;
+        // Eligo: the number's text lives as long as leftString is read (upstream kept it in a
+        // block-scoped array that was out of scope when evaluateRegex read it; -Wdangling-pointer).
+        char numberString[MAX_DOUBLE_LENGTH + 1];
         switch(leftProperty->type) {
             case JSON_INT:
                 {
@@ -497,8 +499,7 @@ static unsigned int reduceExpression(ruleset *tree,
                     leftString = (char *)_alloca(sizeof(char)*(MAX_INT_LENGTH + 1));
                     sprintf_s(leftString, sizeof(char)*(MAX_INT_LENGTH + 1), "%lld", leftProperty->value.i);
     #else
-                    char newString[MAX_INT_LENGTH + 1];
-                    leftString = newString;
+                    leftString = numberString;
                     snprintf(leftString, sizeof(char)*(MAX_INT_LENGTH + 1), "%lld", leftProperty->value.i);
     #endif         
                     leftLength = strlen(leftString);
@@ -510,8 +511,7 @@ static unsigned int reduceExpression(ruleset *tree,
                     leftString = (char *)_alloca(sizeof(char)*(MAX_DOUBLE_LENGTH + 1));
                     sprintf_s(leftString, sizeof(char)*(MAX_DOUBLE_LENGTH + 1), "%f", leftProperty->value.d);
     #else
-                    char newString[MAX_DOUBLE_LENGTH + 1];
-                    leftString = newString;
+                    leftString = numberString;
                     snprintf(leftString, sizeof(char)*(MAX_DOUBLE_LENGTH + 1), "%f", leftProperty->value.d);
     #endif         
                     leftLength = strlen(leftString);

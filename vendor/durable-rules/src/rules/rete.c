@@ -7,6 +7,9 @@
 #include "json.h"
 #include "regex.h"
 #include "rete.h"
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #define HASH_ALL 321211332 // all
 #define HASH_ANY 740945997 // any
@@ -38,25 +41,46 @@
 #define HASH_R 1203507539 //$r
 #define HASH_FORWARD 739185624 // $forward
 
-#define MAX_ACTIONS 4096
 
+// Eligo: reserve a slot before using it, growing the sequence; upstream wrote the slot first
+// and refused when the length reached MAX_SEQUENCE_EXPRESSIONS (31 usable of 32).
 #define GET_EXPRESSION(tree, betaOffset, expr) do { \
     expressionSequence *exprs = &tree->nodePool[betaOffset].value.b.expressionSequence; \
+    CHECK_RESULT(reserveExpression(exprs)); \
     expr = &exprs->expressions[exprs->length]; \
     ++exprs->length; \
-    if (exprs->length == MAX_SEQUENCE_EXPRESSIONS) { \
-        return ERR_EXPRESSION_LIMIT_EXCEEDED; \
-    } \
 } while(0)
 
 #define APPEND_EXPRESSION(tree, betaOffset, op) do { \
     expressionSequence *exprs = &tree->nodePool[betaOffset].value.b.expressionSequence; \
+    CHECK_RESULT(reserveExpression(exprs)); \
+    memset(&exprs->expressions[exprs->length], 0, sizeof(expression)); \
     exprs->expressions[exprs->length].operator = op; \
     ++exprs->length; \
-    if (exprs->length == MAX_SEQUENCE_EXPRESSIONS) { \
-        return ERR_EXPRESSION_LIMIT_EXCEEDED; \
-    } \
 } while(0)
+
+static unsigned int reserveExpression(expressionSequence *exprs) {
+    if (exprs->length == MAX_SEQUENCE_EXPRESSIONS) {
+        return ERR_EXPRESSION_LIMIT_EXCEEDED;
+    }
+
+    if (exprs->length == exprs->capacity) {
+        unsigned int capacity = exprs->capacity ? exprs->capacity * 2 : 8;
+        if (capacity > MAX_SEQUENCE_EXPRESSIONS) {
+            capacity = MAX_SEQUENCE_EXPRESSIONS;
+        }
+
+        expression *grown = realloc(exprs->expressions, capacity * sizeof(expression));
+        if (!grown) {
+            return ERR_OUT_OF_MEMORY;
+        }
+
+        exprs->expressions = grown;
+        exprs->capacity = capacity;
+    }
+
+    return RULES_OK;
+}
 
 
 handleEntry handleEntries[MAX_HANDLES];
@@ -122,29 +146,36 @@ static unsigned int storeExpression(ruleset *tree,
     return RULES_OK;
 }
 
+// Eligo: pools grow geometrically. Upstream grew them by one node (1.8 KB each) per realloc,
+// copying the whole pool every time: gigabytes of copying per ruleset and a fragmented heap.
+static unsigned int growPool(void **pool, unsigned int *capacity, unsigned int needed, size_t size) {
+    if (needed <= *capacity) {
+        return RULES_OK;
+    }
+
+    unsigned int newCapacity = *capacity ? *capacity : 64;
+    while (newCapacity < needed) {
+        newCapacity *= 2;
+    }
+
+    void *grown = realloc(*pool, (size_t)newCapacity * size);
+    if (!grown) {
+        return ERR_OUT_OF_MEMORY;
+    }
+
+    *pool = grown;
+    *capacity = newCapacity;
+    return RULES_OK;
+}
+
 static unsigned int storeNode(ruleset *tree, 
                               node **newNode, 
                               unsigned int *nodeOffset) {
-    if (!tree->nodePool) {
-        tree->nodePool = malloc(sizeof(node));
-        if (!tree->nodePool) {
-            return ERR_OUT_OF_MEMORY;
-        }
-
-        *nodeOffset = 0;
-        *newNode = &tree->nodePool[0];
-        tree->nodeOffset = 1;
-    } else {
-        tree->nodePool = realloc(tree->nodePool, (tree->nodeOffset + 1) * sizeof(node));
-        if (!tree->nodePool) {
-            return ERR_OUT_OF_MEMORY;
-        }
-
-        *nodeOffset = tree->nodeOffset;
-        *newNode = &tree->nodePool[tree->nodeOffset];
-        tree->nodeOffset = tree->nodeOffset + 1;        
-    }
-
+    CHECK_RESULT(growPool((void **)&tree->nodePool, &tree->nodeCapacity, tree->nodeOffset + 1, sizeof(node)));
+    *nodeOffset = tree->nodeOffset;
+    *newNode = &tree->nodePool[tree->nodeOffset];
+    memset(*newNode, 0, sizeof(node));
+    tree->nodeOffset = tree->nodeOffset + 1;
     return RULES_OK;
 }
 
@@ -168,27 +199,16 @@ static unsigned int storeAlpha(ruleset *tree,
 static unsigned int allocateNext(ruleset *tree, 
                                  unsigned int length, 
                                  unsigned int *offset) {
-
-    if (!tree->nextPool) {
-        tree->nextPool = malloc((length + 1) * sizeof(unsigned int));
-        if (!tree->nextPool) {
-            return ERR_OUT_OF_MEMORY;
-        }
-
-        memset(tree->nextPool, 0, (length + 1) * sizeof(unsigned int));
-        *offset = 1;
-        tree->nextOffset = length + 1;
-    } else {
-        tree->nextPool = realloc(tree->nextPool, (tree->nextOffset + length) * sizeof(unsigned int));
-        if (!tree->nextPool) {
-            return ERR_OUT_OF_MEMORY;
-        }
-
-        memset(&tree->nextPool[tree->nextOffset], 0, length * sizeof(unsigned int));
-        *offset = tree->nextOffset;
-        tree->nextOffset = tree->nextOffset + length;
+    // offset 0 means "no list", so the pool starts with one unused slot
+    unsigned int first = tree->nextOffset ? tree->nextOffset : 1;
+    CHECK_RESULT(growPool((void **)&tree->nextPool, &tree->nextCapacity, first + length, sizeof(unsigned int)));
+    if (first == 1) {
+        tree->nextPool[0] = 0;
     }
 
+    memset(&tree->nextPool[first], 0, length * sizeof(unsigned int));
+    *offset = first;
+    tree->nextOffset = first + length;
     return RULES_OK;
 }
 
@@ -786,10 +806,11 @@ static unsigned int linkAlpha(ruleset *tree,
                                     parentAlpha));
         
         unsigned int *parentBetaList = &tree->nextPool[parentAlpha->value.a.betaListOffset];
-        for (entry = 0; parentBetaList[entry] != 0; ++entry) {
-            if (entry == BETA_LIST_LENGTH) {
-                return ERR_RULE_BETA_LIMIT_EXCEEDED;
-            }
+        // Eligo: the list is zero-terminated, so it holds LENGTH - 1 entries; upstream checked the
+        // index only after reading past the end, and could fill the terminator.
+        for (entry = 0; parentBetaList[entry] != 0; ++entry) {}
+        if (entry >= BETA_LIST_LENGTH - 1) {
+            return ERR_RULE_BETA_LIMIT_EXCEEDED;
         }
 
         parentBetaList[entry] = nextOffset;
@@ -808,10 +829,9 @@ static unsigned int linkAlpha(ruleset *tree,
         }
 
         unsigned int entry;
-        for (entry = 0; parentNextList[entry] != 0; ++entry) {
-            if (entry == NEXT_LIST_LENGTH) {
-                return ERR_RULE_EXISTS_LIMIT_EXCEEDED;
-            }
+        for (entry = 0; parentNextList[entry] != 0; ++entry) {}
+        if (entry >= NEXT_LIST_LENGTH - 1) {
+            return ERR_RULE_EXISTS_LIMIT_EXCEEDED;
         }
 
         parentNextList[entry] = nextOffset;
@@ -1434,6 +1454,8 @@ static unsigned int createBeta(ruleset *tree,
         newBeta->value.b.expressionSequence.aliasOffset = stringOffset;
         newBeta->value.b.expressionSequence.not = (operator == OP_NOT) ? 1 : 0;
         newBeta->value.b.expressionSequence.length = 0;
+        newBeta->value.b.expressionSequence.capacity = 0;
+        newBeta->value.b.expressionSequence.expressions = NULL;
         if (operator == OP_NOP || operator == OP_NOT) {
             unsigned int resultOffset = NODE_M_OFFSET;
             CHECK_PARSE_RESULT(readNextValue(last, 
@@ -1725,7 +1747,7 @@ static void printAlphaNode(ruleset *tree, node *alphaNode, int level, char *pref
 
 #endif
 
-static unsigned int createTree(ruleset *tree, char *rules) {
+static unsigned int fillTree(ruleset *tree, char *rules, unsigned int *ruleActions) {
     char *first;
     char *last;
     char *lastRuleValue;
@@ -1737,7 +1759,6 @@ static unsigned int createTree(ruleset *tree, char *rules) {
                                        &firstName, 
                                        &lastName, 
                                        &hash);
-    unsigned int ruleActions[MAX_ACTIONS];
     while (result == PARSE_OK) {
         node *ruleAction;
         unsigned int actionOffset;
@@ -1848,6 +1869,17 @@ static unsigned int createTree(ruleset *tree, char *rules) {
     return RULES_OK;
 }
 
+static unsigned int createTree(ruleset *tree, char *rules) {
+    unsigned int *ruleActions = malloc(MAX_ACTIONS * sizeof(unsigned int));
+    if (!ruleActions) {
+        return ERR_OUT_OF_MEMORY;
+    }
+
+    unsigned int result = fillTree(tree, rules, ruleActions);
+    free(ruleActions);
+    return result;
+}
+
 unsigned int createRuleset(unsigned int *handle, char *name, char *rules) {
     INITIALIZE_ENTRIES;
 
@@ -1873,8 +1905,10 @@ unsigned int createRuleset(unsigned int *handle, char *name, char *rules) {
     tree->stringPoolLength = 0;
     tree->nodePool = NULL;
     tree->nodeOffset = 0;
+    tree->nodeCapacity = 0;
     tree->nextPool = NULL;
     tree->nextOffset = 0;
+    tree->nextCapacity = 0;
     tree->expressionPool = NULL;
     tree->expressionOffset = 0;
     tree->regexStateMachinePool = NULL;
@@ -1920,20 +1954,39 @@ unsigned int createRuleset(unsigned int *handle, char *name, char *rules) {
     // will use random numbers for state stored event mids
     srand(time(NULL));
     CREATE_HANDLE(tree, handle);
-    return createTree(tree, rules);
+    // Eligo: a ruleset the engine refuses is freed, not left behind under a handle nobody holds
+    result = createTree(tree, rules);
+    if (result != RULES_OK) {
+        deleteRuleset(*handle);
+        *handle = 0;
+    }
+
+    return result;
 }
 
 unsigned int deleteRuleset(unsigned int handle) {
     ruleset *tree;
     RESOLVE_HANDLE(handle, &tree);
 
+    for (unsigned int i = 0; i < tree->nodeOffset; ++i) {
+        node *current = &tree->nodePool[i];
+        if (current->type == NODE_BETA || current->type == NODE_CONNECTOR) {
+            free(current->value.b.expressionSequence.expressions);
+        }
+    }
+
     free(tree->nodePool);
     free(tree->nextPool);
     free(tree->stringPool);
     free(tree->expressionPool);
+    free(tree->regexStateMachinePool);
     free(tree->statePool.content);
     free(tree);
     DELETE_HANDLE(handle);
+#ifdef __GLIBC__
+    // Eligo: hand the freed pools back to the system, so a process's size follows its live rulesets
+    malloc_trim(0);
+#endif
     return RULES_OK;
 }
 

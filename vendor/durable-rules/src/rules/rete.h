@@ -38,7 +38,10 @@
 #define NODE_M_OFFSET 0
 
 #define MAX_STATE_INDEX_LENGTH 1024
-#define MAX_SEQUENCE_EXPRESSIONS 32
+// Eligo: a rule's expression sequence grows on the heap (it was 32 slots inline in every node,
+// 31 usable, and each alpha-only $and/$or group took two of them: error 113 at 14 alternatives).
+// The cap is the width of `length`.
+#define MAX_SEQUENCE_EXPRESSIONS 65535
 
 typedef struct identifier {
     unsigned int propertyNameHash;
@@ -77,8 +80,9 @@ typedef struct expressionSequence {
     unsigned int nameOffset;
     unsigned int aliasOffset;
     unsigned short length;
+    unsigned short capacity;
     unsigned char not;
-    expression expressions[MAX_SEQUENCE_EXPRESSIONS];
+    expression *expressions;
 } expressionSequence;
 
 typedef struct alpha {
@@ -130,9 +134,11 @@ typedef struct ruleset {
     
     node *nodePool;
     unsigned int nodeOffset;
+    unsigned int nodeCapacity;
     
     unsigned int *nextPool;
     unsigned int nextOffset;
+    unsigned int nextCapacity;
     
     char *stringPool;
     unsigned int stringPoolLength; 

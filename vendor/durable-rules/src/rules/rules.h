@@ -44,9 +44,12 @@
 #define ERR_REGEX_CONFLICT 507
 #define ERR_REGEX_INVALID 508
 
+// Eligo: per alpha node, the slots for its children (a hash set of tests, error 106), for its
+// `$nex` tests (error 107) and for the rules that end there (error 108). Upstream 512/128/256;
+// lists are zero-terminated, so each holds one less than its length.
 #define NEXT_BUCKET_LENGTH 512
-#define NEXT_LIST_LENGTH 128
-#define BETA_LIST_LENGTH 256
+#define NEXT_LIST_LENGTH 512
+#define BETA_LIST_LENGTH 1024
 #define HASH_MASK 0x1F
 
 #define QUEUE_ASSERT_FACT 1
@@ -54,6 +57,12 @@
 #define QUEUE_RETRACT_FACT 3
 
 #define MAX_HANDLES 131072
+
+// Eligo: rules per ruleset (error 106); 4096 upstream. createTree orders them in a heap array.
+#define MAX_ACTIONS 65536
+// Eligo: alpha nodes pending in one traversal of a fact (error 303); 64 upstream, 8 bytes each
+// on the C stack.
+#define MAX_STACK_SIZE 4096
 
 
 #ifdef __cplusplus

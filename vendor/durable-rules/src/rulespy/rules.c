@@ -1,5 +1,6 @@
 #include <Python.h>
 #include <rules.h>
+#include <rete.h>
 
 static PyObject *RulesError;
 
@@ -633,7 +634,7 @@ static unsigned int storeMessageCallback(void *context, char *ruleset, char *sid
     PyObject *callback = (PyObject *)context;
 
     arglist = Py_BuildValue("(sssIs)", ruleset, sid, mid, messageType, content);
-    result = PyEval_CallObject(callback, arglist);
+    result = PyObject_CallObject(callback, arglist);
     Py_DECREF(arglist);
     
     RESULT_TO_INT(result, errorCode);
@@ -680,7 +681,7 @@ static unsigned int deleteMessageCallback(void *context, char *ruleset, char *si
     PyObject *callback = (PyObject *)context;
 
     arglist = Py_BuildValue("(sss)", ruleset, sid, mid);
-    result = PyEval_CallObject(callback, arglist);
+    result = PyObject_CallObject(callback, arglist);
     Py_DECREF(arglist);
     
     RESULT_TO_INT(result, errorCode);
@@ -727,7 +728,7 @@ static unsigned int queueMessageCallback(void *context, char *ruleset, char *sid
     PyObject *callback = (PyObject *)context;
 
     arglist = Py_BuildValue("(ssIs)", ruleset, sid, actionType, content);
-    result = PyEval_CallObject(callback, arglist);
+    result = PyObject_CallObject(callback, arglist);
     Py_DECREF(arglist);
     
     RESULT_TO_INT(result, errorCode);
@@ -774,7 +775,7 @@ static unsigned int getQueuedMessagesCallback(void *context, char *ruleset, char
     PyObject *callback = (PyObject *)context;
 
     arglist = Py_BuildValue("(ss)", ruleset, sid);
-    result = PyEval_CallObject(callback, arglist);
+    result = PyObject_CallObject(callback, arglist);
     Py_DECREF(arglist);
 
     RESULT_TO_INT(result, errorCode);
@@ -849,7 +850,7 @@ static unsigned int getIdleStateCallback(void *context, char *ruleset) {
     PyObject *callback = (PyObject *)context;
 
     arglist = Py_BuildValue("(s)", ruleset);
-    result = PyEval_CallObject(callback, arglist);
+    result = PyObject_CallObject(callback, arglist);
     Py_DECREF(arglist);
 
     RESULT_TO_INT(result, errorCode);
@@ -917,7 +918,38 @@ static PyObject *pyCompleteGetIdleState(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+// Eligo: the engine's fixed capacities, so a compiler can refuse what the engine cannot hold.
+// Keep in step with the #defines they name; rules/limits.py documents each.
+#define ADD_LIMIT(dict, name, value) do { \
+    PyObject *v = PyLong_FromLongLong((long long)(value)); \
+    if (!v || PyDict_SetItemString(dict, name, v) < 0) { \
+        Py_XDECREF(v); \
+        Py_DECREF(dict); \
+        return NULL; \
+    } \
+    Py_DECREF(v); \
+} while(0)
+
+static PyObject *pyGetLimits(PyObject *self, PyObject *args) {
+    PyObject *limits = PyDict_New();
+    if (!limits) {
+        return NULL;
+    }
+
+    ADD_LIMIT(limits, "sequence_expressions", MAX_SEQUENCE_EXPRESSIONS);
+    ADD_LIMIT(limits, "rules", MAX_ACTIONS);
+    ADD_LIMIT(limits, "alpha_children", NEXT_BUCKET_LENGTH - 1);
+    ADD_LIMIT(limits, "alpha_absence_tests", NEXT_LIST_LENGTH - 1);
+    ADD_LIMIT(limits, "alpha_rules", BETA_LIST_LENGTH - 1);
+    ADD_LIMIT(limits, "fact_properties", MAX_OBJECT_PROPERTIES - 1);
+    ADD_LIMIT(limits, "traversal_stack", MAX_STACK_SIZE);
+    ADD_LIMIT(limits, "facts_per_match", MAX_MESSAGE_FRAMES);
+    ADD_LIMIT(limits, "rulesets", MAX_HANDLES - 1);
+    return limits;
+}
+
 static PyMethodDef myModule_methods[] = {
+    {"get_limits", pyGetLimits, METH_NOARGS},
     {"create_ruleset", pyCreateRuleset, METH_VARARGS},
     {"delete_ruleset", pyDeleteRuleset, METH_VARARGS},
     {"assert_event", pyAssertEvent, METH_VARARGS},
