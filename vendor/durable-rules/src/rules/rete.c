@@ -849,6 +849,16 @@ static unsigned int linkAlpha(ruleset *tree,
             parentNext = &tree->nextPool[parentAlpha->value.a.nextOffset];
         }
 
+        // Eligo: keep one slot empty. Lookups probe until an empty slot, so upstream's full set
+        // (512 tests after one chain) made every fact that missed them loop forever.
+        unsigned int used = 0;
+        for (entry = 0; entry < NEXT_BUCKET_LENGTH; ++entry) {
+            used += parentNext[entry] != 0;
+        }
+        if (used >= NEXT_BUCKET_LENGTH - 1) {
+            return ERR_RULE_LIMIT_EXCEEDED;
+        }
+
         unsigned int hash = nextNode->value.a.expression.left.value.id.propertyNameHash;
         for (entry = hash & HASH_MASK; parentNext[entry] != 0; entry = (entry + 1) % NEXT_BUCKET_LENGTH) {
             if ((entry + 1) % NEXT_BUCKET_LENGTH == (hash & HASH_MASK)) {
