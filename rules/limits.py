@@ -19,8 +19,10 @@ class EngineLimits:
     """Each field is the largest count the engine accepts; one more fails with the error named."""
 
     sequence_expressions: int
-    """Slots in one rule's expression sequence: each comparison that reads another field (`$m`)
-    takes one, each `$and`/`$or` group two. One more: create_ruleset error 113."""
+    """Slots in one rule's expression sequence: each `$and`/`$or` group takes two, even when all
+    its tests are plain comparisons, and each test against a field of another fact joined in the
+    rule takes one; tests against the same fact, `$m` arithmetic included, take none. One more:
+    create_ruleset error 113."""
 
     rules: int
     """Rules in one ruleset. One more: create_ruleset error 106."""

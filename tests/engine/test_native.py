@@ -108,6 +108,17 @@ def test_any_number_of_alternatives_is_held_and_decides(outer):
             native.delete_ruleset(handle)
 
 
+def test_a_rule_filling_the_expression_sequence_is_held_and_one_group_more_is_refused():
+    """Each `$or` group takes two slots and the outer `$and` two: 2 + 2 x 32,766 fills 65,534."""
+
+    def groups(n: int) -> dict:
+        return {"r": {"all": [{"m": {"$and": [{"$or": [{f"a{i}": 1}, {f"b{i}": 1}]} for i in range(n)]}}]}}
+
+    fitting = (LIMITS.sequence_expressions - 2) // 2
+    assert refused_with(groups(fitting)) is None
+    assert refused_with(groups(fitting + 1)) == "113"
+
+
 def test_a_ruleset_at_the_absence_test_limit_is_held_and_one_more_is_refused():
     def absent(n: int) -> dict:
         return {f"r{i}": {"all": [{"m": {"$nex": {f"v{i}": 1}}}]} for i in range(n)}
