@@ -7,6 +7,8 @@ engine fact: what it holds, what it refuses and with which error, and what it gi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import durable_rules_engine as native
@@ -117,6 +119,72 @@ def test_a_rule_filling_the_expression_sequence_is_held_and_one_group_more_is_re
     fitting = (LIMITS.sequence_expressions - 2) // 2
     assert refused_with(groups(fitting)) is None
     assert refused_with(groups(fitting + 1)) == "113"
+
+
+def test_a_ruleset_at_the_rule_limit_is_held_and_one_rule_more_is_refused():
+    def many(n: int) -> dict:  # 500 tests after each of 132 first tests: no other limit is near
+        return {f"r{i}": {"all": [{"m": {"$and": [{"p": i // 500}, {"q": i % 500}]}}]} for i in range(n)}
+
+    assert refused_with(many(LIMITS.rules)) is None
+    assert refused_with(many(LIMITS.rules + 1)) == "106"
+
+
+def _levels(n: int) -> dict:
+    """Rules that make one fact match `alpha_children` tests at each of n levels: each level holds
+    510 matched tests pending while the 511th is followed down, so the traversal stack peaks at
+    1 + 510 x n."""
+    width = LIMITS.alpha_children
+    ruleset = {}
+    for level in range(n):
+        chain = [{"$gte": {f"v{j}": 0}} for j in range(level)]
+        for k in range(width - 1, -1, -1):  # the test that goes deeper is linked last, popped first
+            ruleset[f"r{level}_{k}"] = {"all": [{"m": {"$and": [*chain, {"$gte": {f"v{level}": -k}}]}}]}
+    return ruleset
+
+
+def test_a_fact_matching_thousands_of_tests_at_once_decides_up_to_the_traversal_stack():
+    """Upstream's 64-entry stack refused a fact matching 64 sibling tests."""
+    width = LIMITS.alpha_children
+
+    def levels(n: int) -> tuple[int, dict]:
+        return create(_levels(n)), {f"v{j}": 0 for j in range(n)}
+
+    fitting = (LIMITS.traversal_stack - 1) // (width - 1)
+    handle, fact = levels(fitting)
+    try:
+        assert len(fired(handle, fact)) == fitting * width
+    finally:
+        native.delete_ruleset(handle)
+    handle, fact = levels(fitting + 1)
+    try:
+        with pytest.raises(native.error, match="303"):
+            fired(handle, fact)
+    finally:
+        native.delete_state(handle, "1")
+        native.delete_ruleset(handle)
+
+
+def test_deleting_a_state_after_a_failed_assert_does_not_abort_the_process(tmp_path):
+    """Upstream never initialised a new state's action context: deleting a state that no action
+    had started on freed stale pointers (`free(): invalid pointer`, the process aborted). Run in a
+    child process, so that a regression fails this test rather than the whole run."""
+    levels = (LIMITS.traversal_stack - 1) // (LIMITS.alpha_children - 1) + 1
+    (tmp_path / "rules.json").write_text(json.dumps(_levels(levels)))
+    fact = json.dumps({"sid": "1", "id": "f", **{f"v{j}": 0 for j in range(levels)}})
+    code = f"""
+import durable_rules_engine as native, pathlib
+handle = native.create_ruleset("s", pathlib.Path({str(tmp_path / "rules.json")!r}).read_text())
+try:
+    native.assert_fact(handle, {fact!r})
+except native.error as error:
+    print(error)
+native.delete_state(handle, "1")
+native.delete_ruleset(handle)
+print("survived")
+"""
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.split("\n")[:2] == ["Could not assert fact, error code: 303", "survived"]
 
 
 def test_a_ruleset_at_the_absence_test_limit_is_held_and_one_more_is_refused():

@@ -849,6 +849,9 @@ unsigned int createStateNode(void *tree,
     rulesetTree->reverseStateIndex[rulesetTree->statePool.count - 1] = nodeOffset;
     stateNode *node = STATE_NODE(tree, nodeOffset); 
     node->offset = nodeOffset;
+    // Eligo: no action context yet. Upstream left it as whatever the pool slot held, so deleting
+    // a state no action had started on (after a failed assert, say) freed stale pointers: abort.
+    memset(&node->context, 0, sizeof(actionContext));
 
     int sidLength = sizeof(char) * (strlen(sid) + 1);
     node->sid = malloc(sidLength);
