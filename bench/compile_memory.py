@@ -4,12 +4,13 @@
     python bench/compile_memory.py --n 200
 
 Each draft differs by one threshold, so each is a new ruleset. Measured side by
-side, in fresh processes: compiling only (the Python side); compiling and loading
-each draft into the durable-rules engine in-process, which upstream reports never
-frees a ruleset (jruizgit/rules #137, #371); and the service's way, the registry
-(most recently used 32) with the drafts' engine process (retired after 4 rulesets),
-deciding one subject under each draft, as a preview does. For the service the
-memory is the web process's plus its engine process's.
+side, in fresh processes: compiling only (the Python side); in-process, each draft
+compiled, loaded into the durable-rules engine, one subject decided, and the draft
+before it deleted from the engine (upstream never gave a ruleset's memory back,
+jruizgit/rules #137, #371; the vendored engine does, vendor/durable-rules/PATCHES.md);
+and the service's way, the registry (most recently used 32) with the drafts' engine
+process (which keeps the last 4 rulesets), deciding one subject under each draft, as a
+preview does. For the service the memory is the web process's plus its engine process's.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def run(n: int, mode: str) -> dict[str, float]:
     warm = rules.compile_protocol(from_dict(base))  # warm caches (pint, lark) before the baseline
     if mode == "service":
         rules.decide(warm, subject, isolated)
+    elif mode == "inprocess":
+        rules.decide(warm, subject, engine)
+        engine.unload(warm)
+    previous = None
 
     def memory() -> float:
         return rss_mb() + (rss_mb(isolated.pid) if mode == "service" and isolated.pid else 0.0)
@@ -58,8 +63,11 @@ def run(n: int, mode: str) -> dict[str, float]:
             rules.decide(registry.compile(from_dict(data)), subject, isolated)
         else:
             compiled = rules.compile_protocol(from_dict(data))
-            if mode == "load":
-                engine.load(compiled)
+            if mode == "inprocess":
+                rules.decide(compiled, subject, engine)
+                if previous is not None:
+                    engine.unload(previous)  # the draft this edit superseded
+                previous = compiled
         peak = max(peak, memory() - start)
         if i % max(1, n // 10) == 0:
             samples.append(round(memory() - start, 1))
@@ -71,8 +79,7 @@ def run(n: int, mode: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000)
-    parser.add_argument("--child", choices=["compile", "load", "service"], help=argparse.SUPPRESS)
-    parser.add_argument("--load-n", type=int, default=200, help="drafts for the in-process engine (11 MB each)")
+    parser.add_argument("--child", choices=["compile", "inprocess", "service"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run(args.n, args.child)))
@@ -80,7 +87,7 @@ def main() -> None:
     print(f"draft compiles (bench/compile_memory.py): {args.n:,} drafts, each mode in a fresh process")
     modes = (
         ("compile", "compile only", args.n),
-        ("load", "compile + load, engine in-process", min(args.n, args.load_n)),
+        ("inprocess", "in-process: load, decide, delete", args.n),
         ("service", "service: registry + engine process", args.n),
     )
     for mode, label, n in modes:

@@ -73,6 +73,18 @@ class DurableEngine:
                 self._handles[name] = handle
         return handle
 
+    def unload(self, compiled: CompiledProtocol) -> bool:
+        """Delete a version's ruleset from the engine, returning its memory; False if it was not loaded.
+
+        The vendored engine frees a deleted ruleset whole (vendor/durable-rules/PATCHES.md), so a
+        superseded draft costs nothing once unloaded.
+        """
+        with self._lock:
+            handle = self._handles.pop(compiled.ruleset_name, None)
+            if handle is not None:
+                native.delete_ruleset(handle)
+        return handle is not None
+
     @property
     def loaded(self) -> int:
         return len(self._handles)

@@ -6,9 +6,9 @@ in-process. So each process that decides subjects talks to one child process tha
 holds the engine. A child that crashes or overruns its time limit is killed and
 replaced; the caller gets `EngineCrashed` or `EngineTimeout` for that call alone.
 
-The child also bounds memory: the engine never frees a ruleset (about 11 MB each,
-see bench/compile_memory.py), so after `max_rulesets` distinct versions the child
-is retired and a fresh one started.
+The child holds at most `max_rulesets` versions: loading one more deletes the least
+recently used from the engine, which frees it whole (vendor/durable-rules/PATCHES.md),
+so a child lives as long as it does not crash, however many drafts are previewed.
 
 The child is a plain `python -m rules.isolation` started with subprocess, talking
 length-prefixed JSON over two pipes of its own: the protocol's canonical definition
@@ -93,6 +93,9 @@ def serve(conn: Pipe) -> None:
                 compiled[request["key"]] = compile_protocol(from_dict(request["protocol"]))
                 engine.load(compiled[request["key"]])
                 answer: dict[str, Any] = {"ok": True}
+            elif request["op"] == "unload":
+                dropped = compiled.pop(request["key"], None)
+                answer = {"ok": True, "unloaded": dropped is not None and engine.unload(dropped)}
             elif request["op"] == "outcomes":
                 answer = {"ok": True, "results": _outcomes(engine, compiled[request["key"]], request["subjects"])}
             else:
@@ -153,7 +156,7 @@ class IsolatedEngine:
         self._process: subprocess.Popen | None = None
         self._conn: Pipe | None = None
         self._owner = 0
-        self._loaded: set[str] = set()
+        self._loaded: dict[str, None] = {}  # content hashes, least recently used first
         _engines.add(self)
 
     def evaluate(self, compiled: CompiledProtocol, values: Mapping[str, Any]) -> Evaluation:
@@ -198,6 +201,16 @@ class IsolatedEngine:
         """The content hashes of the versions the current child holds."""
         return frozenset(self._loaded)
 
+    def unload(self, compiled: CompiledProtocol) -> None:
+        """Delete a version's ruleset from the child's engine (a superseded draft, say)."""
+        with self._lock:
+            self._unload(compiled.content_hash)
+
+    def _unload(self, key: str) -> None:
+        if key in self._loaded and self._process is not None and self._owner == os.getpid():
+            self._call({"op": "unload", "key": key}, self.timeout)
+        self._loaded.pop(key, None)
+
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None and self._owner == os.getpid() else None
@@ -209,15 +222,15 @@ class IsolatedEngine:
     def _ensure(self, compiled: CompiledProtocol) -> None:
         key = compiled.content_hash
         alive = self._process is not None and self._owner == os.getpid() and self._process.poll() is None
-        if alive and key not in self._loaded and len(self._loaded) >= self.max_rulesets:
-            log.info("retiring the engine process after %d rulesets", len(self._loaded))
-            self._stop()
-            alive = False
         if not alive:
             self._spawn()
-        if key not in self._loaded:
-            self._call({"op": "load", "key": key, "protocol": compiled.definition.canonical()}, self.timeout + 30)
-            self._loaded.add(key)
+        if key in self._loaded:
+            self._loaded[key] = self._loaded.pop(key)  # now the most recently used
+            return
+        while len(self._loaded) >= max(1, self.max_rulesets):
+            self._unload(next(iter(self._loaded)))
+        self._call({"op": "load", "key": key, "protocol": compiled.definition.canonical()}, self.timeout + 30)
+        self._loaded[key] = None
 
     def _spawn(self) -> None:
         if self._process is not None and self._owner == os.getpid():
@@ -237,7 +250,7 @@ class IsolatedEngine:
         reader = os.fdopen(from_child_r, "rb", buffering=0)
         writer = os.fdopen(to_child_w, "wb", buffering=0)
         self._process, self._conn, self._owner = process, Pipe(reader, writer), os.getpid()
-        self._loaded = set()
+        self._loaded = {}
 
     def _stop(self) -> None:
         if self._conn is not None:
@@ -245,7 +258,7 @@ class IsolatedEngine:
         if self._process is not None and self._owner == os.getpid():
             self._process.kill()
             self._process.wait(5)
-        self._process, self._conn, self._loaded = None, None, set()
+        self._process, self._conn, self._loaded = None, None, {}
 
     def _call(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         assert self._conn is not None and self._process is not None

@@ -1,9 +1,10 @@
 """The decision engine each service process uses: isolated in a child process unless configured not to be.
 
 Configuration: ENGINE_ISOLATED (default True), ENGINE_TIMEOUT seconds per call (default 5),
-ENGINE_MAX_RULESETS and ENGINE_MAX_DRAFT_RULESETS before a child is retired (defaults 64
-and 4), ENGINE_REPLAY_PROCESSES for impact replays (default one per core), ENGINE_CHILD_MAIN
-(the child's entry point, "module:function"; tests point it at a faulty engine).
+ENGINE_MAX_RULESETS and ENGINE_MAX_DRAFT_RULESETS the versions a child holds before it deletes
+the least recently used from its engine (defaults 64 and 4), ENGINE_REPLAY_PROCESSES for
+impact replays (default one per core), ENGINE_CHILD_MAIN (the child's entry point,
+"module:function"; tests point it at a faulty engine).
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ def init_app(app: Flask) -> None:
     """Two engine processes per web process: one for published versions, one for drafts.
 
     Published versions are few and used all day, so their process keeps many rulesets
-    (ENGINE_MAX_RULESETS, default 64). Every draft edit previewed is a new ruleset the engine
-    never frees, so drafts go to a process retired after ENGINE_MAX_DRAFT_RULESETS (default 4):
-    a protocol writer's afternoon of edits costs a few respawns, and memory stays flat.
+    (ENGINE_MAX_RULESETS, default 64). Every draft edit previewed is a new ruleset, so the
+    drafts' process keeps the last ENGINE_MAX_DRAFT_RULESETS (default 4) and deletes older ones
+    from its engine, which frees them: a writer's afternoon of edits leaves memory flat, and
+    the process is replaced only if it crashes.
     """
     if not app.config.get("ENGINE_ISOLATED", True):
         app.extensions["eligo.engine"] = app.extensions["eligo.draft_engine"] = default_engine()

@@ -1,4 +1,4 @@
-"""The engine in a child process decides exactly as in-process, and retires the child to bound memory."""
+"""The engine in a child process decides exactly as in-process, and unloads old rulesets to bound memory."""
 
 from __future__ import annotations
 
@@ -38,15 +38,28 @@ def test_a_batch_is_one_round_trip_with_each_subjects_own_answer(compiled, subje
     assert [r[0] for r in results] == ["eligible", "incomplete", "not_eligible"]
 
 
-def test_the_child_is_retired_after_its_ruleset_limit(compiled, seed, subject, isolated):
+def test_past_its_ruleset_bound_the_child_unloads_the_least_recently_used_and_lives_on(
+    compiled, seed, subject, isolated
+):
     variants = [compiled] + [
         rules.compile_protocol(dataclasses.replace(seed, title=f"{seed.title} (variant {n})")) for n in (1, 2)
     ]
     pids = []
-    for variant in variants:
+    for variant in [variants[0], variants[1], variants[0], variants[2]]:
         assert rules.decide(variant, subject("SLE"), isolated).decision == "eligible"
         pids.append(isolated.pid)
-    assert pids[0] == pids[1] != pids[2]
+    assert len(set(pids)) == 1 and isolated.restarts == 0
+    assert isolated.loaded == {variants[0].content_hash, variants[2].content_hash}
+    assert rules.decide(variants[1], subject("SLE"), isolated).decision == "eligible"  # loaded again
+    assert isolated.pid == pids[0]
+
+
+def test_a_superseded_draft_is_unloaded_from_the_child(compiled, seed, subject, isolated):
+    draft = rules.compile_protocol(dataclasses.replace(seed, title=f"{seed.title} (draft)"))
+    rules.decide(draft, subject("SLE"), isolated)
+    isolated.unload(draft)
+    assert draft.content_hash not in isolated.loaded
+    assert rules.decide(draft, subject("SLE"), isolated).decision == "eligible"
 
 
 def test_a_pool_splits_a_batch_across_processes_and_keeps_its_order(compiled, subject):
