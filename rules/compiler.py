@@ -30,20 +30,21 @@ from rules.checker import CheckedRule, ComputedField, check_rule
 from rules.dictionary import DataDictionary
 from rules.errors import EngineLimitError, ProtocolError, RuleErrors
 from rules.ir import Node, depth
+from rules.limits import LIMITS
 from rules.planner import Budget, Planner, SubCondition, Tally
 from rules.protocol import CriterionDef, ProtocolDef
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./\-]*$")
 
-# Limits of durable-rules 2.0.28's C engine (rules.h and measured here); we stay below them.
-MAX_FACT_PROPERTIES = 255
-MAX_RULES = 4000
+# The engine's capacities come from the engine (rules.limits); the compiler stays below them and
+# says so in words. Nesting is the compiler's own bound: deeper is unreadable, not unholdable.
 MAX_NESTING = 24
-ROUTE_FANOUT = 8  # events.c walks the alpha network with a 64-entry stack (error 303)
+ROUTE_FANOUT = 8  # bounds the tests one fact matches at once under any node (the engine's traversal stack)
 ADVANCE_PRIORITY = 100
 RESERVED_FIELDS = ("sid", "id", "t")
-# rete.h: MAX_SEQUENCE_EXPRESSIONS 32 expression slots per rule (error 113 when full).
-BUDGET = Budget(slots=28, tests=120, nesting=8)
+# One engine rule's share: tests per rule also bound the alternatives under one chain of tests
+# (LIMITS.alpha_children) and the `$nex` tests (LIMITS.alpha_absence_tests) with room to spare.
+BUDGET = Budget(slots=min(LIMITS.sequence_expressions, 64), tests=120, nesting=8)
 
 
 @dataclass(frozen=True)
@@ -337,18 +338,19 @@ def _check_limits(compiled: CompiledProtocol) -> None:
         + 2 * sum(len(t) for t in compiled.tallies.values())
         + len(RESERVED_FIELDS)
     )
-    if fields > MAX_FACT_PROPERTIES:
+    if fields > LIMITS.fact_properties:
         raise EngineLimitError(
-            f"the protocol needs {fields} fields per subject (variables, upper limits of normal, computed"
-            f" thresholds and sub-conditions); the engine holds at most {MAX_FACT_PROPERTIES}."
-            " Remove unused variables or split the protocol."
+            f"the protocol needs {fields} fields per subject (variables, limits of normal, computed"
+            f" thresholds and sub-conditions); the engine holds at most {LIMITS.fact_properties}."
+            " Remove unused variables, or name a large shared part of several criteria once as a condition"
+            " variable."
         )
     for name, rule in compiled.ruleset.items():
         used = conditions.slots(rule["all"][0]["m"])
-        if used > BUDGET.slots + 4:  # the planner keeps every rule below this; a bug otherwise, never the writer's
+        if used > LIMITS.sequence_expressions:  # the planner keeps rules below this: a bug, never the writer's
             raise EngineLimitError(f"engine rule {name} needs {used} expression slots, more than the engine holds")
-    if len(compiled.ruleset) > MAX_RULES:
+    if len(compiled.ruleset) > LIMITS.rules:
         raise EngineLimitError(
             f"the protocol compiles to {len(compiled.ruleset)} engine rules, above the engine's limit of"
-            f" {MAX_RULES}: remove criteria or split the protocol."
+            f" {LIMITS.rules}: remove criteria or split the protocol."
         )

@@ -133,5 +133,5 @@ def test_a_bad_rule_names_its_criterion():
 
 def test_engine_limits_are_reported_in_plain_words():
     variables = [{"name": f"v{i}", "type": "boolean"} for i in range(260)]
-    with pytest.raises(EngineLimitError, match="the engine holds at most 255"):
+    with pytest.raises(EngineLimitError, match="the engine holds at most 254"):
         compile_protocol(from_dict({**MINIMAL, "variables": variables, "criteria": []}))
