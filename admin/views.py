@@ -366,20 +366,33 @@ def _changes(values: dict[str, Any] | None) -> Markup:
 
 
 class UserView(EligoModelView):
+    """Accounts: role, site, a new password, and the way out of a lockout (the "Unlock" action)."""
+
     roles = ("admin",)
-    column_list = ("username", "role", "site", "active", "created_at")
+    column_list = ("username", "role", "site", "active", "locked_at", "failed_logins", "created_at")
+    column_labels = {"locked_at": "Locked since", "failed_logins": "Failed sign-ins"}
     column_searchable_list = ("username",)
     column_filters = ("role", "site", "active")
-    form_columns = ("username", "role", "site", "active")
+    form_columns = ("username", "role", "site", "active", "password")
     form_overrides = {"role": SelectField}
-    form_args = {"role": {"choices": [SelectChoice(r) for r in ("writer", "reviewer", "screener", "admin")]}}
+    form_args = {
+        "role": {"choices": [SelectChoice(r) for r in ("writer", "reviewer", "screener", "admin")]},
+        "site": {"description": "A screener's site: they screen for it and see its log only (required for screeners)."},
+    }
     form_extra_fields = {"password": PasswordField("New password", validators=[Optional()])}
 
     def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
         from werkzeug.security import generate_password_hash
 
+        from service.auth import end_sessions
+
+        model.site = (model.site or "").strip() or None
+        if model.role == "screener" and model.site is None:
+            raise EligoError("a screener needs a site: they screen for it and see its log only")
         if form.password.data:
             model.password_hash = generate_password_hash(form.password.data)
+            if not is_created:
+                end_sessions(model)  # a new password signs the account out everywhere
         elif is_created:
             raise EligoError("a new account needs a password")
         if is_created and not model.token_hash:
@@ -388,3 +401,13 @@ class UserView(EligoModelView):
             token = secrets.token_urlsafe(24)
             model.token_hash = hash_token(token)
             flash(f"API token for {model.username} (shown once): {token}")
+
+    @action("unlock", "Unlock", "Unlock the selected accounts (after too many failed sign-ins)?")
+    def unlock(self, ids: list[str]) -> None:
+        from service.models import User
+
+        for user in (db.session.get(User, int(i)) for i in ids):
+            if user is not None:
+                user.locked_at, user.failed_logins = None, 0
+                flash(f"{user.username} unlocked.")
+        db.session.commit()

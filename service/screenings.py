@@ -304,7 +304,7 @@ def log_query(log: LogFilter) -> Select[tuple[Screening]]:
         query = query.join(ProtocolVersion, ProtocolVersion.id == Screening.version_id).where(
             ProtocolVersion.number == log.version
         )
-    if log.site:
+    if log.site is not None:  # an empty site matches nothing: it never means every site
         query = query.where(Screening.site == log.site)
     if log.decision:
         query = query.where(Screening.decision == log.decision)
