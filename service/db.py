@@ -19,6 +19,14 @@ from rules import jsonfast
 from service.models import Protocol, User, db
 
 
+class RawJSON(str):
+    """JSON text already encoded (a batch's explanation, encoded by the engine process): stored as is."""
+
+
+def _json_serializer(value: object) -> str:
+    return str(value) if isinstance(value, RawJSON) else jsonfast.dumps(value)
+
+
 def alembic_config() -> Config:
     config = Config()
     config.set_main_option("script_location", str(files("service").joinpath("migrations")))
@@ -109,7 +117,7 @@ def init_app(app: Flask) -> None:
     # JSON columns hold the explanation (tens of KB a screening): orjson encodes them several times faster.
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS",
-        {"pool_pre_ping": True, "json_serializer": jsonfast.dumps, "json_deserializer": jsonfast.loads},
+        {"pool_pre_ping": True, "json_serializer": _json_serializer, "json_deserializer": jsonfast.loads},
     )
     db.init_app(app)
     with app.app_context():

@@ -90,7 +90,7 @@ def parse_request(data: Mapping[str, Any], today: dt.date | None = None) -> Scre
     return ScreeningRequest(protocol, version, subject_id, site, screening_date, cohort, inputs)
 
 
-def _input_problems(error: SubjectInputErrors | SubjectInputError) -> list[dict[str, Any]]:
+def input_problems(error: SubjectInputErrors | SubjectInputError) -> list[dict[str, Any]]:
     errors = error.errors if isinstance(error, SubjectInputErrors) else [error]
     out = []
     for e in errors:
@@ -99,7 +99,7 @@ def _input_problems(error: SubjectInputErrors | SubjectInputError) -> list[dict[
     return out
 
 
-def _version_for(request: ScreeningRequest) -> ProtocolVersion:
+def version_for(request: ScreeningRequest) -> ProtocolVersion:
     try:
         version = find_version(request.protocol, request.version)
     except VersionError as error:
@@ -116,38 +116,44 @@ def _version_for(request: ScreeningRequest) -> ProtocolVersion:
 
 
 def decide(request: ScreeningRequest) -> tuple[ProtocolVersion, Decision]:
-    version = _version_for(request)
+    version = version_for(request)
     try:
         return version, rules.decide(registry().compiled(version), request.subject(), engine())
     except (SubjectInputErrors, SubjectInputError) as error:
-        raise ApiError(422, "the subject's data cannot be used as submitted", _input_problems(error)) from None
+        raise ApiError(422, "the subject's data cannot be used as submitted", input_problems(error)) from None
 
 
 def record(
     request: ScreeningRequest,
     version: ProtocolVersion,
-    decision: Decision,
+    decision: Decision | Mapping[str, Any],
     created_by: str | None,
     idempotency_key: str | None = None,
 ) -> Screening:
-    """Write the screening, linked to the subject's previous one under this protocol, and chain its record."""
+    """Write the screening, linked to the subject's previous one at this site under this protocol, and
+    chain its record. The decision is a `Decision` or its plain form (`Decision.to_dict()`)."""
+    result = decision.to_dict() if isinstance(decision, Decision) else dict(decision)
     previous = db.session.execute(
         select(Screening.id)
-        .where(Screening.protocol_id == version.protocol_id, Screening.subject_id == request.subject_id)
+        .where(
+            Screening.protocol_id == version.protocol_id,
+            Screening.site == request.site,  # subject ids are pseudonyms chosen per site
+            Screening.subject_id == request.subject_id,
+        )
         .order_by(Screening.id.desc())
         .limit(1)
     ).scalar_one_or_none()
     screening = Screening(
         protocol_id=version.protocol_id,
         version_id=version.id,
-        content_hash=decision.content_hash,
+        content_hash=result["content_hash"],
         subject_id=request.subject_id,
         site=request.site,
-        cohort=decision.cohort,
+        cohort=result["cohort"],
         screening_date=request.screening_date,
         inputs=request.inputs,
-        decision=decision.decision,
-        result=decision.to_dict(),
+        decision=result["decision"],
+        result=result,
         previous_id=previous,
         created_at=utcnow(),
         created_by=created_by,
