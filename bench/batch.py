@@ -44,10 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000)
     args = parser.parse_args()
+    import copy
+
     from service import batch, create_app
     from service.models import db
-
-    import copy
 
     with tempfile.TemporaryDirectory() as folder:
         app = create_app({"DATABASE_URL": f"sqlite:///{folder}/bench.db", "DEMO_ACCOUNTS": False})
