@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired, Optional
 import rules
 from admin.access import RoleAccess
 from admin.fields import CodeListField
-from admin.validators import draft_only, known_cohorts, known_unit, valid_rule, variable_type
+from admin.validators import draft_only, identifier, known_cohorts, known_unit, valid_rule, variable_type
 from rules.errors import EligoError, SubjectInputErrors
 from rules.protocol import VariableDef
 from service import versions
@@ -155,6 +155,7 @@ class VariableView(VersionPartView):
 class CohortView(VersionPartView):
     column_list = ("version", "code", "label")
     form_columns = ("version", "code", "label")
+    form_args = {"code": {"validators": [identifier, draft_only]}}
 
 
 class TestCaseView(VersionPartView):

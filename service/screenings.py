@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -17,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 import rules
 from rules.decision import Decision
 from rules.errors import SubjectInputError, SubjectInputErrors
+from service import csvsafe
 from service import record as decision_record
 from service.auth import check_site
 from service.engine import engine
@@ -351,7 +351,7 @@ CSV_COLUMNS = [
 def csv_rows(log: LogFilter) -> Iterator[str]:
     """The log as CSV, streamed a batch of rows at a time so a long log never sits in memory."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csvsafe.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for screening in db.session.execute(log_query(log).execution_options(yield_per=500)).scalars():
         result = screening.result
