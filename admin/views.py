@@ -6,7 +6,7 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -30,6 +30,8 @@ from service.engine import engine
 from service.errors import ApiError
 from service.models import DRAFT, ImmutableVersionError, ProtocolVersion, db
 from service.registry import registry
+
+MAX_PAGE = 1_000_000
 
 
 class EligoIndexView(RoleAccess, AdminIndexView):
@@ -57,6 +59,13 @@ class EligoModelView(RoleAccess, ModelView):
                     reason = "; ".join(map(str, errors))
                     flash(f"The form could not be accepted ({name}: {reason}); reload the page and try again.", "error")
         return valid
+
+    def _get_list_extra_args(self) -> Any:
+        """List pages: a page number beyond any list is a 400 naming it, not a database overflow."""
+        raw = request.args.get("page")
+        if raw is not None and (not raw.isdigit() or int(raw) > MAX_PAGE):
+            abort(400, description=f"`page` must be a page number from 0 to {MAX_PAGE:,}, not {raw[:40]!r}")
+        return super()._get_list_extra_args()
 
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, ImmutableVersionError | EligoError):

@@ -132,8 +132,16 @@ def amend(code: str):
         raise ApiError(
             422, "`from` must be a version number", [{"field": "from", "value": source, "expected": "an integer"}]
         )
-    draft = versions.amend(code, source)
-    db.session.commit()
+    try:
+        draft = versions.amend(code, source)
+        db.session.commit()
+    except IntegrityError:  # another amendment took the same version number first
+        db.session.rollback()
+        raise ApiError(
+            409,
+            "another amendment of this protocol was started at the same moment; look at its versions and try again",
+            [{"field": "from", "value": source, "expected": "one amendment at a time"}],
+        ) from None
     return _created(versions.describe(draft), "api.get_version", code=code, number=draft.number)
 
 
@@ -180,6 +188,12 @@ def decide():
             [{"field": "subject", "value": None, "expected": "an object of variable: value"}],
         )
     version = versions.find_version(code, number)
+    if version.status != "published" and not has_role(current_user, "writer", "reviewer"):
+        raise ApiError(
+            403,
+            f"version {version.number} is {version.status}; screeners decide under published versions",
+            [{"field": "version", "value": number, "expected": "a published version"}],
+        )
     return jsonify(rules.decide(registry().compiled(version), subject, engine(version)).to_dict())
 
 

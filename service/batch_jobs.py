@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from rules import jsonfast
 from service import batch
 from service.errors import ApiError
-from service.models import BatchRun, db, utcnow
+from service.models import BatchRun, db, iso, utcnow
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
 INTERRUPTED = "interrupted"
@@ -152,8 +152,8 @@ def describe(run: BatchRun) -> dict[str, Any]:
         "total": run.total,
         "processed": run.processed,
         "error": run.error,
-        "started_at": run.started_at.isoformat() + "Z",
-        "finished_at": run.finished_at.isoformat() + "Z" if run.finished_at else None,
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
     }
     if run.status == DONE:
         rows = [batch.summary(row, s, s.result) for row, s in batch.stored_before(run.idempotency_key, run.created_by)]

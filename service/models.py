@@ -44,6 +44,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def iso(moment: dt.datetime | None) -> str | None:
+    """A stored time (UTC, kept naive in the database) as RFC 3339 with its offset, as the API promises."""
+    return None if moment is None else moment.replace(tzinfo=dt.UTC).isoformat()
+
+
 # An active screener always has a site: an empty scope must never read as "every site".
 SCREENER_HAS_SITE = "role <> 'screener' OR NOT active OR (site IS NOT NULL AND site <> '')"
 

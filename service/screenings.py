@@ -21,13 +21,15 @@ from service import record as decision_record
 from service.auth import check_site
 from service.engine import engine
 from service.errors import ApiError
-from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db, utcnow
+from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db, iso, utcnow
 from service.registry import registry
 from service.versions import VersionError, find_version
 
 REQUEST_FIELDS = ("protocol", "version", "subject_id", "site", "screening_date", "cohort", "inputs")
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,79}$")
 DECISIONS = ("eligible", "not_eligible", "incomplete")
+# Windows are counted back from the screening date (years, half-lives): far earlier dates overflow.
+EARLIEST_SCREENING = dt.date(1900, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,14 @@ def parse_request(data: Mapping[str, Any], today: dt.date | None = None) -> Scre
     except ValueError:
         screening_date = None  # type: ignore[assignment]
     latest = (today or dt.date.today()) + dt.timedelta(days=1)
-    if screening_date is None or screening_date > latest:
-        problems.append(_problem("screening_date", raw_date, f"a date as YYYY-MM-DD, not after {latest.isoformat()}"))
+    if screening_date is None or not EARLIEST_SCREENING <= screening_date <= latest:
+        problems.append(
+            _problem(
+                "screening_date",
+                raw_date,
+                f"a date as YYYY-MM-DD, from {EARLIEST_SCREENING.isoformat()} to {latest.isoformat()}",
+            )
+        )
     inputs = data.get("inputs", {})
     if not isinstance(inputs, dict):
         problems.append(_problem("inputs", inputs, "an object of variable: value"))
@@ -200,12 +208,21 @@ def _by_key(created_by: str | None, key: str) -> Screening | None:
 
 
 def _same_request(earlier: Screening, request: ScreeningRequest, key: str) -> Screening:
-    asked = (request.protocol, request.subject_id, request.site, request.cohort, request.screening_date, request.inputs)
+    """The request as the service reads it, not as it was typed: `sle` is the cohort stored as `SLE`,
+    and inputs compare as they are stored (JSON)."""
+    asked = (
+        request.protocol,
+        request.subject_id,
+        request.site,
+        request.cohort.casefold(),
+        request.screening_date,
+        json.loads(json.dumps(request.inputs)),
+    )
     stored = (
         earlier.protocol.code,
         earlier.subject_id,
         earlier.site,
-        earlier.cohort,
+        earlier.cohort.casefold(),
         earlier.screening_date,
         earlier.inputs,
     )
@@ -242,7 +259,7 @@ def describe(screening: Screening, full: bool = True) -> dict[str, Any]:
         "screening_date": screening.screening_date.isoformat(),
         "decision": screening.decision,
         "previous_id": screening.previous_id,
-        "created_at": screening.created_at.isoformat(),
+        "created_at": iso(screening.created_at),
         "created_by": screening.created_by,
     }
     if full:
@@ -359,7 +376,7 @@ def csv_rows(log: LogFilter) -> Iterator[str]:
         writer.writerow(
             [
                 screening.id,
-                screening.created_at.isoformat(),
+                iso(screening.created_at),
                 screening.protocol.code,
                 screening.version.number,
                 screening.content_hash,

@@ -12,7 +12,7 @@ import rules
 from rules.errors import EligoError, ProtocolError, SubjectInputErrors
 from rules.protocol import ProtocolDef
 from service.engine import draft_engine
-from service.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, utcnow
+from service.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, iso, utcnow
 from service.registry import registry
 
 
@@ -191,8 +191,8 @@ def describe(version: ProtocolVersion, full: bool = False) -> dict[str, Any]:
         "title": version.title,
         "content_hash": version.content_hash,
         "based_on": version.based_on.number if version.based_on else None,
-        "created_at": version.created_at.isoformat(),
-        "published_at": version.published_at.isoformat() if version.published_at else None,
+        "created_at": iso(version.created_at),
+        "published_at": iso(version.published_at),
         "published_by": version.published_by,
         "publish_reason": version.publish_reason,
     }
