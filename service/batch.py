@@ -25,7 +25,7 @@ from rules.isolation import decision_payload
 from service import record as decision_record
 from service.auth import check_site
 from service.db import RawJSON
-from service.engine import replay_engine
+from service.engine import engine, replay_engine
 from service.errors import ApiError
 from service.models import ProtocolVersion, Screening, db, utcnow
 from service.registry import registry
@@ -95,6 +95,7 @@ def read(text: str, protocol: str, version: int | None) -> list[dict[str, Any]]:
 
 
 CHUNK = 500  # rows per round trip to the engine processes, as impact replays do
+POOL_FROM = 100  # fewer rows than this are decided by the service's engine process rather than the pool
 
 
 @dataclass
@@ -180,7 +181,8 @@ def check_sites(rows: Iterable[dict[str, Any]]) -> None:
 
 def _decide_many(version: ProtocolVersion, subjects: list[dict[str, Any]]) -> list[dict[str, Any] | SubjectInputErrors]:
     compiled = registry().compiled(version)
-    pool = replay_engine(version)
+    # A few rows go to the service's own engine process, already warm; a chunk is worth every core.
+    pool = replay_engine(version) if len(subjects) >= POOL_FROM else engine(version)
     if hasattr(pool, "decisions_many"):
         return pool.decisions_many(compiled, subjects)
     decided: list[dict[str, Any] | SubjectInputErrors] = []
