@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import socket
 import threading
 from typing import Any
 
@@ -65,6 +67,9 @@ def execute(run_id: int, attempt: int) -> None:
         return
     rows = [dict(r) for r in run.rows or []]
     created_by, key = run.created_by, run.idempotency_key
+    if not _claim(run_id, attempt, worker=_this_worker()):
+        return
+    db.session.commit()
     processed = [0]
 
     def progress(count: int) -> None:
@@ -99,10 +104,29 @@ def _fail(run_id: int, attempt: int, error: dict[str, Any]) -> None:
     db.session.commit()
 
 
+def _this_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:300]
+
+
+def _worker_gone(worker: str | None) -> bool:
+    """Whether the process that ran an attempt is known to be dead (it ran on this host)."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def check_alive(run: BatchRun) -> BatchRun:
-    """A running job whose heartbeat stopped (BATCH_STALE_SECONDS, default 120) was interrupted: say so."""
+    """A running job was interrupted if its process died (on this host), or if its heartbeat stopped
+    for BATCH_STALE_SECONDS (default 120; the heartbeat is not seen while the rows are being stored)."""
     stale = dt.timedelta(seconds=float(current_app.config.get("BATCH_STALE_SECONDS", 120)))
-    if run.status == RUNNING and utcnow() - run.heartbeat_at > stale:
+    if run.status == RUNNING and (_worker_gone(run.worker) or utcnow() - run.heartbeat_at > stale):
         message = "the worker running this batch stopped; nothing was stored; send it again with the same key"
         _fail(run.id, run.attempt, {"status": 503, "message": message, "reason": INTERRUPTED})
         db.session.refresh(run)
@@ -115,7 +139,13 @@ def restart(run: BatchRun) -> BatchRun:
         update(BatchRun)
         .where(BatchRun.id == run.id, BatchRun.attempt == run.attempt)
         .values(
-            attempt=run.attempt + 1, status=RUNNING, processed=0, error=None, finished_at=None, heartbeat_at=utcnow()
+            attempt=run.attempt + 1,
+            status=RUNNING,
+            processed=0,
+            error=None,
+            finished_at=None,
+            heartbeat_at=utcnow(),
+            worker=None,
         )
     )
     db.session.commit()

@@ -388,6 +388,7 @@ class BatchRun(db.Model):
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    worker: Mapped[str | None] = mapped_column(String(300))  # host:pid of the process running the attempt
     finished_at: Mapped[dt.datetime | None]
 
 

@@ -29,7 +29,7 @@ from service.models import User, db, utcnow
 bp = Blueprint("pages", __name__)
 # Sign-in attempts are throttled per address and per account (LOGIN_LIMIT_PER_ADDRESS and
 # LOGIN_LIMIT_PER_ACCOUNT); counts live in each process unless RATELIMIT_STORAGE_URI names a shared store.
-limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 def _per_address() -> str:

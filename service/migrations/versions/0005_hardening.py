@@ -43,6 +43,7 @@ def upgrade() -> None:
         sa.Column("error", sa.JSON),
         sa.Column("started_at", sa.DateTime, nullable=False),
         sa.Column("heartbeat_at", sa.DateTime, nullable=False),
+        sa.Column("worker", sa.String(300)),
         sa.Column("finished_at", sa.DateTime),
         sa.UniqueConstraint("created_by", "idempotency_key"),
     )
