@@ -176,3 +176,15 @@ def test_failed_sign_ins_and_signatures_are_in_the_audit_trail(app, client_as):
     assert refused.status_code == 403
     (entry,) = _audit(app, "signature_failed")
     assert entry.actor == "reviewer"
+
+
+def test_sign_outs_and_failure_counts_are_not_account_changes_but_a_lockout_is(make_app, signed_in):
+    app = make_app(WTF_CSRF_ENABLED=True, LOGIN_MAX_FAILURES=2)
+    browser = app.test_client()
+    assert _login(browser, "reviewer", "pw-reviewer").status_code == 302
+    browser.post("/logout", data={"csrf_token": page_token(browser.get("/").get_data(as_text=True))})
+    _login(app.test_client(), "writer", "wrong")
+    assert _audit(app, "update") == []
+    _login(app.test_client(), "writer", "wrong")
+    (locked,) = _audit(app, "update")
+    assert set(locked.after) == {"locked_at"}
