@@ -267,7 +267,8 @@ def batch_screen():
     """
     request.max_content_length = BATCH_MAX_BYTES
     key = _idempotency_key(limit=190)  # each row is stored under `<key>#row<n>`
-    if key and (earlier := batch.stored_before(key, actor())):
+    job = batch_jobs.find(actor(), key) if key else None
+    if key and job is None and (earlier := batch.stored_before(key, actor())):
         return _batch_replayed(earlier)
     code = request.args.get("protocol")
     if not code:
@@ -286,7 +287,7 @@ def batch_screen():
     except UnicodeDecodeError:
         raise ApiError(400, "the CSV must be UTF-8 text") from None
     rows = batch.read(text, code, int(number) if number else None)
-    if len(rows) > int(current_app.config.get("BATCH_INLINE_ROWS", 1000)):
+    if job is not None or len(rows) > int(current_app.config.get("BATCH_INLINE_ROWS", 1000)):
         return _batch_job(rows, key)
     results = batch.decide_rows(rows)
     try:
@@ -309,6 +310,7 @@ def _batch_job(rows: list[dict[str, Any]], key: str | None):
     digest = batch_jobs.request_hash(rows)
     key = key or f"batch-{uuid.uuid4().hex}"
     run = batch_jobs.find(actor(), key)
+    replayed = run is not None
     if run is not None:
         if run.request_hash != digest:
             raise ApiError(
@@ -333,10 +335,10 @@ def _batch_job(rows: list[dict[str, Any]], key: str | None):
             run = batch_jobs.find(actor(), key)
             if run is None:
                 raise
-    return _job_answer(run)
+    return _job_answer(run, replayed)
 
 
-def _job_answer(run):
+def _job_answer(run, replayed: bool = False):
     body = batch_jobs.describe(run)
     if run.status == batch_jobs.FAILED and run.error and run.error.get("reason") != batch_jobs.INTERRUPTED:
         return error_response(run.error["status"], run.error["message"], run.error.get("errors"))
@@ -345,6 +347,8 @@ def _job_answer(run):
     response.headers["Location"] = url_for("api.get_batch", batch_id=run.id)
     if run.status == batch_jobs.RUNNING:
         response.headers["Retry-After"] = "1"
+    if replayed and run.status == batch_jobs.DONE:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
 
 

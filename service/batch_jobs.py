@@ -80,8 +80,13 @@ def execute(run_id: int, attempt: int) -> None:
 
     try:
         results = batch.decide_rows(rows, progress)
-        batch.store(results, created_by=created_by, key=key, commit=False)
-        if not _claim(run_id, attempt, status=DONE, processed=len(rows), finished_at=utcnow(), rows=None):
+        ids = batch.store(results, created_by=created_by, key=key, commit=False)
+        # Once stored, the run keeps every row's answer (a few hundred bytes each) in place of its input.
+        answers = [
+            batch.answer(r.row, screening_id, r.request.subject_id, r.decision)
+            for r, screening_id in zip(results, ids, strict=True)
+        ]
+        if not _claim(run_id, attempt, status=DONE, processed=len(rows), finished_at=utcnow(), rows=answers):
             raise _Superseded
         db.session.commit()
     except _Superseded:
@@ -186,6 +191,5 @@ def describe(run: BatchRun) -> dict[str, Any]:
         "finished_at": iso(run.finished_at),
     }
     if run.status == DONE:
-        rows = [batch.summary(row, s, s.result) for row, s in batch.stored_before(run.idempotency_key, run.created_by)]
-        data["screened"], data["rows"] = len(rows), rows
+        data["screened"], data["rows"] = len(run.rows or []), run.rows or []
     return data

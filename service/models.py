@@ -367,7 +367,7 @@ class ImpactRun(db.Model):
 
 
 class BatchRun(db.Model):
-    """A CSV batch decided in the background: its rows, its progress, and whether it was stored.
+    """A CSV batch decided in the background: its rows (once stored, each row's answer), its progress, and state.
 
     All rows are stored in one transaction with the status `done`, or none are; the attempt number
     lets a retry take over an interrupted run without the old one ever committing on top of it.
