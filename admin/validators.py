@@ -89,3 +89,11 @@ def known_unit(form, field) -> None:
 def variable_type(form, field) -> None:
     if field.data not in VARIABLE_TYPES:
         raise ValidationError(f"one of {', '.join(VARIABLE_TYPES)}")
+
+
+def identifier(form, field) -> None:
+    """A cohort code: an identifier, as in protocol files (it ends up in URLs and exports)."""
+    from service.versions import CODE, CODE_EXPECTED
+
+    if field.data and not CODE.match(field.data):
+        raise ValidationError(f"{field.data[:80]!r} is not a code: {CODE_EXPECTED}")

@@ -6,7 +6,7 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import abort, flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -21,7 +21,15 @@ from wtforms.validators import DataRequired, Optional
 import rules
 from admin.access import RoleAccess
 from admin.fields import CodeListField
-from admin.validators import draft_only, known_cohorts, known_unit, valid_condition, valid_rule, variable_type
+from admin.validators import (
+    draft_only,
+    identifier,
+    known_cohorts,
+    known_unit,
+    valid_condition,
+    valid_rule,
+    variable_type,
+)
 from rules.errors import EligoError, SubjectInputErrors
 from rules.protocol import VariableDef
 from service import versions
@@ -30,6 +38,8 @@ from service.engine import engine
 from service.errors import ApiError
 from service.models import DRAFT, ImmutableVersionError, ProtocolVersion, db
 from service.registry import registry
+
+MAX_PAGE = 1_000_000
 
 
 class EligoIndexView(RoleAccess, AdminIndexView):
@@ -57,6 +67,13 @@ class EligoModelView(RoleAccess, ModelView):
                     reason = "; ".join(map(str, errors))
                     flash(f"The form could not be accepted ({name}: {reason}); reload the page and try again.", "error")
         return valid
+
+    def _get_list_extra_args(self) -> Any:
+        """List pages: a page number beyond any list is a 400 naming it, not a database overflow."""
+        raw = request.args.get("page")
+        if raw is not None and (not raw.isdigit() or int(raw) > MAX_PAGE):
+            abort(400, description=f"`page` must be a page number from 0 to {MAX_PAGE:,}, not {raw[:40]!r}")
+        return super()._get_list_extra_args()
 
     def handle_view_exception(self, exc: Exception) -> bool:
         if isinstance(exc, ImmutableVersionError | EligoError):
@@ -161,6 +178,7 @@ class VariableView(VersionPartView):
 class CohortView(VersionPartView):
     column_list = ("version", "code", "label")
     form_columns = ("version", "code", "label")
+    form_args = {"code": {"validators": [identifier, draft_only]}}
 
 
 class TestCaseView(VersionPartView):
@@ -373,20 +391,33 @@ def _changes(values: dict[str, Any] | None) -> Markup:
 
 
 class UserView(EligoModelView):
+    """Accounts: role, site, a new password, and the way out of a lockout (the "Unlock" action)."""
+
     roles = ("admin",)
-    column_list = ("username", "role", "site", "active", "created_at")
+    column_list = ("username", "role", "site", "active", "locked_at", "failed_logins", "created_at")
+    column_labels = {"locked_at": "Locked since", "failed_logins": "Failed sign-ins"}
     column_searchable_list = ("username",)
     column_filters = ("role", "site", "active")
-    form_columns = ("username", "role", "site", "active")
+    form_columns = ("username", "role", "site", "active", "password")
     form_overrides = {"role": SelectField}
-    form_args = {"role": {"choices": [SelectChoice(r) for r in ("writer", "reviewer", "screener", "admin")]}}
+    form_args = {
+        "role": {"choices": [SelectChoice(r) for r in ("writer", "reviewer", "screener", "admin")]},
+        "site": {"description": "A screener's site: they screen for it and see its log only (required for screeners)."},
+    }
     form_extra_fields = {"password": PasswordField("New password", validators=[Optional()])}
 
     def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
         from werkzeug.security import generate_password_hash
 
+        from service.auth import end_sessions
+
+        model.site = (model.site or "").strip() or None
+        if model.role == "screener" and model.site is None:
+            raise EligoError("a screener needs a site: they screen for it and see its log only")
         if form.password.data:
             model.password_hash = generate_password_hash(form.password.data)
+            if not is_created:
+                end_sessions(model)  # a new password signs the account out everywhere
         elif is_created:
             raise EligoError("a new account needs a password")
         if is_created and not model.token_hash:
@@ -395,3 +426,13 @@ class UserView(EligoModelView):
             token = secrets.token_urlsafe(24)
             model.token_hash = hash_token(token)
             flash(f"API token for {model.username} (shown once): {token}")
+
+    @action("unlock", "Unlock", "Unlock the selected accounts (after too many failed sign-ins)?")
+    def unlock(self, ids: list[str]) -> None:
+        from service.models import User
+
+        for user in (db.session.get(User, int(i)) for i in ids):
+            if user is not None:
+                user.locked_at, user.failed_logins = None, 0
+                flash(f"{user.username} unlocked.")
+        db.session.commit()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import json
 import logging
 import os
 import select
@@ -70,13 +71,15 @@ class Pipe:
                 end.close()
 
     def _read(self, size: int) -> bytes:
-        data = b""
-        while len(data) < size:
-            chunk = self._reader.read(size - len(data))
-            if not chunk:
+        """Exactly `size` bytes, read into one buffer: a batch's answer is megabytes, arriving 64 KB a read."""
+        data = bytearray(size)
+        view, filled = memoryview(data), 0
+        while filled < size:
+            count = self._reader.readinto(view[filled:])
+            if not count:
                 raise EOFError("the other end closed the pipe")
-            data += chunk
-        return data
+            filled += count
+        return bytes(data)
 
 
 def serve(conn: Pipe) -> None:
@@ -96,6 +99,8 @@ def serve(conn: Pipe) -> None:
             elif request["op"] == "unload":
                 dropped = compiled.pop(request["key"], None)
                 answer = {"ok": True, "unloaded": dropped is not None and engine.unload(dropped)}
+            elif request["op"] == "decisions":
+                answer = {"ok": True, "results": _decisions(engine, compiled[request["key"]], request["subjects"])}
             elif request["op"] == "outcomes":
                 answer = {"ok": True, "results": _outcomes(engine, compiled[request["key"]], request["subjects"])}
             else:
@@ -115,6 +120,37 @@ def _outcomes(engine: DurableEngine, compiled: CompiledProtocol, subjects: list[
         else {"decision": result[0], "outcomes": result[1]}
         for result in rules.outcomes_many(compiled, subjects, engine)
     ]
+
+
+def _decisions(engine: DurableEngine, compiled: CompiledProtocol, subjects: list[dict[str, Any]]) -> list[Any]:
+    """Whole decisions, for batches: the explaining and the encoding run here, on every core."""
+    import rules
+
+    results: list[Any] = []
+    for subject in subjects:
+        try:
+            results.append(decision_payload(rules.decide(compiled, subject, engine).to_dict()))
+        except SubjectInputErrors as errors:
+            results.append({"input_errors": [e.as_dict() for e in errors.errors]})
+        except SubjectInputError as error:
+            results.append({"input_errors": [error.as_dict()]})
+    return results
+
+
+def decision_payload(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A decision ready to store without touching its explanation again: a summary, and the canonical
+    JSON text (standard library, sorted keys), which is both what is stored and what the record hashes."""
+    outcomes = [(c["code"], c["outcome"]) for c in result["criteria"]]
+    summary = {
+        "decision": result["decision"],
+        "cohort": result["cohort"],
+        "content_hash": result["content_hash"],
+        "failed": [code for code, outcome in outcomes if outcome == "fail"],
+        "unknown": [code for code, outcome in outcomes if outcome == "unknown"],
+        "missing": list(result["missing"]),
+    }
+    canonical = json.dumps(result, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return {"summary": summary, "canonical": canonical}
 
 
 def _evaluate(engine: DurableEngine, compiled: CompiledProtocol, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -182,6 +218,15 @@ class IsolatedEngine:
             if "input_errors" in result
             else (result["decision"], result["outcomes"])
             for result in self._batch("outcomes", compiled, subjects)
+        ]
+
+    def decisions_many(self, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Each raw subject's `decision_payload`, or its SubjectInputErrors."""
+        return [
+            SubjectInputErrors([SubjectInputError(**e) for e in result["input_errors"]])
+            if "input_errors" in result
+            else result
+            for result in self._batch("decisions", compiled, subjects)
         ]
 
     def _batch(self, op: str, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]) -> list[Any]:
@@ -306,6 +351,9 @@ class EnginePool:
         self, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]
     ) -> list[tuple[str, dict[str, str]] | SubjectInputErrors]:
         return self._split("outcomes_many", compiled, subjects)
+
+    def decisions_many(self, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]) -> list[Any]:
+        return self._split("decisions_many", compiled, subjects)
 
     def _split(self, method: str, compiled: CompiledProtocol, subjects: Sequence[Mapping[str, Any]]) -> list[Any]:
         if not subjects:

@@ -21,6 +21,41 @@ from rules.errors import ProtocolError
 
 KINDS = ("inclusion", "exclusion")
 REFUSED = "refused"  # a test case whose subject must be refused as input, naming the fields
+# A protocol file is a few hundred values a few levels deep. Aliases may repeat a node, but the
+# expanded document stays within MAX_NODES ("billion laughs" files are refused before they are
+# built), and nesting within MAX_DEPTH (the composer and every later walk are recursive).
+MAX_NODES = 100_000
+MAX_DEPTH = 40
+# Text fields, by kind: codes and names are identifiers, labels one line, texts a few paragraphs.
+SHORT, LINE, PARAGRAPHS = 80, 300, 20_000
+TEXT_LIMITS = {
+    "protocol": 40,
+    "title": LINE,
+    "version": 40,
+    "source": PARAGRAPHS,
+    "description": PARAGRAPHS,
+    "cohort.code": 40,
+    "cohort.label": LINE,
+    "variable.name": SHORT,
+    "variable.label": LINE,
+    "variable.unit": 40,
+    "variable.units": 40,
+    "variable.codes": SHORT,
+    "variable.molar_mass": 40,
+    "variable.formula": 2_000,
+    "variable.condition": 5_000,
+    "variable.conversion": 40,
+    "variable.section": 120,
+    "variable.help": PARAGRAPHS,
+    "criterion.code": 40,
+    "criterion.text": PARAGRAPHS,
+    "criterion.rule": 5_000,
+    "criterion.cohorts": 40,
+    "criterion.section": 200,
+    "criterion.notes": PARAGRAPHS,
+    "criterion.rationale": PARAGRAPHS,
+    "test_case.name": LINE,
+}
 VARIABLE_TYPES = ("number", "boolean", "code", "date")
 
 
@@ -271,6 +306,18 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
         for cohort in criterion.cohorts:
             if cohort not in cohort_codes:
                 problems.append(f"criterion {criterion.code}: unknown cohort `{cohort}`")
+    definition_fields = {
+        "protocol": data.get("protocol"),
+        "title": data.get("title"),
+        "version": data.get("version"),
+        "source": data.get("source"),
+        "description": data.get("description"),
+    }
+    _check_sizes(definition_fields, "", "protocol", problems)
+    parts = (("cohort", cohorts), ("variable", variables), ("criterion", criteria), ("test_case", test_cases))
+    for kind, items in parts:
+        for index, item in enumerate(items):
+            _check_sizes(asdict(item), kind, f"{kind}[{index}]", problems)
     if problems:
         raise ProtocolError("the protocol file is not valid", problems)
     return ProtocolDef(
@@ -286,6 +333,18 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
     )
 
 
+def _check_sizes(values: Mapping[str, Any], kind: str, where: str, problems: list[str]) -> None:
+    """Every text field within its bound (TEXT_LIMITS), lists of codes item by item."""
+    for name, value in values.items():
+        limit = TEXT_LIMITS.get(f"{kind}.{name}" if kind else name)
+        if limit is None or value is None:
+            continue
+        for item in value if isinstance(value, tuple | list) else (value,):
+            size = len(item) if isinstance(item, str) else len(str(item))
+            if size > limit:
+                problems.append(f"{where}: `{name}` is {size} characters long; at most {limit} are allowed")
+
+
 def _check_unique(values: list[str], what: str, problems: list[str]) -> None:
     seen: set[str] = set()
     for value in values:
@@ -294,10 +353,52 @@ def _check_unique(values: list[str], what: str, problems: list[str]) -> None:
         seen.add(value)
 
 
+def _expanded_size(node: yaml.Node, depth: int, sizes: dict[int, int], open_nodes: set[int]) -> int:
+    """Nodes in the document once every alias is expanded, counted without expanding anything."""
+    if depth > MAX_DEPTH:
+        raise ProtocolError(f"the protocol file is nested more than {MAX_DEPTH} levels deep")
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if id(node) in open_nodes:
+        raise ProtocolError("the protocol file refers to itself (a recursive alias)")
+    open_nodes.add(id(node))
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        children: list[yaml.Node] = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    else:
+        children = []
+    for child in children:
+        size += _expanded_size(child, depth + 1, sizes, open_nodes)
+        if size > MAX_NODES:
+            raise ProtocolError(
+                f"the protocol file expands to more than {MAX_NODES:,} values (aliases repeating aliases?)"
+            )
+    open_nodes.discard(id(node))
+    sizes[id(node)] = size
+    return size
+
+
+def _safe_load(text: str) -> Any:
+    """YAML's safe loader, refusing documents whose expansion or nesting is out of bounds before building them."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, 0, {}, set())
+        return loader.construct_document(node)
+    except RecursionError:
+        raise ProtocolError(f"the protocol file is nested more than {MAX_DEPTH} levels deep") from None
+    finally:
+        loader.dispose()
+
+
 def loads(text: str) -> ProtocolDef:
     """Read a protocol from YAML or JSON text (JSON is YAML)."""
     try:
-        data = yaml.safe_load(text)
+        data = _safe_load(text)
     except yaml.YAMLError as error:
         raise ProtocolError(f"the protocol file is not valid YAML or JSON: {error}") from None
     return from_dict(data)

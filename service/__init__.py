@@ -63,6 +63,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(amendments_api.bp)
     app.register_blueprint(pages.bp)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    pages.limiter.init_app(app)
     app.register_blueprint(screening_pages.bp)
 
     import admin

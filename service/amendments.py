@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass
 from typing import Any
 
 from rules.diff import ProtocolDiff, diff
+from service import csvsafe
 from service.impact import latest_done
 from service.models import ProtocolVersion
 from service.versions import VersionError, find_version
@@ -133,7 +133,7 @@ def summary_markdown(before: ProtocolVersion, after: ProtocolVersion) -> str:
 def summary_csv(before: ProtocolVersion, after: ProtocolVersion) -> str:
     rows, _ = summary(before, after)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csvsafe.writer(buffer)
     writer.writerow(["criterion", "change", "before", "after", "rationale", "subjects_affected"])
     for row in rows:
         writer.writerow(

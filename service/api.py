@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import uuid
 from importlib.resources import files
 from typing import Any
 
 import yaml
-from flask import Blueprint, Response, jsonify, request, stream_with_context, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 import rules
-from service import batch, screenings, versions
-from service.auth import actor, api_roles, check_site, own_site, sign
+from service import batch, batch_jobs, screenings, versions
+from service.auth import actor, api_roles, check_site, has_role, own_site, sign
 from service.engine import engine
-from service.errors import ApiError
-from service.models import Protocol, Screening, db
+from service.errors import ApiError, error_response
+from service.models import BatchRun, Protocol, Screening, db
 from service.registry import registry
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -131,8 +132,16 @@ def amend(code: str):
         raise ApiError(
             422, "`from` must be a version number", [{"field": "from", "value": source, "expected": "an integer"}]
         )
-    draft = versions.amend(code, source)
-    db.session.commit()
+    try:
+        draft = versions.amend(code, source)
+        db.session.commit()
+    except IntegrityError:  # another amendment took the same version number first
+        db.session.rollback()
+        raise ApiError(
+            409,
+            "another amendment of this protocol was started at the same moment; look at its versions and try again",
+            [{"field": "from", "value": source, "expected": "one amendment at a time"}],
+        ) from None
     return _created(versions.describe(draft), "api.get_version", code=code, number=draft.number)
 
 
@@ -179,6 +188,12 @@ def decide():
             [{"field": "subject", "value": None, "expected": "an object of variable: value"}],
         )
     version = versions.find_version(code, number)
+    if version.status != "published" and not has_role(current_user, "writer", "reviewer"):
+        raise ApiError(
+            403,
+            f"version {version.number} is {version.status}; screeners decide under published versions",
+            [{"field": "version", "value": number, "expected": "a published version"}],
+        )
     return jsonify(rules.decide(registry().compiled(version), subject, engine(version)).to_dict())
 
 
@@ -245,12 +260,15 @@ def replay(screening_id: int):
 def batch_screen():
     """Screen a CSV body (`?protocol=…&version=…`); all rows are stored, or none.
 
-    With an `Idempotency-Key`, a batch sent again (its answer lost, or the client killed) answers
-    the rows stored the first time instead of storing them twice.
+    Up to BATCH_INLINE_ROWS rows (default 1,000) are answered at once (201, every row). A bigger
+    batch becomes a background job: 202 with its progress at `Location`, which answers every row
+    once stored. With an `Idempotency-Key`, a batch sent again (its answer lost, or the client
+    killed) answers what the first one did instead of storing the rows twice.
     """
     request.max_content_length = BATCH_MAX_BYTES
     key = _idempotency_key(limit=190)  # each row is stored under `<key>#row<n>`
-    if key and (earlier := batch.stored_before(key, actor())):
+    job = batch_jobs.find(actor(), key) if key else None
+    if key and job is None and (earlier := batch.stored_before(key, actor())):
         return _batch_replayed(earlier)
     code = request.args.get("protocol")
     if not code:
@@ -258,7 +276,7 @@ def batch_screen():
             400, "`protocol` is required", [{"field": "protocol", "value": None, "expected": "a protocol id"}]
         )
     number = request.args.get("version")
-    if number is not None and not number.isdigit():
+    if number is not None and (not number.isdigit() or not 1 <= int(number) < 2**31):
         raise ApiError(
             400, "`version` must be a number", [{"field": "version", "value": number, "expected": "an integer"}]
         )
@@ -269,6 +287,8 @@ def batch_screen():
     except UnicodeDecodeError:
         raise ApiError(400, "the CSV must be UTF-8 text") from None
     rows = batch.read(text, code, int(number) if number else None)
+    if job is not None or len(rows) > int(current_app.config.get("BATCH_INLINE_ROWS", 1000)):
+        return _batch_job(rows, key)
     results = batch.decide_rows(rows)
     try:
         stored = batch.store(results, created_by=actor(), key=key)
@@ -277,8 +297,73 @@ def batch_screen():
         if not key or not (earlier := batch.stored_before(key, actor())):
             raise
         return _batch_replayed(earlier)
-    summaries = [batch.summary(r.row, s, r.decision.to_dict()) for r, s in zip(results, stored, strict=True)]
+    summaries = [
+        batch.answer(r.row, screening_id, r.request.subject_id, r.decision)
+        for r, screening_id in zip(results, stored, strict=True)
+    ]
     return _batch_answer(summaries, replayed=False)
+
+
+def _batch_job(rows: list[dict[str, Any]], key: str | None):
+    """A big batch: one job per (user, key); sent again, the job answers, or restarts if it was interrupted."""
+    batch.check_sites(rows)
+    digest = batch_jobs.request_hash(rows)
+    key = key or f"batch-{uuid.uuid4().hex}"
+    run = batch_jobs.find(actor(), key)
+    replayed = run is not None
+    if run is not None:
+        if run.request_hash != digest:
+            raise ApiError(
+                422,
+                "this Idempotency-Key was used for a different batch",
+                [
+                    {
+                        "field": "Idempotency-Key",
+                        "value": key[:80],
+                        "expected": f"a new key, or the same batch as {run.id}",
+                    }
+                ],
+            )
+        run = batch_jobs.check_alive(run)
+        if run.status == batch_jobs.FAILED and (run.error or {}).get("reason") == batch_jobs.INTERRUPTED:
+            run = batch_jobs.launch(batch_jobs.restart(run))
+    else:
+        try:
+            run = batch_jobs.launch(batch_jobs.submit(rows, actor(), key, digest))
+        except IntegrityError:  # the same batch, racing: the other request made the job
+            db.session.rollback()
+            run = batch_jobs.find(actor(), key)
+            if run is None:
+                raise
+    return _job_answer(run, replayed)
+
+
+def _job_answer(run, replayed: bool = False):
+    body = batch_jobs.describe(run)
+    if run.status == batch_jobs.FAILED and run.error and run.error.get("reason") != batch_jobs.INTERRUPTED:
+        return error_response(run.error["status"], run.error["message"], run.error.get("errors"))
+    response = jsonify(body)
+    response.status_code = {batch_jobs.DONE: 201, batch_jobs.RUNNING: 202}.get(run.status, 503)
+    response.headers["Location"] = url_for("api.get_batch", batch_id=run.id)
+    if run.status == batch_jobs.RUNNING:
+        response.headers["Retry-After"] = "1"
+    if replayed and run.status == batch_jobs.DONE:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.get("/batches/<int:batch_id>")
+@api_roles("screener")
+def get_batch(batch_id: int):
+    """A background batch's progress; once stored, every row's answer (`stored` says whether it was)."""
+    run = db.session.get(BatchRun, batch_id)
+    if run is None or (run.created_by != actor() and not has_role(current_user, "admin")):
+        raise ApiError(404, f"no batch {batch_id}", [{"field": "id", "value": batch_id, "expected": "one of yours"}])
+    run = batch_jobs.check_alive(run)
+    response = jsonify(batch_jobs.describe(run))
+    if run.status == batch_jobs.RUNNING:
+        response.headers["Retry-After"] = "1"
+    return response
 
 
 def _batch_replayed(earlier: list[tuple[int, Screening]]):

@@ -29,6 +29,9 @@ from service.models import (
 
 AUDITED = (Protocol, ProtocolVersion, Cohort, Variable, Criterion, TestCase, User)
 SECRET = {"password_hash", "token_hash"}
+# Bookkeeping of sign-ins, not changes to an account: each failure has its own audit entry
+# (service.auth.record_failure), and locking and unlocking (`locked_at`) are recorded as changes.
+UNAUDITED = SECRET | {"failed_logins", "session_epoch"}
 
 
 def _value(value: Any) -> Any:
@@ -60,7 +63,7 @@ def _changes(obj: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     state = inspect(obj)
     for attr in state.mapper.column_attrs:
         history = state.attrs[attr.key].history
-        if attr.key in SECRET or not history.has_changes():
+        if attr.key in UNAUDITED or not history.has_changes():
             continue
         before[attr.key] = _value(history.deleted[0]) if history.deleted else None
         after[attr.key] = _value(history.added[0]) if history.added else None

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Flask, g, redirect, request, url_for
+from flask import Flask, g, has_request_context, redirect, request, session, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
@@ -47,6 +47,8 @@ def create_user(
     """A new account; returns it with its password and API token, which are never shown again."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if role == "screener" and not (site or "").strip():
+        raise ValueError("a screener needs a site: they screen for it and see its log only")
     password = password or secrets.token_urlsafe(12)
     token = secrets.token_urlsafe(24)
     user = User(
@@ -61,8 +63,36 @@ def create_user(
     return user, password, token
 
 
-def check_password(user: User, password: str) -> bool:
-    return bool(user.active) and check_password_hash(user.password_hash, password)
+# Checked when the username is unknown, so that answer takes as long as a wrong password does.
+_DUMMY_HASH = generate_password_hash(secrets.token_hex(16))
+
+
+def check_password(user: User | None, password: str) -> bool:
+    """The password's hash is always computed, for unknown and locked accounts too: timing tells nothing."""
+    matches = check_password_hash(user.password_hash if user is not None else _DUMMY_HASH, password)
+    return user is not None and bool(user.active) and user.locked_at is None and matches
+
+
+def record_failure(action: str, username: str, user: User | None, reason: str) -> None:
+    """An audit entry for a refused sign-in or signature (21 CFR 11.300(d)), in its own transaction,
+    so the refusal's rollback cannot take it back."""
+    from service.models import AuditEntry, utcnow
+
+    who = actor()
+    with db.engine.begin() as connection:
+        connection.execute(
+            AuditEntry.__table__.insert(),
+            {
+                "at": utcnow(),
+                "actor": who if who != "system" else username[:80],
+                "action": action,
+                "entity": "users",
+                "entity_id": user.id if user is not None else None,
+                "summary": f"{username}: {reason}"[:300],
+                "before": None,
+                "after": {"address": request.remote_addr} if has_request_context() else None,
+            },
+        )
 
 
 def sign(user: User, password: str | None, reason: str | None) -> Signature:
@@ -83,6 +113,7 @@ def sign(user: User, password: str | None, reason: str | None) -> Signature:
         raise ApiError(422, "a publication is signed with your password and a reason", problems)
     if not check_password(user, password):
         current_app.logger.warning("signature refused: wrong password for %s", user.username)
+        record_failure("signature_failed", user.username, user, "signature refused: the password does not match")
         raise ApiError(
             403,
             "the signature was refused: the password does not match",
@@ -97,8 +128,19 @@ def has_role(user: Any, *roles: str) -> bool:
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id))
-    return user if user is not None and user.active else None
+    """`<id>:<epoch>`: a session from before the user's last sign-out or password change is refused."""
+    number, _, epoch = user_id.partition(":")
+    if not number.isdigit() or not epoch.isdigit():
+        return None
+    user = db.session.get(User, int(number))
+    if user is None or not user.active or user.locked_at is not None or user.session_epoch != int(epoch):
+        return None
+    return user
+
+
+def end_sessions(user: User) -> None:
+    """Invalidate every session of this user, on the server: cookies issued before stop working."""
+    user.session_epoch = (user.session_epoch or 0) + 1
 
 
 @login_manager.request_loader
@@ -149,12 +191,21 @@ def page_roles(*roles: str) -> Callable[[F], F]:
     return decorate
 
 
+class NoSite(ApiError):
+    """A screener account without a site: it may see nothing (an empty scope never means every site)."""
+
+
 def own_site() -> str | None:
-    """The one site a screener may see and screen for; None for roles (and the CLI) that see every site."""
+    """The one site a screener may see and screen for; None for roles (and the CLI) that see every site.
+
+    A screener without a site is refused outright rather than given an empty filter.
+    """
     from flask import has_request_context
 
     if has_request_context() and current_user.is_authenticated and current_user.role == "screener":
-        return current_user.site or ""
+        if not (current_user.site or "").strip():
+            raise NoSite(403, "your account has no site; ask an admin to give it one")
+        return current_user.site
     return None
 
 
@@ -164,8 +215,8 @@ def check_site(site: str) -> None:
     if mine is not None and site != mine:
         raise ApiError(
             403,
-            f"you screen for site {mine or '(none)'}",
-            [{"field": "site", "value": site, "expected": mine or "no site: ask an admin"}],
+            f"you screen for site {mine}",
+            [{"field": "site", "value": site, "expected": mine}],
         )
 
 
@@ -180,8 +231,45 @@ def actor() -> str:
     return "system"
 
 
+def _session_timeouts(app: Flask) -> None:
+    """Idle and absolute session timeouts (SESSION_IDLE_MINUTES, default 30; SESSION_MAX_HOURS, default 12)."""
+    from flask_login import logout_user
+
+    from service.models import utcnow
+
+    idle = float(app.config.get("SESSION_IDLE_MINUTES", 30)) * 60
+    absolute = float(app.config.get("SESSION_MAX_HOURS", 12)) * 3600
+
+    @app.before_request
+    def expire_sessions() -> None:
+        if "_user_id" not in session:
+            return
+        now = utcnow().timestamp()
+        started, seen = session.get("signed_in_at"), session.get("seen_at")
+        if not isinstance(started, int | float) or not isinstance(seen, int | float):
+            stale = True
+        else:
+            stale = now - seen > idle or now - started > absolute
+        if stale:
+            logout_user()
+            session.clear()
+            return
+        session["seen_at"] = now
+
+
+def start_session(user: User) -> None:
+    """Sign a user in with the times the timeouts are measured from."""
+    from flask_login import login_user
+
+    from service.models import utcnow
+
+    login_user(user)
+    session["signed_in_at"] = session["seen_at"] = utcnow().timestamp()
+
+
 def init_app(app: Flask) -> None:
     login_manager.init_app(app)
+    _session_timeouts(app)
     login_manager.login_view = "pages.login"
     csrf.init_app(app)
 

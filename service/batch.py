@@ -17,13 +17,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from rules.decision import Decision
+import rules
+from rules.errors import SubjectInputError, SubjectInputErrors
+from rules.isolation import decision_payload
+from service import record as decision_record
 from service.auth import check_site
+from service.db import RawJSON
+from service.engine import engine, replay_engine
 from service.errors import ApiError
-from service.models import ProtocolVersion, Screening, db
-from service.screenings import ScreeningRequest, decide, parse_request, record
+from service.models import ProtocolVersion, Screening, db, utcnow
+from service.registry import registry
+from service.screenings import ScreeningRequest, input_problems, parse_request, version_for
 
 ENVELOPE = ("subject_id", "site", "screening_date", "cohort")
 HEADER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:[\[(]\s*(.*?)\s*[\])])?\s*$")
@@ -88,50 +94,170 @@ def read(text: str, protocol: str, version: int | None) -> list[dict[str, Any]]:
     return rows
 
 
+CHUNK = 500  # rows per round trip to the engine processes, as impact replays do
+POOL_FROM = 100  # fewer rows than this are decided by the service's engine process rather than the pool
+
+
 @dataclass
 class RowResult:
     row: int
     request: ScreeningRequest
     version: ProtocolVersion
-    decision: Decision
+    decision: dict[str, Any]  # the summary: decision, cohort, content_hash, failed, unknown, missing
+    result_canonical: str  # the whole explanation as canonical JSON: stored as it is, and hashed
+
+
+def _row_problems(line: int, error: ApiError) -> list[dict[str, Any]]:
+    return [{"row": line, **p} for p in error.errors] or [{"row": line, "field": None, "expected": error.message}]
 
 
 def decide_rows(rows: Iterable[dict[str, Any]], progress: Callable[[int], None] | None = None) -> list[RowResult]:
-    """Decide every row, or raise one error listing each bad row's problems."""
-    results: list[RowResult] = []
+    """Decide every row, or raise one error listing each bad row's problems.
+
+    Rows are checked here, then decided a chunk at a time by the engine pool (one process per
+    core), which also normalises and explains them: a batch uses every core, like a replay.
+    """
+    checked: list[tuple[int, ScreeningRequest, ProtocolVersion]] = []
     problems: list[dict[str, Any]] = []
+    versions: dict[tuple[str, int | None], ProtocolVersion | ApiError] = {}
     for data in rows:
         line = data.pop("row")
         try:
             request = parse_request(data)
             check_site(request.site)
-            version, decision = decide(request)
-            results.append(RowResult(line, request, version, decision))
+            found = versions.get((request.protocol, request.version))
+            if found is None:
+                try:
+                    found = version_for(request)
+                except ApiError as error:
+                    found = error
+                versions[(request.protocol, request.version)] = found
+            if isinstance(found, ApiError):
+                raise found
+            checked.append((line, request, found))
         except ApiError as error:
-            problems += [{"row": line, **p} for p in error.errors] or [
-                {"row": line, "field": None, "expected": error.message}
-            ]
+            problems += _row_problems(line, error)
+    results: list[RowResult] = []
+    for start in range(0, len(checked), CHUNK):
+        chunk = checked[start : start + CHUNK]
+        by_version: dict[int, list[int]] = {}
+        for index, (_, _, version) in enumerate(chunk):
+            by_version.setdefault(version.id, []).append(index)
+        decided: dict[int, Any] = {}
+        for indexes in by_version.values():
+            version = chunk[indexes[0]][2]
+            subjects = [chunk[i][1].subject() for i in indexes]
+            decided.update(zip(indexes, _decide_many(version, subjects), strict=True))
+        for index, (line, request, version) in enumerate(chunk):
+            outcome = decided[index]
+            if isinstance(outcome, SubjectInputErrors):
+                problems += [{"row": line, **p} for p in input_problems(outcome)]
+            else:
+                results.append(RowResult(line, request, version, outcome["summary"], outcome["canonical"]))
         if progress:
-            progress(1)
+            progress(len(chunk))
     if problems:
+        problems.sort(key=lambda p: p["row"])
         raise ApiError(
             422, f"{len({p['row'] for p in problems})} row(s) cannot be screened; nothing was stored", problems
         )
     return results
 
 
+def check_sites(rows: Iterable[dict[str, Any]]) -> None:
+    """Refuse, in the request, rows for a site the user may not screen for: a background job runs
+    without the request's user, so it cannot check this itself."""
+    problems = []
+    for data in rows:
+        try:
+            check_site(str(data.get("site") or "").strip())
+        except ApiError as error:
+            problems += _row_problems(data["row"], error)
+    if problems:
+        raise ApiError(
+            422, f"{len({p['row'] for p in problems})} row(s) cannot be screened; nothing was stored", problems
+        )
+
+
+def _decide_many(version: ProtocolVersion, subjects: list[dict[str, Any]]) -> list[dict[str, Any] | SubjectInputErrors]:
+    compiled = registry().compiled(version)
+    # A few rows go to the service's own engine process, already warm; a chunk is worth every core.
+    pool = replay_engine(version) if len(subjects) >= POOL_FROM else engine(version)
+    if hasattr(pool, "decisions_many"):
+        return pool.decisions_many(compiled, subjects)
+    decided: list[dict[str, Any] | SubjectInputErrors] = []
+    for subject in subjects:  # the in-process engine (ENGINE_ISOLATED off): one by one
+        try:
+            decided.append(decision_payload(rules.decide(compiled, subject, pool).to_dict()))
+        except SubjectInputErrors as errors:
+            decided.append(errors)
+        except SubjectInputError as error:
+            decided.append(SubjectInputErrors([error]))
+    return decided
+
+
 def _row_key(key: str, row: int) -> str:
     return f"{key}#row{row}"
 
 
-def store(results: list[RowResult], created_by: str | None, key: str | None = None) -> list[Screening]:
-    """Record every row in one transaction; with a batch key, each row under `<key>#row<n>`."""
-    screenings = []
+def store(results: list[RowResult], created_by: str | None, key: str | None = None, commit: bool = True) -> list[int]:
+    """Record every row in one transaction, with its decision record; returns the screening ids.
+
+    With a batch key, each row is stored under `<key>#row<n>`. Written with plain inserts: the
+    explanations go in as the engine processes encoded them (canonical JSON, the very text the record
+    hashes, so nothing is encoded twice), and the record is chained in one go.
+    """
+    if not results:
+        return []
+    connection = db.session.connection()
+    table = Screening.__table__
+    previous = _latest(results)
+    now = utcnow()
+    ids, chained = [], []
     for result in results:
-        row_key = _row_key(key, result.row) if key else None
-        screenings.append(record(result.request, result.version, result.decision, created_by, row_key))
-    db.session.commit()
-    return screenings
+        request, version = result.request, result.version
+        values = {
+            "protocol_id": version.protocol_id,
+            "version_id": version.id,
+            "content_hash": result.decision["content_hash"],
+            "subject_id": request.subject_id,
+            "site": request.site,
+            "cohort": result.decision["cohort"],
+            "screening_date": request.screening_date,
+            "inputs": request.inputs,
+            "decision": result.decision["decision"],
+            "result": RawJSON(result.result_canonical),
+            "previous_id": previous.get((version.protocol_id, request.site, request.subject_id)),
+            "created_at": now,
+            "created_by": created_by,
+            "idempotency_key": _row_key(key, result.row) if key else None,
+        }
+        values["id"] = connection.execute(table.insert().values(values).returning(table.c.id)).scalar_one()
+        previous[(version.protocol_id, request.site, request.subject_id)] = values["id"]
+        ids.append(values["id"])
+        chained.append((values, result.result_canonical))
+    decision_record.append_many(connection, chained)
+    if commit:
+        db.session.commit()
+    return ids
+
+
+def _latest(results: list[RowResult]) -> dict[tuple[int, str, str], int]:
+    """Each subject's latest screening at its site under its protocol, read a few hundred subjects at a time."""
+    wanted = sorted({(r.version.protocol_id, r.request.site, r.request.subject_id) for r in results})
+    found: dict[tuple[int, str, str], int] = {}
+    for start in range(0, len(wanted), 500):
+        part = wanted[start : start + 500]
+        rows = db.session.execute(
+            select(Screening.protocol_id, Screening.site, Screening.subject_id, func.max(Screening.id))
+            .where(
+                Screening.protocol_id.in_({p for p, _, _ in part}),
+                Screening.subject_id.in_({s for _, _, s in part}),
+            )
+            .group_by(Screening.protocol_id, Screening.site, Screening.subject_id)
+        ).all()
+        found.update({(p, site, s): latest for p, site, s, latest in rows})
+    return found
 
 
 def stored_before(key: str, created_by: str | None) -> list[tuple[int, Screening]]:
@@ -145,14 +271,28 @@ def stored_before(key: str, created_by: str | None) -> list[tuple[int, Screening
 
 
 def summary(row: int, screening: Screening, result: Mapping[str, Any]) -> dict[str, Any]:
-    """One row's answer, from the decision as stored (`Decision.to_dict()` or the screening's record)."""
+    """One row's answer, from the decision as stored (the screening's record)."""
     outcomes = [(c["code"], c["outcome"]) for c in result["criteria"]]
+    return answer(row, screening.id, screening.subject_id, _decided(result, outcomes))
+
+
+def _decided(result: Mapping[str, Any], outcomes: list[tuple[str, str]]) -> dict[str, Any]:
     return {
-        "row": row,
-        "screening_id": screening.id,
-        "subject_id": screening.subject_id,
         "decision": result["decision"],
         "failed": [code for code, outcome in outcomes if outcome == "fail"],
         "unknown": [code for code, outcome in outcomes if outcome == "unknown"],
         "missing": result["missing"],
+    }
+
+
+def answer(row: int, screening_id: int, subject_id: str, decided: Mapping[str, Any]) -> dict[str, Any]:
+    """One row's answer: the same whether it was just decided or read back from the log."""
+    return {
+        "row": row,
+        "screening_id": screening_id,
+        "subject_id": subject_id,
+        "decision": decided["decision"],
+        "failed": list(decided["failed"]),
+        "unknown": list(decided["unknown"]),
+        "missing": list(decided["missing"]),
     }

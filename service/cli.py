@@ -154,9 +154,10 @@ def screen_csv(csv_file, protocol: str, version: int | None) -> None:
                 )
             raise click.ClickException(error.message) from None
         counts: dict[str, int] = {}
-        for result, screening in zip(results, stored, strict=True):
-            counts[result.decision.decision] = counts.get(result.decision.decision, 0) + 1
-            click.echo(f"{result.row:>5}  {screening.subject_id:<16} {result.decision.decision:<13} #{screening.id}")
+        for result, screening_id in zip(results, stored, strict=True):
+            decided = result.decision["decision"]
+            counts[decided] = counts.get(decided, 0) + 1
+            click.echo(f"{result.row:>5}  {result.request.subject_id:<16} {decided:<13} #{screening_id}")
         click.echo("; ".join(f"{n} {d}" for d, n in sorted(counts.items())) or "no rows")
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import weakref
+from functools import partial
 from importlib.resources import files
 from pathlib import Path
 
@@ -14,6 +17,14 @@ from sqlalchemy import event
 
 from rules import jsonfast
 from service.models import Protocol, User, db
+
+
+class RawJSON(str):
+    """JSON text already encoded (a batch's explanation, encoded by the engine process): stored as is."""
+
+
+def _json_serializer(value: object) -> str:
+    return str(value) if isinstance(value, RawJSON) else jsonfast.dumps(value)
 
 
 def alembic_config() -> Config:
@@ -84,15 +95,29 @@ def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     cursor.close()
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file readable by its owner only: it holds every subject's data."""
+    path = Path(url.removeprefix("sqlite:///").split("?", 1)[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _forget_pool(engine_ref: weakref.ref) -> None:
+    engine = engine_ref()
+    if engine is not None:
+        engine.dispose(close=False)
+
+
 def init_app(app: Flask) -> None:
     url = app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'eligo.db'}"
     if url.startswith("sqlite:///") and ":memory:" not in url:
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        _private_sqlite_file(url)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     # JSON columns hold the explanation (tens of KB a screening): orjson encodes them several times faster.
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS",
-        {"pool_pre_ping": True, "json_serializer": jsonfast.dumps, "json_deserializer": jsonfast.loads},
+        {"pool_pre_ping": True, "json_serializer": _json_serializer, "json_deserializer": jsonfast.loads},
     )
     db.init_app(app)
     with app.app_context():
@@ -106,3 +131,9 @@ def init_app(app: Flask) -> None:
             db.session.commit()
             if accounts:
                 _print_accounts(accounts)
+        # gunicorn --preload forks workers from this process: none may inherit its pooled connections
+        # (two processes on one PostgreSQL connection answer each other's queries). Close them here,
+        # and have a forked child drop whatever the parent holds without closing it under the parent.
+        db.session.remove()
+        db.engine.dispose()
+        os.register_at_fork(after_in_child=partial(_forget_pool, weakref.ref(db.engine)))

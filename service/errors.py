@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, current_app, jsonify, make_response, request
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -46,21 +46,46 @@ def error_response(status: int, message: str, errors: list[dict[str, Any]] | Non
     return jsonify(body), status
 
 
-def _nul_field(value: Any, path: str) -> str | None:
-    """The first field holding a NUL character, which no database text column can store."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        items = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        found = _nul_field(key, path) or _nul_field(item, f"{path}.{key}" if path else str(key))
-        if found:
-            return found
+MAX_JSON_DEPTH = 32  # a screening is two levels deep; a protocol file about six
+
+
+def _walk_json(value: Any) -> tuple[str, str] | None:
+    """The first field that no handler can take: a NUL character in text, or nesting beyond MAX_JSON_DEPTH.
+
+    Iterative, so a hostile document cannot exhaust the stack here.
+    """
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path, "nul"
+            continue
+        if isinstance(item, dict):
+            pairs: Any = item.items()
+        elif isinstance(item, list):
+            pairs = enumerate(item)
+        else:
+            continue
+        if depth >= MAX_JSON_DEPTH:
+            return path or "body", "depth"
+        for key, child in pairs:
+            if isinstance(key, str) and "\x00" in key:
+                return path, "nul"
+            stack.append((child, f"{path}.{key}" if path else str(key), depth + 1))
     return None
+
+
+def _json_body() -> Any:
+    """The parsed body; nesting too deep for the parser is reported as such, not as a server error."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        raise ApiError(
+            400,
+            "the JSON body is nested too deeply",
+            [{"field": "body", "value": None, "expected": f"at most {MAX_JSON_DEPTH} levels of nesting"}],
+        ) from None
 
 
 def refuse_nul_characters() -> None:
@@ -75,7 +100,14 @@ def refuse_nul_characters() -> None:
         None,
     )
     if field is None and request.is_json:
-        field = _nul_field(request.get_json(silent=True), "")
+        found = _walk_json(_json_body())
+        if found and found[1] == "depth":
+            raise ApiError(
+                400,
+                "the JSON body is nested too deeply",
+                [{"field": found[0], "value": None, "expected": f"at most {MAX_JSON_DEPTH} levels of nesting"}],
+            )
+        field = found[0] if found else None
     if field is not None:
         raise ApiError(
             400,
@@ -181,7 +213,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return error_response(error.code or 500, error.description or error.name)
+        response = make_response(*error_response(error.code or 500, error.description or error.name))
+        # The headers the error itself carries: `Allow` on a 405, `Retry-After` on a 429, ...
+        for name, value in error.get_headers():
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     @rolled_back

@@ -20,7 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 import rules
 from rules.errors import EligoError, SubjectInputErrors
 from service.engine import replay_engine
-from service.models import ImpactChange, ImpactRun, ProtocolVersion, Screening, db, utcnow
+from service.models import ImpactChange, ImpactRun, ProtocolVersion, Screening, db, iso, utcnow
 from service.registry import registry
 from service.versions import find_version
 
@@ -220,8 +220,8 @@ def describe(run: ImpactRun) -> dict[str, Any]:
         "transitions": run.transitions,
         "criteria": dict(sorted(run.criteria.items(), key=lambda item: -item[1])),
         "error": run.error,
-        "started_at": run.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
     }
 
 

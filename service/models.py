@@ -13,7 +13,19 @@ from typing import Any, ClassVar
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint, event, false, inspect
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+    false,
+    inspect,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from rules.protocol import Cohort as CohortDef
@@ -33,8 +45,18 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def iso(moment: dt.datetime | None) -> str | None:
+    """A stored time (UTC, kept naive in the database) as RFC 3339 with its offset, as the API promises."""
+    return None if moment is None else moment.replace(tzinfo=dt.UTC).isoformat()
+
+
+# An active screener always has a site: an empty scope must never read as "every site".
+SCREENER_HAS_SITE = "role <> 'screener' OR NOT active OR (site IS NOT NULL AND site <> '')"
+
+
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    __table_args__ = (CheckConstraint(SCREENER_HAS_SITE, name="ck_users_screener_site"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(80), unique=True)
@@ -44,6 +66,14 @@ class User(UserMixin, db.Model):
     site: Mapped[str | None] = mapped_column(String(80))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_at: Mapped[dt.datetime | None]  # set after too many failed sign-ins; an admin unlocks
+    # Part of the session's user id: bumped on sign-out and password change, so every session
+    # cookie issued before (a copied one included) stops working at once.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_epoch}"
 
 
 class Protocol(db.Model):
@@ -347,6 +377,32 @@ class ImpactRun(db.Model):
     protocol: Mapped[Protocol] = relationship()
     from_version: Mapped[ProtocolVersion] = relationship(foreign_keys=[from_version_id])
     to_version: Mapped[ProtocolVersion] = relationship(foreign_keys=[to_version_id])
+
+
+class BatchRun(db.Model):
+    """A CSV batch decided in the background: its rows (once stored, each row's answer), its progress, and state.
+
+    All rows are stored in one transaction with the status `done`, or none are; the attempt number
+    lets a retry take over an interrupted run without the old one ever committing on top of it.
+    """
+
+    __tablename__ = "batch_runs"
+    __table_args__ = (UniqueConstraint("created_by", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_by: Mapped[str] = mapped_column(String(80))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    rows: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    attempt: Mapped[int] = mapped_column(default=1)
+    total: Mapped[int] = mapped_column(default=0)
+    processed: Mapped[int] = mapped_column(default=0)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    worker: Mapped[str | None] = mapped_column(String(300))  # host:pid of the process running the attempt
+    finished_at: Mapped[dt.datetime | None]
 
 
 class ImpactChange(db.Model):

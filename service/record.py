@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,14 +59,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def record_hash(seq: int, prev: str, screening: Mapping[str, Any]) -> str:
+def record_hash(seq: int, prev: str, screening: Mapping[str, Any], result_text: str | None = None) -> str:
     """The hash of one record over its canonical JSON (sorted keys, no spaces).
 
     The in-memory values (before the insert) and the stored ones (JSON columns read back) encode
     alike: tuples and lists both become arrays, floats keep their shortest repr, keys are strings.
+    `result_text`, when given, is the result's canonical JSON already encoded (by the engine process
+    that explained it, for batches): it is spliced in where the result goes, giving the same text.
     """
-    body = {"seq": seq, "prev": prev, "screening": {name: _plain(screening[name]) for name in HASHED}}
+    values = {name: _plain(screening[name]) for name in HASHED}
+    marker = None
+    if result_text is not None:
+        marker = f"\x00result-{secrets.token_hex(8)}"
+        values["result"] = marker
+    body = {"seq": seq, "prev": prev, "screening": values}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if marker is not None:
+        canonical = canonical.replace(json.dumps(marker, ensure_ascii=False), result_text, 1)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -74,6 +84,22 @@ def _head(connection: Connection) -> tuple[int, str]:
         select(_records.c.seq, _records.c.record_hash).order_by(_records.c.seq.desc()).limit(1)
     ).first()
     return (row[0], row[1]) if row else (0, GENESIS)
+
+
+def append_many(connection: Connection, screenings: list[tuple[Mapping[str, Any], str | None]]) -> None:
+    """Chain many just-written screenings in order, in the current transaction, with one insert."""
+    if not screenings:
+        return
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+    seq, prev = _head(connection)
+    rows = []
+    for screening, result_text in screenings:
+        seq += 1
+        digest = record_hash(seq, prev, screening, result_text)
+        rows.append({"seq": seq, "screening_id": screening["id"], "prev_hash": prev, "record_hash": digest})
+        prev = digest
+    connection.execute(_records.insert(), rows)
 
 
 def append(connection: Connection, screening: Mapping[str, Any]) -> str:

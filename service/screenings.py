@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import json
@@ -17,17 +16,20 @@ from sqlalchemy.exc import IntegrityError
 import rules
 from rules.decision import Decision
 from rules.errors import SubjectInputError, SubjectInputErrors
+from service import csvsafe
 from service import record as decision_record
 from service.auth import check_site
 from service.engine import engine
 from service.errors import ApiError
-from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db, utcnow
+from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db, iso, utcnow
 from service.registry import registry
 from service.versions import VersionError, find_version
 
 REQUEST_FIELDS = ("protocol", "version", "subject_id", "site", "screening_date", "cohort", "inputs")
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,79}$")
 DECISIONS = ("eligible", "not_eligible", "incomplete")
+# Windows are counted back from the screening date (years, half-lives): far earlier dates overflow.
+EARLIEST_SCREENING = dt.date(1900, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,14 @@ def parse_request(data: Mapping[str, Any], today: dt.date | None = None) -> Scre
     except ValueError:
         screening_date = None  # type: ignore[assignment]
     latest = (today or dt.date.today()) + dt.timedelta(days=1)
-    if screening_date is None or screening_date > latest:
-        problems.append(_problem("screening_date", raw_date, f"a date as YYYY-MM-DD, not after {latest.isoformat()}"))
+    if screening_date is None or not EARLIEST_SCREENING <= screening_date <= latest:
+        problems.append(
+            _problem(
+                "screening_date",
+                raw_date,
+                f"a date as YYYY-MM-DD, from {EARLIEST_SCREENING.isoformat()} to {latest.isoformat()}",
+            )
+        )
     inputs = data.get("inputs", {})
     if not isinstance(inputs, dict):
         problems.append(_problem("inputs", inputs, "an object of variable: value"))
@@ -91,7 +99,7 @@ def parse_request(data: Mapping[str, Any], today: dt.date | None = None) -> Scre
     return ScreeningRequest(protocol, version, subject_id, site, screening_date, cohort, inputs)
 
 
-def _input_problems(error: SubjectInputErrors | SubjectInputError) -> list[dict[str, Any]]:
+def input_problems(error: SubjectInputErrors | SubjectInputError) -> list[dict[str, Any]]:
     errors = error.errors if isinstance(error, SubjectInputErrors) else [error]
     out = []
     for e in errors:
@@ -100,7 +108,7 @@ def _input_problems(error: SubjectInputErrors | SubjectInputError) -> list[dict[
     return out
 
 
-def _version_for(request: ScreeningRequest) -> ProtocolVersion:
+def version_for(request: ScreeningRequest) -> ProtocolVersion:
     try:
         version = find_version(request.protocol, request.version)
     except VersionError as error:
@@ -117,38 +125,44 @@ def _version_for(request: ScreeningRequest) -> ProtocolVersion:
 
 
 def decide(request: ScreeningRequest) -> tuple[ProtocolVersion, Decision]:
-    version = _version_for(request)
+    version = version_for(request)
     try:
         return version, rules.decide(registry().compiled(version), request.subject(), engine())
     except (SubjectInputErrors, SubjectInputError) as error:
-        raise ApiError(422, "the subject's data cannot be used as submitted", _input_problems(error)) from None
+        raise ApiError(422, "the subject's data cannot be used as submitted", input_problems(error)) from None
 
 
 def record(
     request: ScreeningRequest,
     version: ProtocolVersion,
-    decision: Decision,
+    decision: Decision | Mapping[str, Any],
     created_by: str | None,
     idempotency_key: str | None = None,
 ) -> Screening:
-    """Write the screening, linked to the subject's previous one under this protocol, and chain its record."""
+    """Write the screening, linked to the subject's previous one at this site under this protocol, and
+    chain its record. The decision is a `Decision` or its plain form (`Decision.to_dict()`)."""
+    result = decision.to_dict() if isinstance(decision, Decision) else dict(decision)
     previous = db.session.execute(
         select(Screening.id)
-        .where(Screening.protocol_id == version.protocol_id, Screening.subject_id == request.subject_id)
+        .where(
+            Screening.protocol_id == version.protocol_id,
+            Screening.site == request.site,  # subject ids are pseudonyms chosen per site
+            Screening.subject_id == request.subject_id,
+        )
         .order_by(Screening.id.desc())
         .limit(1)
     ).scalar_one_or_none()
     screening = Screening(
         protocol_id=version.protocol_id,
         version_id=version.id,
-        content_hash=decision.content_hash,
+        content_hash=result["content_hash"],
         subject_id=request.subject_id,
         site=request.site,
-        cohort=decision.cohort,
+        cohort=result["cohort"],
         screening_date=request.screening_date,
         inputs=request.inputs,
-        decision=decision.decision,
-        result=decision.to_dict(),
+        decision=result["decision"],
+        result=result,
         previous_id=previous,
         created_at=utcnow(),
         created_by=created_by,
@@ -195,12 +209,21 @@ def _by_key(created_by: str | None, key: str) -> Screening | None:
 
 
 def _same_request(earlier: Screening, request: ScreeningRequest, key: str) -> Screening:
-    asked = (request.protocol, request.subject_id, request.site, request.cohort, request.screening_date, request.inputs)
+    """The request as the service reads it, not as it was typed: `sle` is the cohort stored as `SLE`,
+    and inputs compare as they are stored (JSON)."""
+    asked = (
+        request.protocol,
+        request.subject_id,
+        request.site,
+        request.cohort.casefold(),
+        request.screening_date,
+        json.loads(json.dumps(request.inputs)),
+    )
     stored = (
         earlier.protocol.code,
         earlier.subject_id,
         earlier.site,
-        earlier.cohort,
+        earlier.cohort.casefold(),
         earlier.screening_date,
         earlier.inputs,
     )
@@ -237,7 +260,7 @@ def describe(screening: Screening, full: bool = True) -> dict[str, Any]:
         "screening_date": screening.screening_date.isoformat(),
         "decision": screening.decision,
         "previous_id": screening.previous_id,
-        "created_at": screening.created_at.isoformat(),
+        "created_at": iso(screening.created_at),
         "created_by": screening.created_by,
     }
     if full:
@@ -305,7 +328,7 @@ def log_query(log: LogFilter) -> Select[tuple[Screening]]:
         query = query.join(ProtocolVersion, ProtocolVersion.id == Screening.version_id).where(
             ProtocolVersion.number == log.version
         )
-    if log.site:
+    if log.site is not None:  # an empty site matches nothing: it never means every site
         query = query.where(Screening.site == log.site)
     if log.decision:
         query = query.where(Screening.decision == log.decision)
@@ -346,7 +369,7 @@ CSV_COLUMNS = [
 def csv_rows(log: LogFilter) -> Iterator[str]:
     """The log as CSV, streamed a batch of rows at a time so a long log never sits in memory."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csvsafe.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for screening in db.session.execute(log_query(log).execution_options(yield_per=500)).scalars():
         result = screening.result
@@ -354,7 +377,7 @@ def csv_rows(log: LogFilter) -> Iterator[str]:
         writer.writerow(
             [
                 screening.id,
-                screening.created_at.isoformat(),
+                iso(screening.created_at),
                 screening.protocol.code,
                 screening.version.number,
                 screening.content_hash,

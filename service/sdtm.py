@@ -8,7 +8,6 @@ that applies: Y). Criteria left unknown are not "not met" and are not reported.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from service import csvsafe
 from service.models import Protocol, ProtocolVersion, Screening, db
 
 TI_COLUMNS = ["STUDYID", "DOMAIN", "IETESTCD", "IETEST", "IECAT", "IESCAT", "TIRL", "TIVERS"]
@@ -124,7 +124,7 @@ def ie_rows(
 
 def to_csv(columns: list[str], rows) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer = csvsafe.dict_writer(buffer, columns)
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()

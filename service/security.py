@@ -34,6 +34,13 @@ def init_app(app: Flask) -> None:
     https = app.config.get("HTTPS", os.environ.get("ELIGO_HTTPS", "") == "1")
     admin_policy = _policy(ADMIN_PAGES)
 
+    @app.after_request
+    def no_store(response: Response) -> Response:
+        """Subject data and signed-in pages are never kept by a browser's or a proxy's cache."""
+        if not request.path.startswith("/static/"):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
     # Registered before Talisman so that it runs after Talisman's own hook (Flask runs them in reverse).
     @app.after_request
     def admin_policy_for_admin_pages(response: Response) -> Response:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 
 import rules
-from rules.errors import EligoError, SubjectInputErrors
+from rules.errors import EligoError, ProtocolError, SubjectInputErrors
 from rules.protocol import REFUSED, ProtocolDef
 from service.engine import draft_engine
-from service.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, utcnow
+from service.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, iso, utcnow
 from service.registry import registry
 
 
@@ -70,11 +71,28 @@ def _next_number(protocol: Protocol) -> int:
     return (highest or 0) + 1
 
 
+# Protocol and cohort codes go into URLs, file names and CSV exports: identifiers only.
+CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,39}$")
+CODE_EXPECTED = "1-40 letters, digits, '.', '_' or '-', starting with a letter"
+
+
+def check_codes(definition: ProtocolDef) -> None:
+    problems = []
+    if not CODE.match(definition.protocol):
+        problems.append(f"protocol: code {definition.protocol[:80]!r} is not an identifier ({CODE_EXPECTED})")
+    for index, cohort in enumerate(definition.cohorts):
+        if not CODE.match(cohort.code):
+            problems.append(f"cohorts[{index}]: code {cohort.code[:80]!r} is not an identifier ({CODE_EXPECTED})")
+    if problems:
+        raise ProtocolError("the protocol file is not valid", problems)
+
+
 def import_definition(definition: ProtocolDef, created_by: str | None = None) -> ProtocolVersion:
     """Store a protocol file as a new draft version (of a new protocol if its code is new).
 
     The file is compiled first, so a file that could never be published is refused with its problems.
     """
+    check_codes(definition)
     rules.compile_protocol(definition)
     protocol = db.session.execute(select(Protocol).filter_by(code=definition.protocol)).scalar_one_or_none()
     if protocol is None:
@@ -179,8 +197,8 @@ def describe(version: ProtocolVersion, full: bool = False) -> dict[str, Any]:
         "title": version.title,
         "content_hash": version.content_hash,
         "based_on": version.based_on.number if version.based_on else None,
-        "created_at": version.created_at.isoformat(),
-        "published_at": version.published_at.isoformat() if version.published_at else None,
+        "created_at": iso(version.created_at),
+        "published_at": iso(version.published_at),
         "published_by": version.published_by,
         "publish_reason": version.publish_reason,
     }

@@ -225,7 +225,7 @@ def gunicorn(database_url, tmp_path):
     """Start gunicorn on 127.0.0.1 against this test's database, as in production; stopped after the test."""
     started: list[subprocess.Popen] = []
 
-    def start(workers: int = 1) -> LiveServer:
+    def start(workers: int = 1, preload: bool = False, **settings: str) -> LiveServer:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
@@ -235,9 +235,12 @@ def gunicorn(database_url, tmp_path):
             "ELIGO_DEMO_ACCOUNTS": "false",
             "ELIGO_SECRET_KEY": "live-tests",
             "ELIGO_IMPACT_INLINE": "true",
+            **{f"ELIGO_{name}": value for name, value in settings.items()},
         }
         log_path = tmp_path / "server.log"
         command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+        if preload:
+            command.append("--preload")
         with log_path.open("w") as log:
             server = subprocess.Popen([*command, "service:create_app()"], env=env, stdout=log, stderr=subprocess.STDOUT)
         started.append(server)

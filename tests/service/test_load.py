@@ -1,4 +1,5 @@
-"""Load without loss: concurrent clients against gunicorn, a worker killed mid-load, every screening stored once.
+"""Load without loss: concurrent clients against gunicorn, a worker killed mid-load, every screening stored once;
+a 10,000-row batch whose workers are killed is stored once or not at all, and its answer says which.
 
 Each client retries a failed or interrupted POST with the same Idempotency-Key, as a well-behaved
 client would; the service must turn that into exactly one stored screening per key.
@@ -7,6 +8,7 @@ client would; the service must turn that into exactly one stored screening per k
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
 import json
 import os
 import signal
@@ -54,8 +56,8 @@ def test_a_worker_killed_mid_load_loses_no_screening_and_stores_none_twice(gunic
             for _attempt in range(40):
                 try:
                     status, answer = _post(server.url, body, key)
-                except (ConnectionError, urllib.error.URLError, TimeoutError):
-                    status, answer = 0, {}
+                except (ConnectionError, urllib.error.URLError, TimeoutError, http.client.HTTPException):
+                    status, answer = 0, {}  # refused, cut, or cut mid-answer (IncompleteRead)
                 if status == 201:
                     stored[key] = answer["id"]
                     break
@@ -86,3 +88,88 @@ def test_a_worker_killed_mid_load_loses_no_screening_and_stores_none_twice(gunic
         assert verify(connection).intact
     engine.dispose()
     print(f"{interrupted[0]} request(s) failed or were cut and retried")
+
+
+BATCH_ROWS = 10_000
+
+
+def _batch_csv() -> str:
+    header = "subject_id,site,screening_date,cohort,age [years],sex,weight [lb],anc [/µL],hgb [g/dL],hbsag_positive"
+    lines = [header]
+    for i in range(BATCH_ROWS):
+        lines.append(
+            f"B-{i:05d},SITE-1,2026-11-02,{('SLE', 'SSc', 'ITP')[i % 3]},{30 + i % 40},female,132,2100,12.5,no"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _call(url: str, method: str = "GET", data: bytes | None = None, key: str | None = None) -> tuple[int, dict, dict]:
+    headers = {"Authorization": f"Bearer {TOKENS['screener']}"}
+    if data is not None:
+        headers["Content-Type"] = "text/csv"
+    if key:
+        headers["Idempotency-Key"] = key
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), {}
+    except (ConnectionError, urllib.error.URLError, TimeoutError, http.client.HTTPException):
+        return 0, {}, {}
+
+
+def _stored_rows(database_url: str, key: str) -> int:
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        count = connection.execute(
+            text("SELECT count(DISTINCT idempotency_key) FROM screenings WHERE idempotency_key LIKE :k"),
+            {"k": f"{key}#row%"},
+        ).scalar_one()
+    engine.dispose()
+    return count
+
+
+def test_a_10000_row_batch_with_its_workers_killed_is_stored_once_or_not_at_all_and_says_which(gunicorn, database_url):
+    server = gunicorn(workers=2)
+    url, key, body = f"{server.url}/api/v1/screenings/batch?protocol=NCT07193667", "big-load", _batch_csv().encode()
+    status, headers, answer = _call(url, "POST", body, key)
+    assert status == 202, (status, answer)
+    location = server.url + headers["Location"]
+    while _call(location)[2].get("processed", 0) == 0:  # the job is under way in one of the workers
+        time.sleep(0.2)
+    for victim in server.workers():  # whichever worker runs it dies
+        os.kill(victim, signal.SIGKILL)
+    answers, attempts, deadline = [], 0, time.monotonic() + 900
+    while True:
+        assert time.monotonic() < deadline, "the batch never finished"
+        status, _, answer = _call(location)
+        if status != 200 or answer["status"] == "running":
+            time.sleep(0.5)
+            continue
+        stored = _stored_rows(database_url, key)
+        answers.append(answer["stored"])
+        assert stored == (BATCH_ROWS if answer["stored"] else 0)  # all or nothing, as the answer says
+        if answer["stored"]:
+            break
+        assert answer["error"]["reason"] == "interrupted"
+        attempts += 1
+        assert attempts < 4
+        status, headers, answer = _call(url, "POST", body, key)  # sent again with the same key
+        assert status in (201, 202), status
+    assert answers[-1] is True and len(answer["rows"]) == BATCH_ROWS
+    again = _call(url, "POST", body, key)
+    assert again[0] == 201 and again[1].get("Idempotent-Replayed") == "true"
+    assert _stored_rows(database_url, key) == BATCH_ROWS
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        assert verify(connection).intact
+    engine.dispose()
+
+
+def test_preloaded_workers_answer_their_first_requests(gunicorn):
+    """gunicorn --preload: workers forked from the master must not share its database connections."""
+    server = gunicorn(workers=2, preload=True)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: _call(f"{server.url}/api/v1/protocols")[0], range(40)))
+    assert answers == [200] * 40

@@ -58,3 +58,42 @@ def test_demo_accounts_can_be_turned_off(empty_database_url):
         assert db.session.query(User).count() == 0
         db.session.remove()
         db.engine.dispose()
+
+
+def test_upgrading_from_0006_deactivates_screeners_without_a_site(empty_database_url):
+    """An active screener with no site read every site's log; after 0007 the account is off until it has one."""
+    from alembic import command
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import IntegrityError
+
+    from service.db import alembic_config
+
+    engine = create_engine(empty_database_url)
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0006")
+        connection.execute(
+            text(
+                "INSERT INTO users (username, password_hash, role, site, active, created_at) VALUES"
+                " ('lost', 'x', 'screener', NULL, true, '2026-01-01'),"
+                " ('blank', 'x', 'screener', '', true, '2026-01-01'),"
+                " ('placed', 'x', 'screener', 'SITE-1', true, '2026-01-01')"
+            )
+        )
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    with engine.connect() as connection:
+        active = dict(connection.execute(text("SELECT username, active FROM users")).all())
+        assert {name: bool(on) for name, on in active.items()} == {"lost": False, "blank": False, "placed": True}
+        connection.rollback()
+        try:
+            with connection.begin():
+                connection.execute(text("UPDATE users SET active = true WHERE username = 'lost'"))
+        except IntegrityError:
+            pass
+        else:
+            raise AssertionError("an active screener without a site was accepted")
+    engine.dispose()

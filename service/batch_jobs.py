@@ -1,0 +1,195 @@
+"""Big CSV batches as background jobs: accepted at once (202), decided in chunks with progress, stored whole.
+
+The job is a `BatchRun` row: the parsed rows, a status, progress counts and a heartbeat. `execute`
+takes only the run's id and attempt number, so a task queue could call it in place of the thread
+started here (the same machinery as impact replays, service/impact.py). All rows are stored in one
+transaction together with the status `done`, or none are: a worker killed half-way leaves the run
+`running` with a stale heartbeat, which the next look at it reports as interrupted (nothing stored);
+the same batch sent again with the same Idempotency-Key then starts a new attempt, and an older
+attempt still alive can no longer commit (every write is conditional on the attempt number).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import socket
+import threading
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from rules import jsonfast
+from service import batch
+from service.errors import ApiError
+from service.models import BatchRun, db, iso, utcnow
+
+RUNNING, DONE, FAILED = "running", "done", "failed"
+INTERRUPTED = "interrupted"
+
+
+def request_hash(rows: list[dict[str, Any]]) -> str:
+    """What makes two batches the same request: their rows as parsed, in order."""
+    return hashlib.sha256(jsonfast.dumps_bytes(rows)).hexdigest()
+
+
+def find(created_by: str, key: str) -> BatchRun | None:
+    return db.session.execute(
+        select(BatchRun).where(BatchRun.created_by == created_by, BatchRun.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def submit(rows: list[dict[str, Any]], created_by: str, key: str, digest: str) -> BatchRun:
+    run = BatchRun(
+        created_by=created_by, idempotency_key=key, request_hash=digest, rows=rows, total=len(rows), processed=0
+    )
+    db.session.add(run)
+    db.session.commit()
+    return run
+
+
+def _claim(run_id: int, attempt: int, **values: Any) -> bool:
+    """Update the run only if this attempt still owns it (running, same attempt number)."""
+    result = db.session.execute(
+        update(BatchRun)
+        .where(BatchRun.id == run_id, BatchRun.attempt == attempt, BatchRun.status == RUNNING)
+        .values(heartbeat_at=utcnow(), **values)
+    )
+    return result.rowcount == 1
+
+
+def execute(run_id: int, attempt: int) -> None:
+    """Decide every row a chunk at a time (progress committed per chunk), then store all rows at once."""
+    run = db.session.get(BatchRun, run_id)
+    if run is None or run.attempt != attempt or run.status != RUNNING:
+        return
+    rows = [dict(r) for r in run.rows or []]
+    created_by, key = run.created_by, run.idempotency_key
+    if not _claim(run_id, attempt, worker=_this_worker()):
+        return
+    db.session.commit()
+    processed = [0]
+
+    def progress(count: int) -> None:
+        processed[0] += count
+        if not _claim(run_id, attempt, processed=processed[0]):
+            raise _Superseded
+        db.session.commit()
+
+    try:
+        results = batch.decide_rows(rows, progress)
+        ids = batch.store(results, created_by=created_by, key=key, commit=False)
+        # Once stored, the run keeps every row's answer (a few hundred bytes each) in place of its input.
+        answers = [
+            batch.answer(r.row, screening_id, r.request.subject_id, r.decision)
+            for r, screening_id in zip(results, ids, strict=True)
+        ]
+        if not _claim(run_id, attempt, status=DONE, processed=len(rows), finished_at=utcnow(), rows=answers):
+            raise _Superseded
+        db.session.commit()
+    except _Superseded:
+        db.session.rollback()
+    except ApiError as refused:
+        db.session.rollback()
+        _fail(run_id, attempt, {"status": refused.status, "message": refused.message, "errors": refused.errors})
+    except Exception as error:
+        db.session.rollback()
+        current_app.logger.exception("batch %s failed", run_id)
+        _fail(run_id, attempt, {"status": 500, "message": f"the batch failed ({type(error).__name__}); nothing stored"})
+
+
+class _Superseded(Exception):
+    """Another attempt took the run over: this one stops without writing."""
+
+
+def _fail(run_id: int, attempt: int, error: dict[str, Any]) -> None:
+    _claim(run_id, attempt, status=FAILED, error=error, finished_at=utcnow())
+    db.session.commit()
+
+
+def _this_worker() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:300]
+
+
+def _worker_gone(worker: str | None) -> bool:
+    """Whether the process that ran an attempt is known to be dead (it ran on this host)."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def check_alive(run: BatchRun) -> BatchRun:
+    """A running job was interrupted if its process died (on this host), or if its heartbeat stopped
+    for BATCH_STALE_SECONDS (default 120; the heartbeat is not seen while the rows are being stored)."""
+    stale = dt.timedelta(seconds=float(current_app.config.get("BATCH_STALE_SECONDS", 120)))
+    if run.status == RUNNING and (_worker_gone(run.worker) or utcnow() - run.heartbeat_at > stale):
+        message = "the worker running this batch stopped; nothing was stored; send it again with the same key"
+        _fail(run.id, run.attempt, {"status": 503, "message": message, "reason": INTERRUPTED})
+        db.session.refresh(run)
+    return run
+
+
+def restart(run: BatchRun) -> BatchRun:
+    """A new attempt at an interrupted run; an older attempt still alive can no longer write."""
+    db.session.execute(
+        update(BatchRun)
+        .where(BatchRun.id == run.id, BatchRun.attempt == run.attempt)
+        .values(
+            attempt=run.attempt + 1,
+            status=RUNNING,
+            processed=0,
+            error=None,
+            finished_at=None,
+            heartbeat_at=utcnow(),
+            worker=None,
+        )
+    )
+    db.session.commit()
+    db.session.refresh(run)
+    return run
+
+
+def launch(run: BatchRun) -> BatchRun:
+    """Inline when configured (tests: BATCH_INLINE), in a background thread otherwise."""
+    if current_app.config.get("BATCH_INLINE"):
+        execute(run.id, run.attempt)
+        db.session.refresh(run)
+        return run
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    run_id, attempt = run.id, run.attempt
+
+    def work() -> None:
+        with app.app_context():
+            try:
+                execute(run_id, attempt)
+            finally:
+                db.session.remove()
+
+    threading.Thread(target=work, name=f"batch-{run_id}", daemon=True).start()
+    return run
+
+
+def describe(run: BatchRun) -> dict[str, Any]:
+    """The job's state; once done, every row's answer. `stored` says whether the rows are in the log."""
+    data: dict[str, Any] = {
+        "id": run.id,
+        "status": run.status,
+        "stored": run.status == DONE,
+        "total": run.total,
+        "processed": run.processed,
+        "error": run.error,
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+    }
+    if run.status == DONE:
+        data["screened"], data["rows"] = len(run.rows or []), run.rows or []
+    return data
