@@ -292,7 +292,7 @@ class TestCase(_VersionPart, db.Model):
     expect: Mapped[str] = mapped_column(String(20))
     outcomes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     missing: Mapped[list[str] | None] = mapped_column(JSON)
-    refused: Mapped[list[str]] = mapped_column(JSON, default=list)
+    refused: Mapped[list[str] | None] = mapped_column(JSON, default=list)
     version: Mapped[ProtocolVersion] = relationship(back_populates="test_cases")
 
     def to_definition(self) -> TestCaseDef:

@@ -646,7 +646,7 @@ def test_any_formula_text_is_refused_in_words_or_computes(words, value):
 
 
 @pytest.mark.parametrize(
-    "text", ["-" * 1000 + "a", "2 ^ " * 1000 + "1", "-" * 150 + "a", "-" * 400 + "a", "a" + " + a" * 2000]
+    "text", ["-" * 1000 + "a", "2 ^ " * 450 + "1", "-" * 150 + "a", "-" * 400 + "a", "a" + " + a" * 450]
 )
 def test_a_formula_nested_too_deeply_is_refused_not_a_crash(text):
     with pytest.raises(ProtocolError, match="nests"):
