@@ -197,12 +197,7 @@ def _entry(
         dates[key] = _date(f"{where}.{key}", item.get(key), errors)
     if dates["start"] is not None and dates["end"] is not None and dates["end"] < dates["start"]:
         errors.append(SubjectInputError(f"{where}.end", _iso(dates["end"]), "a date on or after the start"))
-    value = item.get("value")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        try:
-            value = float(value) if isinstance(value, str) and value.strip() else None
-        except ValueError:
-            errors.append(SubjectInputError(f"{where}.value", value, "a number"))
+    value = _value(f"{where}.value", item.get("value"), errors)
     unit = item.get("unit")
     if unit is not None and not isinstance(unit, str):
         errors.append(SubjectInputError(f"{where}.unit", unit, "a unit, e.g. mg"))
@@ -214,11 +209,24 @@ def _entry(
         "end": dates["end"],
     }
     if value is not None:
-        entry["value"] = float(value)
+        entry["value"] = value
         entry["unit"] = unit or None
     if label:
         entry["label"] = str(label)
     return entry, errors
+
+
+def _value(where: str, raw: Any, errors: list[SubjectInputError]) -> float | None:
+    """An entry's value (a dose, a result) as a number; its unit is kept as submitted."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if not isinstance(raw, bool):
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            pass
+    errors.append(SubjectInputError(where, raw, "a number"))
+    return None
 
 
 def _date(where: str, raw: Any, errors: list[SubjectInputError]) -> int | None:
