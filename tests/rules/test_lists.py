@@ -433,3 +433,39 @@ def test_a_value_set_matches_its_system_only():
     checked = lists.check_value_sets(from_dict(PROTOCOL).value_sets, [])
     assert checked["sglt2"].matches("ATC", "a10bk01")
     assert not checked["sglt2"].matches("RxNorm", "A10BK01")
+
+
+# -- the semantic diff ---------------------------------------------------------------------------
+
+
+def test_a_value_set_edited_shows_in_the_diff():
+    from rules.diff import diff
+
+    edited = dict(PROTOCOL["value_sets"][0], codes=["A10BK01", "A10BK03"], half_life="12 h")
+    after = protocol(value_sets=[edited, *PROTOCOL["value_sets"][1:4]], version="2")
+    result = diff(protocol(), after)
+    assert not result.empty
+    (item,) = result.value_sets
+    assert item.key == "sglt2"
+    texts = [c.text for c in item.changes]
+    assert texts == ["codes: added A10BK01, A10BK03; removed A10BK*", "half life: 13 h → 12 h"]
+    removed = diff(protocol(), protocol(value_sets=PROTOCOL["value_sets"][:2], criteria=PROTOCOL["criteria"][:1]))
+    assert [(v.key, v.status) for v in removed.value_sets] == [("t1dm", "removed")]
+
+
+def test_a_history_rule_changed_shows_its_window_and_count():
+    from rules.diff import rule_changes
+
+    changes = rule_changes(
+        "any medications in sglt2 within 8 weeks before screening",
+        "any medications in sglt2 within 12 weeks before screening",
+        {},
+    )
+    assert [c.text for c in changes] == [
+        "any medications in sglt2 within 8 weeks before screening"
+        " → any medications in sglt2 within 12 weeks before screening"
+    ]
+    changes = rule_changes("count of medications in sglt2 >= 2", "count of medications in sglt2 >= 3", {})
+    assert changes[0].kind == "history"
+    added = rule_changes("any diagnoses in t1dm", "any diagnoses in t1dm or no medications in sglt2", {})
+    assert "branch added to `or`: no medications in sglt2" in [c.text for c in added]
