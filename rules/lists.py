@@ -158,6 +158,12 @@ def normalize_entries(
 ) -> tuple[list[dict[str, Any]], list[SubjectInputError]]:
     """A submitted list as canonical entries (ISO dates as day numbers), and every bad entry named
     by its position (`medications[2].start`)."""
+    if isinstance(raw, str):  # a CSV cell, a form field: cannot hold entries
+        expected = (
+            "a list of entries {code, system, start, end, value, unit}: a list cannot be given as one text"
+            " (a CSV cell); send it as a JSON array through the API, or one entry per line in the screening form"
+        )
+        return [], [SubjectInputError(name, raw, expected)]
     if not isinstance(raw, list | tuple):
         return [], [SubjectInputError(name, raw, "a list of entries {code, system, start, end, value, unit}")]
     if len(raw) > MAX_ENTRIES:

@@ -23,11 +23,12 @@ from service.models import (
     ProtocolVersion,
     TestCase,
     User,
+    ValueSet,
     Variable,
     utcnow,
 )
 
-AUDITED = (Protocol, ProtocolVersion, Cohort, Variable, Criterion, TestCase, User)
+AUDITED = (Protocol, ProtocolVersion, Cohort, Variable, Criterion, TestCase, ValueSet, User)
 SECRET = {"password_hash", "token_hash"}
 
 
