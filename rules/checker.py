@@ -374,7 +374,9 @@ def _window_words(window: lists.Window, written: ast.ListWindow | None) -> str:
         return ""
     before = "screening" if window.reference == "screening_date" else window.reference
     if written is not None and written.half_lives is not None:
-        return f" within {_fmt(written.half_lives)} half-lives ({_fmt(window.amount)} days) before {before}"
+        hours = window.amount * 24
+        span = f"{_fmt(round(hours, 1))} h" if hours < 72 else f"{_fmt(round(window.amount, 1))} days"
+        return f" within {_fmt(written.half_lives)} half-lives ({span}) before {before}"
     return f" within {_fmt(window.amount)} {window.unit} before {before}"
 
 

@@ -189,7 +189,8 @@ class Explainer:
                 ": " + "; ".join(report["matched"]) if certain else ""
             )
         if value is None:
-            positions = [f"{extra.source}[{entries.index(e)}].start" for e in open_]
+            undecided = {id(e) for e in open_}
+            positions = [f"{extra.source}[{i}].start" for i, e in enumerate(entries) if id(e) in undecided]
             report["missing"] = positions
             sentence += "; dates missing for " + "; ".join(report["undecided"])
         report["sentence"] = sentence

@@ -469,3 +469,25 @@ def test_a_history_rule_changed_shows_its_window_and_count():
     assert changes[0].kind == "history"
     added = rule_changes("any diagnoses in t1dm", "any diagnoses in t1dm or no medications in sglt2", {})
     assert "branch added to `or`: no medications in sglt2" in [c.text for c in added]
+
+
+def test_a_list_in_one_text_such_as_a_csv_cell_is_refused_in_words(compiled):
+    with pytest.raises(SubjectInputErrors) as raised:
+        compiled.dictionary.normalize(subject(medications="A10BK01 2026-10-01"))
+    (error,) = raised.value.errors
+    assert error.field == "medications"
+    assert "a list cannot be given as one text (a CSV cell)" in error.expected
+
+
+def test_a_formula_cannot_read_a_list():
+    variables = [*PROTOCOL["variables"], {"name": "n", "label": "n", "type": "number", "formula": "medications + 1"}]
+    with pytest.raises(ProtocolError, match="`medications` is a list: a formula reads single values"):
+        rules.compile_protocol(protocol(variables=variables))
+
+
+def test_a_washout_is_explained_in_hours(compiled):
+    entry = {**DAPA, "start": day(-100), "end": day(-1)}
+    decision = rules.decide(compiled, subject(medications=[entry]))
+    assert criterion(decision, "EX-WASHOUT").sentence.startswith(
+        "Medications in SGLT2 inhibitors within 5 half-lives (65 h) before screening: dapagliflozin (A10BK01)"
+    )
