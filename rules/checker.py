@@ -207,7 +207,7 @@ class _Checker:
         window = self.list_window(node, value_set)
         name, set_name = node.variable.name, node.value_set.name
         key = "ever" if not window.unit else f"{_fmt(window.amount).replace('.', '_')}{window.unit}_{window.reference}"
-        prefix = f"_{name}_{set_name}_{key}"
+        prefix = f"_list{len(name)}_{name}_{len(set_name)}_{set_name}_{key}"  # lengths: no two tests share one
         for part in ("true", "possible", "settled"):
             self.computed[f"{prefix}_{part}"] = ComputedField(
                 f"{prefix}_{part}", "list", name, window.amount, window.unit, set_name, window.reference, part

@@ -491,3 +491,18 @@ def test_a_washout_is_explained_in_hours(compiled):
     assert criterion(decision, "EX-WASHOUT").sentence.startswith(
         "Medications in SGLT2 inhibitors within 5 half-lives (65 h) before screening: dapagliflozin (A10BK01)"
     )
+
+
+def test_two_tests_whose_names_join_alike_keep_their_own_counts():
+    value_sets = [
+        {"name": "c", "system": "ATC", "codes": ["A10BK*"]},
+        {"name": "b_c", "system": "ATC", "codes": ["A10BA*"]},
+    ]
+    variables = [{"name": "a_b", "type": "list", "system": "ATC"}, {"name": "a", "type": "list", "system": "ATC"}]
+    criteria = [
+        {"code": "X", "kind": "inclusion", "text": "t", "rule": "any a_b in c"},
+        {"code": "Y", "kind": "inclusion", "text": "t", "rule": "any a in b_c"},
+    ]
+    compiled = rules.compile_protocol(protocol(value_sets=value_sets, variables=variables, criteria=criteria))
+    data = subject(a_b=[{"code": "A10BK01"}], a=[{"code": "A10BK01"}])
+    assert (outcome(compiled, "X", data), outcome(compiled, "Y", data)) == ("pass", "fail")
