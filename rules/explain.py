@@ -188,7 +188,7 @@ class Explainer:
             sentence = f"{len(certain)} {list_label.lower()} in {where}" + (
                 ": " + "; ".join(report["matched"]) if certain else ""
             )
-        if value is None:
+        if value is None and open_:
             undecided = {id(e) for e in open_}
             positions = [f"{extra.source}[{i}].start" for i, e in enumerate(entries) if id(e) in undecided]
             report["missing"] = positions
