@@ -16,9 +16,21 @@ from admin.views import (
     TestCaseView,
     TryItView,
     UserView,
+    ValueSetView,
     VariableView,
 )
-from service.models import AuditEntry, Cohort, Criterion, Protocol, ProtocolVersion, TestCase, User, Variable, db
+from service.models import (
+    AuditEntry,
+    Cohort,
+    Criterion,
+    Protocol,
+    ProtocolVersion,
+    TestCase,
+    User,
+    ValueSet,
+    Variable,
+    db,
+)
 
 
 def init_app(app: Flask) -> None:
@@ -28,6 +40,7 @@ def init_app(app: Flask) -> None:
     admin.add_view(ProtocolVersionView(ProtocolVersion, session, name="Versions", endpoint="versions"))
     admin.add_view(CriterionView(Criterion, session, name="Criteria", endpoint="criteria"))
     admin.add_view(VariableView(Variable, session, name="Data dictionary", endpoint="variables"))
+    admin.add_view(ValueSetView(ValueSet, session, name="Value sets", endpoint="valuesets"))
     admin.add_view(CohortView(Cohort, session, name="Cohorts", endpoint="cohorts"))
     admin.add_view(TestCaseView(TestCase, session, name="Test cases", endpoint="testcases"))
     admin.add_view(TryItView(name="Try it", endpoint="tryit"))

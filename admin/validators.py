@@ -5,6 +5,7 @@ from __future__ import annotations
 from markupsafe import Markup, escape
 from wtforms import ValidationError
 
+from rules import lists
 from rules.checker import check_rule
 from rules.dictionary import DataDictionary
 from rules.errors import ProtocolError, RuleErrors
@@ -97,3 +98,20 @@ def identifier(form, field) -> None:
 
     if field.data and not CODE.match(field.data):
         raise ValidationError(f"{field.data[:80]!r} is not a code: {CODE_EXPECTED}")
+
+
+def code_system(form, field) -> None:
+    if lists.system_of(field.data) is None:
+        raise ValidationError(f"one of {', '.join(lists.SYSTEMS)}")
+
+
+def value_set_codes(form, field) -> None:
+    """Each code must be of the value set's system; a prefix ends in `*` (ATC `A10BK*`)."""
+    system = lists.system_of(getattr(getattr(form, "system", None), "data", None))
+    if not field.data:
+        raise ValidationError("at least one code, e.g. A10BK* (a prefix) or A10BK01")
+    if system is None:
+        return  # the system field says what is wrong
+    problems = [p for code in field.data if (p := lists.code_problem(system, code))]
+    if problems:
+        raise ValidationError("; ".join(problems))

@@ -22,14 +22,17 @@ import rules
 from admin.access import RoleAccess
 from admin.fields import CodeListField
 from admin.validators import (
+    code_system,
     draft_only,
     identifier,
     known_cohorts,
     known_unit,
     valid_condition,
     valid_rule,
+    value_set_codes,
     variable_type,
 )
+from rules import lists
 from rules.errors import EligoError, SubjectInputErrors
 from rules.protocol import VariableDef
 from service import versions
@@ -166,6 +169,7 @@ class VariableView(VersionPartView):
             "validators": [valid_condition],
             "description": "A yes/no several criteria reuse, e.g. hbsag_positive or hbv_dna >= 20 IU/mL",
         },
+        "system": {"description": "For a list: the code system of its entries, e.g. ATC, ICD-10-CM"},
     }
 
     def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
@@ -173,6 +177,33 @@ class VariableView(VersionPartView):
         from rules.dictionary import DataDictionary
 
         DataDictionary(model.version.to_definition())  # refuses a dictionary that does not hold together
+
+
+class ValueSetView(VersionPartView):
+    """Value sets are edited like criteria: rows of a draft version, checked against the dictionary on save."""
+
+    column_list = ("version", "name", "label", "system", "codes", "half_life")
+    column_searchable_list = ("name", "label")
+    column_filters = ("version.number", "version.status", "system", "name")
+    column_default_sort = "position"
+    form_columns = ("version", "name", "label", "system", "codes", "half_life", "help")
+    form_overrides = {"codes": CodeListField, "help": TextAreaField}
+    form_args = {
+        "name": {"validators": [draft_only], "description": "As rules name it: any medications in sglt2_inhibitors"},
+        "system": {"validators": [code_system], "description": ", ".join(lists.SYSTEMS)},
+        "codes": {
+            "validators": [value_set_codes],
+            "description": "Codes of that system, comma-separated; a code ending in * takes its whole hierarchy,"
+            " e.g. A10BK* (every SGLT2 inhibitor), E11*",
+        },
+        "half_life": {"description": "For washouts in half-lives, e.g. 13 h or 2 days"},
+    }
+
+    def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
+        super().on_model_change(form, model, is_created)
+        from rules.dictionary import DataDictionary
+
+        DataDictionary(model.version.to_definition())  # refuses a value set that does not check
 
 
 class CohortView(VersionPartView):
@@ -228,11 +259,13 @@ class ProtocolVersionView(EligoModelView):
         "content_hash": lambda v, c, m, n: (m.content_hash or "")[:12],
         "based_on": lambda v, c, m, n: f"v{m.based_on.number}" if m.based_on else "",
         "number": lambda v, c, m, n: Markup(
-            '{number} <a href="{criteria}">criteria</a> · <a href="{dictionary}">dictionary</a>{tryit}'
+            '{number} <a href="{criteria}">criteria</a> · <a href="{dictionary}">dictionary</a>'
+            ' · <a href="{value_sets}">value sets</a>{tryit}'
         ).format(
             number=m.number,
             criteria=url_for("criteria.index_view", version_number=m.number),
             dictionary=url_for("variables.index_view", version_number=m.number),
+            value_sets=url_for("valuesets.index_view", version_number=m.number),
             tryit=Markup(' · <a href="{}">try it</a>').format(url_for("tryit.index", version_id=m.id)),
         ),
     }

@@ -86,6 +86,29 @@ class Membership(Node):
 
 
 @dataclass(frozen=True)
+class ListWindow(Node):
+    """`within 8 weeks before screening`, or `within 5 half-lives` (span None, half_lives set)."""
+
+    span: Quantity | None
+    reference: VariableRef
+    half_lives: float | None = None
+
+
+@dataclass(frozen=True)
+class ListTest(Node):
+    """`any|no <list> in <value set> [window]`, `count of … >= n`, `last dose of … within N half-lives`.
+
+    `quantifier` is any, no, count or washout; `operator`/`count` compare a count."""
+
+    quantifier: str
+    variable: VariableRef
+    value_set: VariableRef
+    window: ListWindow | None
+    operator: str = ">="
+    count: int = 1
+
+
+@dataclass(frozen=True)
 class Not(Node):
     operand: Expr
 
@@ -173,4 +196,4 @@ class Branch(Node):
 Term = Number | VariableRef | Converted | Operation | Call | Branch
 
 
-Expr = Truth | Comparison | Between | Within | Membership | Not | All | Any | AtLeast | Unless | Implies
+Expr = Truth | Comparison | Between | Within | Membership | ListTest | Not | All | Any | AtLeast | Unless | Implies

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rules import ast, units
+from rules import ast, lists, units
 from rules.dictionary import DataDictionary, Variable
 from rules.errors import RuleErrors, RuleSyntaxError, RuleValidationError
 from rules.formulas import calendar_unit
@@ -32,6 +32,15 @@ class ComputedField:
     source: str
     amount: float
     unit: str = ""
+    # `list`: one of a count's three fields (rules/lists.py): `part` true, possible or settled, of the
+    # entries of list `source` in `value_set` within `amount unit` before `reference` (no unit: ever).
+    value_set: str = ""
+    reference: str = ""
+    part: str = ""
+
+    @property
+    def window(self) -> lists.Window:
+        return lists.Window(self.amount, self.unit, self.reference or "screening_date")
 
 
 @dataclass
@@ -85,6 +94,7 @@ class _Checker:
                 "number": "compare it, e.g. `{name} >= …`",
                 "code": "test its code, e.g. `{name} is …`",
                 "date": "place it in time, e.g. `{name} within 14 days before screening`",
+                "list": "match its entries, e.g. `any {name} in <value set>`",
             }[variable.type]
             hint = example.format(name=variable.name)
             self.error(f"`{variable.name}` is a {variable.type}, not yes/no: {hint}", node.variable)
@@ -200,6 +210,88 @@ class _Checker:
         either = Group("any", tests, style="in")
         return Group("not", (either,), style="not") if node.negated else either
 
+    def lower_listtest(self, node: ast.ListTest) -> Node:
+        """A history matched against a value set: comparisons on three derived counts (rules/lists.py)."""
+        variable = self.variable(node.variable, "list")
+        value_set = self.dictionary.value_sets.get(node.value_set.name)
+        if value_set is None:
+            known = ", ".join(self.dictionary.value_sets) or "none in this protocol"
+            self.error(
+                f"unknown value set `{node.value_set.name}` (value sets: {known})",
+                node.value_set,
+                lists.suggest(node.value_set.name, self.dictionary.value_sets),
+            )
+        elif variable is not None and variable.definition.system:
+            system = lists.system_of(variable.definition.system)
+            if system != value_set.system:
+                self.error(
+                    f"`{value_set.name}` holds {value_set.system} codes, but `{variable.name}` entries are {system}",
+                    node.value_set,
+                )
+        window = self.list_window(node, value_set)
+        name, set_name = node.variable.name, node.value_set.name
+        key = "ever" if not window.unit else f"{_fmt(window.amount).replace('.', '_')}{window.unit}_{window.reference}"
+        prefix = f"_list{len(name)}_{name}_{len(set_name)}_{set_name}_{key}"  # lengths: no two tests share one
+        for part in ("true", "possible", "settled"):
+            self.computed[f"{prefix}_{part}"] = ComputedField(
+                f"{prefix}_{part}", "list", name, window.amount, window.unit, set_name, window.reference, part
+            )
+        shown = f"{set_name}{_window_words(window, node.window)}"
+
+        def at_least(n: int) -> Node:
+            settled = Group(
+                "any",
+                (Test(f"{prefix}_true", ">=", n, shown=shown), Test(f"{prefix}_settled", "==", True, shown=shown)),
+            )
+            return Group("all", (Test(f"{prefix}_possible", ">=", n, shown=shown), settled))
+
+        n = node.count
+        if node.quantifier == "count" and (not float(n).is_integer() or n < 0):
+            self.error("a count is compared with a whole number, e.g. `>= 2`", node)
+            n = 1
+        n = int(n)
+        lowered: Node
+        if node.quantifier == "no":
+            lowered = Group("not", (at_least(1),))
+        elif node.quantifier in ("any", "washout") or node.operator == ">=":
+            lowered = at_least(n)
+        elif node.operator == ">":
+            lowered = at_least(n + 1)
+        elif node.operator == "<=":
+            lowered = Group("not", (at_least(n + 1),))
+        elif node.operator == "<":
+            lowered = Group("not", (at_least(n),))
+        else:
+            exactly = Group("all", (at_least(n), Group("not", (at_least(n + 1),))))
+            lowered = exactly if node.operator == "==" else Group("not", (exactly,))
+        return Group("all", (lowered,), style=f"list:{node.quantifier}")
+
+    def list_window(self, node: ast.ListTest, value_set: lists.ValueSet | None) -> lists.Window:
+        window = node.window
+        if window is None:
+            return lists.Window()
+        reference = self.variable(window.reference, "date")
+        if reference is not None and reference.is_derived:
+            self.error(f"a window counts back from a submitted date; `{reference.name}` is derived", window.reference)
+        ref_name = window.reference.name
+        if window.span is None:  # half-lives
+            half_lives = float(window.half_lives or 0)
+            if value_set is not None and value_set.half_life_days is None:
+                self.error(
+                    f"value set `{value_set.name}` has no `half_life`; give it one (e.g. `13 h`)", node.value_set
+                )
+            if half_lives <= 0:
+                self.error("a washout needs a number of half-lives above zero", window)
+            days = half_lives * (value_set.half_life_days or 0.0) if value_set is not None else 0.0
+            return lists.Window(units.tidy(days), "half_life_days", ref_name)
+        unit = calendar_unit(window.span.unit)
+        if unit is None:
+            self.error("a window needs days, weeks, months or years, e.g. `8 weeks`", window.span)
+            unit = "days"
+        elif unit in ("months", "years") and not float(window.span.value).is_integer():
+            self.error(f"a window in {unit} must be a whole number", window.span)
+        return lists.Window(float(window.span.value), unit, ref_name)
+
     def lower_not(self, node: ast.Not) -> Node:
         if self.sparing_when_true is None:
             return Group("not", (self.lower(node.operand),), style="not")
@@ -298,6 +390,18 @@ class _Checker:
             )
             return 1.0
         return conversion.scale
+
+
+def _window_words(window: lists.Window, written: ast.ListWindow | None) -> str:
+    """The window as the writer said it, for explanations."""
+    if not window.unit:
+        return ""
+    before = "screening" if window.reference == "screening_date" else window.reference
+    if written is not None and written.half_lives is not None:
+        hours = window.amount * 24
+        span = f"{_fmt(round(hours, 1))} h" if hours < 72 else f"{_fmt(round(window.amount, 1))} days"
+        return f" within {_fmt(written.half_lives)} half-lives ({span}) before {before}"
+    return f" within {_fmt(window.amount)} {window.unit} before {before}"
 
 
 def check_rule(text: str, dictionary: DataDictionary, criterion: str | None = None, *, kind: str | None) -> CheckedRule:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from rules import ir, units
+from rules import ir, lists, units
 from rules.compiler import CompiledProtocol
 from rules.formulas import window_start
 
@@ -25,6 +25,10 @@ def compute(compiled: CompiledProtocol, name: str, values: Mapping[str, Any]) ->
         raise KeyError(name)
     if extra.source not in values:
         return None
+    if extra.kind == "list":
+        value_set = compiled.dictionary.value_sets[extra.value_set]
+        reference = values.get(extra.window.reference)
+        return lists.count(extra.part, values[extra.source], value_set, extra.window, reference)
     if extra.kind == "window":
         return window_start(values[extra.source], extra.amount, extra.unit)
     return units.tidy(values[extra.source] * extra.amount)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from rules import units
+from rules import lists, units
 from rules.ast import Term
 from rules.errors import ProtocolError, RuleError, RuleErrors, SubjectInputError, SubjectInputErrors
 from rules.expression import Expr, evaluate
@@ -53,6 +53,9 @@ RESERVED = frozenset(
         "less",
         "than",
         "x",
+        "no",
+        "count",
+        "last",
     }
 )
 _TRUE = frozenset({"true", "yes", "y", "1", "positive", "pos", "+"})
@@ -193,6 +196,7 @@ class DataDictionary:
                     problems.append(f"`{companion.name}` is reserved for {definition.name}'s {word} limit of normal")
                 self.variables[companion.name] = Variable(companion, companion_of=definition.name)
                 self.conversions[companion.name] = self.conversions.get(definition.name, {})
+        self.value_sets = lists.check_value_sets(protocol.value_sets, problems)
         if not problems:
             self._resolve_derivations(problems)
         if problems:
@@ -212,6 +216,12 @@ class DataDictionary:
                 problems.append(f"{where}: minimum {v.minimum} is above maximum {v.maximum}")
         elif v.unit or v.units or v.uln or v.lln or v.conversion:
             problems.append(f"{where}: only numbers have units, a conversion or limits of normal")
+        if v.system is not None and (v.type != "list" or lists.system_of(v.system) is None):
+            problems.append(
+                f"{where}: `system` is the code system of a list's entries, one of {', '.join(lists.SYSTEMS)}"
+            )
+        if v.type == "list" and (v.formula or v.condition is not None or v.codes):
+            problems.append(f"{where}: a list is submitted as entries; it takes no formula, condition or codes")
         if v.type == "code" and not v.codes:
             problems.append(f"{where}: a code variable needs its list of `codes`")
         if v.condition is not None:
@@ -339,6 +349,8 @@ class DataDictionary:
                 self._normalize_one(str(key), raw, subject)
             except SubjectInputError as error:
                 errors.append(error)
+            except SubjectInputErrors as many:  # a list names each bad entry
+                errors.extend(many.errors)
         for required in ("cohort", "screening_date"):
             if required not in self.variables or required in subject.values:
                 continue
@@ -369,6 +381,12 @@ class DataDictionary:
             inputs = ", ".join(sorted(self.inputs_of(key)))
             raise SubjectInputError(key, raw, f"nothing: {key} is derived from {inputs}; submit those instead")
         if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return  # absent: unknown. A list submitted empty (`[]`) is "none", and is kept.
+        if variable.type == "list":
+            entries, problems = lists.normalize_entries(key, raw, variable.definition.system)
+            if problems:
+                raise SubjectInputErrors(problems)
+            subject.values[key] = entries
             return
         if variable.type == "number":
             for limit in LIMITS:
@@ -398,6 +416,8 @@ class DataDictionary:
             return "true or false (yes/no)"
         if variable.type == "code":
             return "one of " + ", ".join(d.codes)
+        if variable.type == "list":
+            return "a list of entries {code, system, start, end, value, unit}"
         return "a date as YYYY-MM-DD"
 
     @staticmethod

@@ -17,7 +17,7 @@ from typing import Any
 from rules import ast, units
 from rules.errors import RuleSyntaxError
 from rules.parser import parse_rule
-from rules.protocol import CriterionDef, ProtocolDef, VariableDef
+from rules.protocol import CriterionDef, ProtocolDef, ValueSetDef, VariableDef
 
 
 @dataclass
@@ -48,10 +48,11 @@ class ProtocolDiff:
     criteria: list[ItemDiff]
     variables: list[ItemDiff]
     cohorts: list[ItemDiff]
+    value_sets: list[ItemDiff] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.criteria or self.variables or self.cohorts)
+        return not (self.criteria or self.variables or self.cohorts or self.value_sets)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -123,6 +124,13 @@ def _conditions(node: ast.Expr, within: str = "rule") -> Iterator[Condition]:
             f"{node.variable.name} {word} ({', '.join(node.codes)})",
             within,
         )
+    elif isinstance(node, ast.ListTest):
+        yield Condition(
+            (node.variable.name, f"list {node.quantifier}", node.value_set.name),
+            _list_terms(node),
+            _list_shown(node),
+            within,
+        )
     elif isinstance(node, ast.Not):
         yield from _conditions(node.operand, "not")
     elif isinstance(node, ast.All):
@@ -141,6 +149,25 @@ def _conditions(node: ast.Expr, within: str = "rule") -> Iterator[Condition]:
     elif isinstance(node, ast.Implies):
         yield from _conditions(node.condition, "if (applies to)")
         yield from _conditions(node.requirement, within)
+
+
+def _list_terms(node: ast.ListTest) -> tuple[Any, ...]:
+    """What a history test says beyond its list and value set: the count and the window."""
+    window = node.window
+    span = None if window is None else (window.half_lives, _plain(window.span), window.reference.name)
+    return (node.operator, node.count, span) if node.quantifier == "count" else (span,)
+
+
+def _list_shown(node: ast.ListTest) -> str:
+    head = {"any": "any", "no": "no", "count": "count of", "washout": "last dose of"}[node.quantifier]
+    text = f"{head} {node.variable.name} in {node.value_set.name}"
+    window = node.window
+    if window is not None:
+        span = f"{window.half_lives:g} half-lives" if window.span is None else _quantity(window.span)
+        text += f" within {span} before {_reference(window.reference.name)}"
+    if node.quantifier == "count":
+        text += f" {node.operator} {node.count:g}"
+    return text
 
 
 def _counts(node: ast.Expr) -> list[int]:
@@ -204,6 +231,8 @@ def _threshold_change(a: Condition, b: Condition, variable: VariableDef | None) 
                 _quantity(b.value),
             )
         return None
+    if a.key[1].startswith("list "):
+        return Change("history", f"{a.shown} → {b.shown}", a.shown, b.shown)
     if len(a.key) == 3 and a.key[2] in ("uln", "lln"):
         raised = b.value > a.value
         direction = "stricter" if raised == _STRICTER_WHEN_RAISED.get(a.key[1], True) else "looser"
@@ -368,6 +397,22 @@ def _variable_changes(a: VariableDef, b: VariableDef) -> list[Change]:
     return changes
 
 
+def _value_set_changes(a: ValueSetDef, b: ValueSetDef) -> list[Change]:
+    """A value set edited: codes added or removed (each named), and any other field."""
+    changes = []
+    if a.codes != b.codes:
+        added, removed = sorted(set(b.codes) - set(a.codes)), sorted(set(a.codes) - set(b.codes))
+        parts = ([f"added {', '.join(added)}"] if added else []) + (
+            [f"removed {', '.join(removed)}"] if removed else []
+        )
+        changes.append(Change("codes", f"codes: {'; '.join(parts) or 'reordered'}", list(a.codes), list(b.codes)))
+    for name in ("label", "system", "half_life", "help"):
+        old, new = getattr(a, name), getattr(b, name)
+        if old != new:
+            changes.append(Change(name, f"{name.replace('_', ' ')}: {_show(old)} → {_show(new)}", old, new))
+    return changes
+
+
 def _show(value: Any) -> str:
     if value is None or value == "":
         return "none"
@@ -392,7 +437,10 @@ def diff(before: ProtocolDef, after: ProtocolDef) -> ProtocolDiff:
         {c.code: c for c in after.cohorts},
         lambda a, b: [Change("label", f"label: {a.label} → {b.label}", a.label, b.label)] if a.label != b.label else [],
     )
-    return ProtocolDiff(after.protocol, before.version, after.version, criteria, changed_variables, cohorts)
+    value_sets = _match(
+        {v.name: v for v in before.value_sets}, {v.name: v for v in after.value_sets}, _value_set_changes
+    )
+    return ProtocolDiff(after.protocol, before.version, after.version, criteria, changed_variables, cohorts, value_sets)
 
 
 def _match(before: dict[str, Any], after: dict[str, Any], compare) -> list[ItemDiff]:

@@ -13,6 +13,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from rules import lists
+from rules.checker import ComputedField
 from rules.compiler import CompiledCriterion, CompiledProtocol
 from rules.decision import CriterionResult, Decision, combine
 from rules.dictionary import Subject
@@ -113,6 +115,8 @@ class Explainer:
     def report(self, node: Node) -> dict[str, Any]:
         if isinstance(node, Test):
             return self.test(node)
+        if node.style.startswith("list:"):
+            return self.list_report(node)
         items = [self.report(item) for item in node.items]
         value = combine_truth(node, [i["value"] for i in items])
         for item in items:
@@ -149,6 +153,47 @@ class Explainer:
             report["sentence"] = f"{actual} {relation} {self.threshold(test)}"
         if test.other:
             report["other"] = test.other
+        return report
+
+    def list_report(self, node: Group) -> dict[str, Any]:
+        """Which entries of a history matched the value set in the window, or that none did."""
+        value = evaluate(node, self.values)
+        first = _first_test(node)
+        extra: ComputedField = self.compiled.computed_field(first.field)  # type: ignore[assignment]
+        quantifier = node.style.partition(":")[2]
+        value_set = self.dictionary.value_sets[extra.value_set]
+        report: dict[str, Any] = {
+            "type": "list",
+            "value": value,
+            "variable": extra.source,
+            "value_set": extra.value_set,
+        }
+        where = f"{value_set.definition.label}{first.shown.removeprefix(extra.value_set)}"
+        list_label = self.label(extra.source)
+        entries = self.values.get(extra.source)
+        reference = self.values.get(extra.window.reference)
+        if entries is None or (extra.unit and reference is None):
+            report["missing"] = [extra.source] if entries is None else [extra.window.reference]
+            report["sentence"] = self.missing_sentence(tuple(report["missing"]))
+            return report
+        certain, open_ = lists.matches(entries, value_set, extra.window, reference)
+        report["matched"] = [lists.describe_entry(e) for e in certain]
+        if open_:
+            report["undecided"] = [lists.describe_entry(e) for e in open_]
+        if certain:
+            sentence = f"{list_label} in {where}: " + "; ".join(report["matched"])
+        else:
+            sentence = f"no {list_label.lower()} in {where}"
+        if quantifier == "count":
+            sentence = f"{len(certain)} {list_label.lower()} in {where}" + (
+                ": " + "; ".join(report["matched"]) if certain else ""
+            )
+        if value is None and open_:
+            undecided = {id(e) for e in open_}
+            positions = [f"{extra.source}[{i}].start" for i, e in enumerate(entries) if id(e) in undecided]
+            report["missing"] = positions
+            sentence += "; dates missing for " + "; ".join(report["undecided"])
+        report["sentence"] = sentence
         return report
 
     def threshold(self, test: Test) -> str:
@@ -281,6 +326,12 @@ class Explainer:
         if unit is not None and unit != canonical:
             entry["submitted"] = {"value": raw, "unit": unit}
         return entry
+
+
+def _first_test(node: Node) -> Test:
+    while isinstance(node, Group):
+        node = node.items[0]
+    return node
 
 
 def _decisive(node: Group, value: Truth3, item: Truth3) -> bool:

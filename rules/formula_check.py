@@ -254,6 +254,12 @@ class _Checker:
         if definition is None:
             return _ERROR
         read = ex.Read(definition.name)
+        if definition.type == "list":
+            return self.error(
+                f"`{definition.name}` is a list: a formula reads single values; test the list in a rule,"
+                f" e.g. `count of {definition.name} in <value set> >= 2`",
+                node,
+            )
         if definition.type == "number":
             unit = Unit(definition.unit, units.parse(definition.unit)) if definition.unit else None
             return Typed(read, "number", unit, molar_mass=definition.molar_mass)

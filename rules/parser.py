@@ -35,6 +35,7 @@ _TOKEN_WORDS = {
     "ULN": "`ULN`",
     "LLN": "`LLN`",
     "ESCAPED_STRING": "a quoted code",
+    "HALF_LIVES": "`half-lives`",
     "$END": "the end of the rule",
 }
 
@@ -171,6 +172,30 @@ class _ToAst(Transformer):
 
     def less_than_before(self, meta, children):
         return self._distance(meta, children, "less_than")
+
+    def list_window(self, meta, children):
+        span, reference = children
+        return ast.ListWindow(_position(meta), span, reference)
+
+    def list_any(self, meta, children):
+        name, value_set, window = children
+        return ast.ListTest(_position(meta), "any", self._ref(name), self._ref(value_set), window)
+
+    def list_no(self, meta, children):
+        name, value_set, window = children
+        return ast.ListTest(_position(meta), "no", self._ref(name), self._ref(value_set), window)
+
+    def list_count(self, meta, children):
+        name, value_set, window, operator, number = children
+        operator = _OPERATORS.get(str(operator), str(operator))
+        count = _number(number)
+        return ast.ListTest(_position(meta), "count", self._ref(name), self._ref(value_set), window, operator, count)
+
+    def list_washout(self, meta, children):
+        name, value_set, number, _, reference = children
+        reference = reference or ast.VariableRef(_position(number), "screening_date")
+        window = ast.ListWindow(_position(number), None, reference, _number(number))
+        return ast.ListTest(_position(meta), "washout", self._ref(name), self._ref(value_set), window)
 
     def is_(self, meta, children):
         name, negated, code = children

@@ -56,7 +56,7 @@ TEXT_LIMITS = {
     "criterion.rationale": PARAGRAPHS,
     "test_case.name": LINE,
 }
-VARIABLE_TYPES = ("number", "boolean", "code", "date")
+VARIABLE_TYPES = ("number", "boolean", "code", "date", "list")
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,23 @@ class VariableDef:
     conversion: str | None = None  # a clinical equation between units (units.ANALYTE_CONVERSIONS)
     formula: str | None = None
     condition: str | None = None  # a yes/no variable defined by a rule: a named sub-condition
+    system: str | None = None  # lists: the code system of entries that do not name their own
     section: str = ""
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class ValueSetDef:
+    """A named set of codes of one code system, kept as data: `any medications in sglt2_inhibitors`.
+
+    A code ending in `*` is a prefix and takes its whole hierarchy (ATC `A10BK*`: every SGLT2
+    inhibitor). `half_life` (e.g. `13 h`) lets a rule count a washout in half-lives."""
+
+    name: str
+    label: str
+    system: str
+    codes: tuple[str, ...]
+    half_life: str | None = None
     help: str = ""
 
 
@@ -126,6 +142,7 @@ class ProtocolDef:
     test_cases: tuple[TestCaseDef, ...] = ()
     source: str = ""
     description: str = ""
+    value_sets: tuple[ValueSetDef, ...] = ()
 
     def canonical(self) -> dict[str, Any]:
         """The form that is hashed: the version's content, without its test cases.
@@ -155,6 +172,8 @@ class ProtocolDef:
             data["description"] = self.description
         data["cohorts"] = [asdict(c) for c in self.cohorts]
         data["variables"] = [_compact(asdict(v), VariableDef) for v in self.variables]
+        if self.value_sets:  # only when present, so versions without value sets keep their hash
+            data["value_sets"] = [_compact(asdict(v), ValueSetDef) for v in self.value_sets]
         data["criteria"] = [_compact(asdict(c), CriterionDef) for c in self.criteria]
         data["test_cases"] = [_compact(asdict(t), TestCaseDef) for t in self.test_cases]
         return data
@@ -249,10 +268,12 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
                 conversion=raw.get("conversion"),
                 formula=raw.get("formula"),
                 condition=raw.get("condition"),
+                system=raw.get("system"),
                 section=str(raw.get("section") or ""),
                 help=str(raw.get("help") or ""),
             )
         )
+    value_sets = _value_sets(data.get("value_sets") or [], problems)
     criteria = []
     for index, raw in enumerate(data.get("criteria") or []):
         where = f"criteria[{index}]"
@@ -300,6 +321,7 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
     _check_unique([c.code for c in cohorts], "cohort code", problems)
     _check_unique([v.name for v in variables], "variable name", problems)
     _check_unique([c.code for c in criteria], "criterion code", problems)
+    _check_unique([v.name for v in value_sets], "value set name", problems)
     _check_unique([t.name for t in test_cases], "test case name", problems)
     cohort_codes = {c.code for c in cohorts}
     for criterion in criteria:
@@ -330,6 +352,7 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
         test_cases=tuple(test_cases),
         source=str(data.get("source") or ""),
         description=str(data.get("description") or ""),
+        value_sets=tuple(value_sets),
     )
 
 
@@ -343,6 +366,36 @@ def _check_sizes(values: Mapping[str, Any], kind: str, where: str, problems: lis
             size = len(item) if isinstance(item, str) else len(str(item))
             if size > limit:
                 problems.append(f"{where}: `{name}` is {size} characters long; at most {limit} are allowed")
+
+
+def _value_sets(raws: Any, problems: list[str]) -> list[ValueSetDef]:
+    """The value sets' shapes; what their systems and codes mean is rules/lists.py's to check."""
+    found: list[ValueSetDef] = []
+    if not isinstance(raws, list):
+        problems.append("value_sets: must be a list")
+        return found
+    for index, raw in enumerate(raws):
+        where = f"value_sets[{index}]"
+        if not isinstance(raw, Mapping):
+            problems.append(f"{where}: must be a mapping with `name`, `system` and `codes`")
+            continue
+        _known_keys(raw, ValueSetDef, where, problems)
+        name = _require(raw, "name", where, problems)
+        codes = _tuple(raw.get("codes"))
+        if not codes:
+            problems.append(f"{where} ({name}): `codes` needs at least one code")
+        half_life = raw.get("half_life")
+        found.append(
+            ValueSetDef(
+                name=str(name),
+                label=str(raw.get("label") or name),
+                system=str(_require(raw, "system", where, problems)),
+                codes=tuple(str(c).strip() for c in codes),
+                half_life=None if half_life in (None, "") else str(half_life),
+                help=str(raw.get("help") or ""),
+            )
+        )
+    return found
 
 
 def _check_unique(values: list[str], what: str, problems: list[str]) -> None:

@@ -55,6 +55,7 @@ def markdown(result: ProtocolDiff) -> str:
         ("Criteria", result.criteria),
         ("Data dictionary", result.variables),
         ("Cohorts", result.cohorts),
+        ("Value sets", result.value_sets),
     ):
         if not items:
             continue

@@ -23,11 +23,12 @@ from service.models import (
     ProtocolVersion,
     TestCase,
     User,
+    ValueSet,
     Variable,
     utcnow,
 )
 
-AUDITED = (Protocol, ProtocolVersion, Cohort, Variable, Criterion, TestCase, User)
+AUDITED = (Protocol, ProtocolVersion, Cohort, Variable, Criterion, TestCase, ValueSet, User)
 SECRET = {"password_hash", "token_hash"}
 # Bookkeeping of sign-ins, not changes to an account: each failure has its own audit entry
 # (service.auth.record_failure), and locking and unlocking (`locked_at`) are recorded as changes.

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from rules.protocol import Cohort as CohortDef
-from rules.protocol import CriterionDef, ProtocolDef, TestCaseDef, VariableDef
+from rules.protocol import CriterionDef, ProtocolDef, TestCaseDef, ValueSetDef, VariableDef
 
 DRAFT, PUBLISHED, RETIRED = "draft", "published", "retired"
 
@@ -126,6 +126,9 @@ class ProtocolVersion(db.Model):
     test_cases: Mapped[list[TestCase]] = relationship(
         back_populates="version", order_by="TestCase.position", cascade="all, delete-orphan"
     )
+    value_sets: Mapped[list[ValueSet]] = relationship(
+        back_populates="version", order_by="ValueSet.position", cascade="all, delete-orphan"
+    )
 
     @property
     def is_published(self) -> bool:
@@ -146,6 +149,7 @@ class ProtocolVersion(db.Model):
             test_cases=tuple(t.to_definition() for t in self.test_cases),
             source=self.source,
             description=self.description,
+            value_sets=tuple(v.to_definition() for v in self.value_sets),
         )
 
     def fill_from(self, definition: ProtocolDef) -> None:
@@ -157,6 +161,7 @@ class ProtocolVersion(db.Model):
         self.variables = [Variable.from_definition(v, i) for i, v in enumerate(definition.variables)]
         self.criteria = [Criterion.from_definition(c, i) for i, c in enumerate(definition.criteria)]
         self.test_cases = [TestCase.from_definition(t, i) for i, t in enumerate(definition.test_cases)]
+        self.value_sets = [ValueSet.from_definition(v, i) for i, v in enumerate(definition.value_sets)]
 
 
 class _VersionPart:
@@ -194,6 +199,7 @@ class Variable(_VersionPart, db.Model):
     conversion: Mapped[str | None] = mapped_column(String(40))
     formula: Mapped[str | None] = mapped_column(Text)
     condition: Mapped[str | None] = mapped_column(Text)
+    system: Mapped[str | None] = mapped_column(String(40))  # lists: the code system of their entries
     section: Mapped[str] = mapped_column(String(120), default="")
     help: Mapped[str] = mapped_column(Text, default="")
     version: Mapped[ProtocolVersion] = relationship(back_populates="variables")
@@ -214,6 +220,7 @@ class Variable(_VersionPart, db.Model):
             conversion=self.conversion,
             formula=self.formula,
             condition=self.condition,
+            system=self.system,
             section=self.section,
             help=self.help,
         )
@@ -235,6 +242,7 @@ class Variable(_VersionPart, db.Model):
             conversion=v.conversion,
             formula=v.formula,
             condition=v.condition,
+            system=v.system,
             section=v.section,
             help=v.help,
             position=position,
@@ -278,6 +286,43 @@ class Criterion(_VersionPart, db.Model):
             rule=c.rule,
             notes=c.notes,
             rationale=c.rationale,
+            position=position,
+        )
+
+
+class ValueSet(_VersionPart, db.Model):
+    """A named set of codes of one code system that rules match list entries against (`A10BK*`: a prefix)."""
+
+    __tablename__ = "value_sets"
+    __table_args__ = (UniqueConstraint("version_id", "name"),)
+
+    name: Mapped[str] = mapped_column(String(80))
+    label: Mapped[str] = mapped_column(String(300))
+    system: Mapped[str] = mapped_column(String(40))
+    codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    half_life: Mapped[str | None] = mapped_column(String(40))
+    help: Mapped[str] = mapped_column(Text, default="")
+    version: Mapped[ProtocolVersion] = relationship(back_populates="value_sets")
+
+    def to_definition(self) -> ValueSetDef:
+        return ValueSetDef(
+            name=self.name,
+            label=self.label,
+            system=self.system,
+            codes=tuple(self.codes or ()),
+            half_life=self.half_life or None,
+            help=self.help or "",
+        )
+
+    @classmethod
+    def from_definition(cls, v: ValueSetDef, position: int) -> ValueSet:
+        return cls(
+            name=v.name,
+            label=v.label,
+            system=v.system,
+            codes=list(v.codes),
+            half_life=v.half_life,
+            help=v.help,
             position=position,
         )
 
@@ -449,8 +494,8 @@ class ImmutableVersionError(Exception):
     """An attempt to change a published version; the database would refuse it too."""
 
 
-_VERSION_PARTS = (Cohort, Variable, Criterion, TestCase)
-_VERSION_RELATIONS = {"cohorts", "variables", "criteria", "test_cases", "protocol", "based_on"}
+_VERSION_PARTS = (Cohort, Variable, Criterion, TestCase, ValueSet)
+_VERSION_RELATIONS = {"cohorts", "variables", "criteria", "test_cases", "value_sets", "protocol", "based_on"}
 _ALLOWED_TRANSITIONS = {
     (DRAFT, DRAFT),
     (DRAFT, PUBLISHED),

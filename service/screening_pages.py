@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import DateField, Field, HiddenField, SelectField, StringField
+from wtforms import DateField, Field, HiddenField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
@@ -57,6 +58,9 @@ def form_class(compiled: CompiledProtocol) -> type[FlaskForm]:
                 )
             elif variable.type == "date":
                 field = StringField(d.label, render_kw={"type": "date"})
+            elif variable.type == "list":
+                placeholder = "A10BK01, 2026-10-01, 2026-11-01, 10 mg" if d.system else "ATC: A10BK01, 2026-10-01"
+                field = TextAreaField(d.label, render_kw={"rows": 3, "placeholder": placeholder, "spellcheck": "false"})
             else:
                 field = StringField(d.label, render_kw={"inputmode": "decimal", "autocomplete": "off"})
                 if len(variable.accepted_units) > 1:
@@ -70,11 +74,50 @@ def form_class(compiled: CompiledProtocol) -> type[FlaskForm]:
     return ScreeningForm
 
 
+LIST_HELP = (
+    "One entry per line: code, start date, end date, dose (e.g. `A10BK01, 2026-10-01, , 10 mg`);"
+    " prefix the code with its system where the list has none (`ICD-10-CM: E11.9`)."
+    " Leave empty if not known; write `none` if there are none."
+)
+_DOSE = re.compile(r"^\s*([-+]?\d+(?:\.\d+)?)\s*(.*?)\s*$")
+
+
+def list_entries(text: str) -> list[dict[str, Any]] | None:
+    """A list typed one entry per line (`code, start, end, dose`) as the API's entries; None when empty.
+
+    Only the shape is read here: the dictionary checks every entry and names a bad one by its line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        return None
+    if len(lines) == 1 and lines[0].lower() == "none":
+        return []
+    entries = []
+    for line in lines:
+        code, start, end, dose, *rest = [*(cell.strip() for cell in line.split(",")), "", "", "", ""]
+        entry: dict[str, Any] = {"code": code}
+        system, colon, bare = code.rpartition(":")
+        if colon:
+            entry.update(system=system.strip(), code=bare.strip())
+        entry.update({key: value for key, value in (("start", start), ("end", end)) if value})
+        if dose:
+            match = _DOSE.match(dose)
+            entry.update({"value": match.group(1), "unit": match.group(2) or None} if match else {"value": dose})
+        if any(rest):
+            entry["extra"] = ", ".join(r for r in rest if r)  # refused by name: "medications[1].extra"
+        entries.append(entry)
+    return entries
+
+
 def _inputs(form: FlaskForm, compiled: CompiledProtocol) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
     for _, variables in _sections(compiled):
         for variable in variables:
             name = variable.name
+            if variable.type == "list":
+                entries = list_entries(form[name].data or "")
+                if entries is not None:
+                    inputs[name] = entries
+                continue
             raw = (form[name].data or "").strip() if isinstance(form[name].data, str) else form[name].data
             unit_field = form._fields.get(f"{name}__unit")
             unit = unit_field.data if unit_field else None
@@ -143,9 +186,14 @@ def screen(code: str, cohort: str):
             problem = error.message
             for item in error.errors:
                 name = (item.get("field") or "").removeprefix("inputs.").removesuffix(".unit")
+                entry = re.match(r"^(\w+)\[(\d+)\]\.?(\w*)$", name)
+                where = ""
+                if entry:  # a list's entry: the line the screener typed it on
+                    name, line, part = entry.group(1), int(entry.group(2)) + 1, entry.group(3)
+                    where = f"line {line}" + (f" ({'dose' if part == 'value' else part})" if part else "") + ": "
                 target = form._fields.get(name)
                 if target is not None:
-                    target.errors = [*target.errors, f"{item.get('value')!r}: expected {item['expected']}"]
+                    target.errors = [*target.errors, f"{where}{item.get('value')!r}: expected {item['expected']}"]
     return render_template(
         "screen_form.html",
         form=form,
@@ -155,6 +203,7 @@ def screen(code: str, cohort: str):
         cohort_label=cohorts.get(cohort, "all subjects"),
         site_fixed=site is not None,
         problem=problem,
+        list_help=LIST_HELP,
     )
 
 

@@ -206,5 +206,6 @@ def describe(version: ProtocolVersion, full: bool = False) -> dict[str, Any]:
         definition = version.to_definition().to_dict()
         for key in ("cohorts", "variables", "criteria"):
             data[key] = definition[key]
+        data["value_sets"] = definition.get("value_sets", [])
         data["test_cases"] = len(version.test_cases)
     return data
