@@ -92,6 +92,7 @@ class ListWindow(Node):
     span: Quantity | None
     reference: VariableRef
     half_lives: float | None = None
+    direction: str = "before"  # histories count back; `after` is refused by the checker
 
 
 @dataclass(frozen=True)

@@ -270,6 +270,8 @@ class _Checker:
         window = node.window
         if window is None:
             return lists.Window()
+        if window.direction != "before":
+            self.error("a history counts back: write `within … before` a date", window)
         reference = self.variable(window.reference, "date")
         if reference is not None and reference.is_derived:
             self.error(f"a window counts back from a submitted date; `{reference.name}` is derived", window.reference)

@@ -174,8 +174,8 @@ class _ToAst(Transformer):
         return self._distance(meta, children, "less_than")
 
     def list_window(self, meta, children):
-        span, reference = children
-        return ast.ListWindow(_position(meta), span, reference)
+        span, direction, reference = children
+        return ast.ListWindow(_position(meta), span, reference, direction=str(direction).lower())
 
     def list_any(self, meta, children):
         name, value_set, window = children
@@ -192,9 +192,11 @@ class _ToAst(Transformer):
         return ast.ListTest(_position(meta), "count", self._ref(name), self._ref(value_set), window, operator, count)
 
     def list_washout(self, meta, children):
-        name, value_set, number, _, reference = children
+        name, value_set, number, _, direction, reference = children
         reference = reference or ast.VariableRef(_position(number), "screening_date")
-        window = ast.ListWindow(_position(number), None, reference, _number(number))
+        window = ast.ListWindow(
+            _position(number), None, reference, _number(number), str(direction or "before").lower()
+        )
         return ast.ListTest(_position(meta), "washout", self._ref(name), self._ref(value_set), window)
 
     def is_(self, meta, children):
