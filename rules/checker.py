@@ -95,7 +95,7 @@ class _Checker:
                 "code": "test its code, e.g. `{name} is …`",
                 "date": "place it in time, e.g. `{name} within 14 days before screening`",
                 "list": "match its entries, e.g. `any {name} in <value set>`",
-            }[variable.type]
+            }.get(variable.type, "use it in a comparison")
             hint = example.format(name=variable.name)
             self.error(f"`{variable.name}` is a {variable.type}, not yes/no: {hint}", node.variable)
         else:

@@ -151,8 +151,8 @@ def _stage(k: int) -> str:
 
 def compile_protocol(protocol: ProtocolDef) -> CompiledProtocol:
     """Validate every named condition and criterion and build the ruleset; raises with every problem found."""
-    dictionary = DataDictionary(protocol)
-    problems: list[str] = []
+    dictionary = DataDictionary(protocol, strict=False)
+    problems: list[str] = list(dictionary.problems)  # reported with the rules' problems, all at once
     rule_errors: list[RuleErrors] = []
     named: dict[str, NamedCondition] = {}
     for variable in dictionary.variables.values():
@@ -186,9 +186,14 @@ def compile_protocol(protocol: ProtocolDef) -> CompiledProtocol:
     if rule_errors:
         if len(rule_errors) == 1 and not problems:
             raise rule_errors[0]
-        problems += [str(e) for e in rule_errors]
+        problems += [line for errors in rule_errors for line in errors.problems()]
     if problems:
-        raise ProtocolError("the protocol does not compile", problems)
+        what = (
+            "the data dictionary is not valid"
+            if dictionary.problems and not rule_errors
+            else "the protocol does not compile"
+        )
+        raise ProtocolError(what, problems)
 
     for name in ordered:
         dictionary.bind_condition(name, _fields_of(named[name].rule.ir))

@@ -173,8 +173,11 @@ def _companion(variable: VariableDef, limit: str) -> VariableDef:
 class DataDictionary:
     """The variables of one protocol version: declared, companion (_uln) and built-in."""
 
-    def __init__(self, protocol: ProtocolDef) -> None:
+    def __init__(self, protocol: ProtocolDef, *, strict: bool = True) -> None:
+        """`strict=False` keeps the problems in `self.problems` instead of raising, so the compiler can
+        report them together with the rules' problems in one answer."""
         problems: list[str] = []
+        self.problems = problems
         self.variables: dict[str, Variable] = {}
         self._condition_inputs: dict[str, set[str]] = {}
         self._looks_back: frozenset[str] = frozenset()
@@ -199,7 +202,7 @@ class DataDictionary:
         self.value_sets = lists.check_value_sets(protocol.value_sets, problems)
         if not problems:
             self._resolve_derivations(problems)
-        if problems:
+        if problems and strict:
             raise ProtocolError("the data dictionary is not valid", problems)
 
     # -- checking the dictionary -------------------------------------------------------------

@@ -85,6 +85,11 @@ class RuleErrors(EligoError):
         prefix = f"{criterion}: " if criterion else ""
         super().__init__(prefix + "; ".join(e.describe() for e in errors))
 
+    def problems(self) -> list[str]:
+        """One line per problem, named by its criterion, with the rule line and a caret under the place."""
+        prefix = f"{self.criterion}: " if self.criterion else ""
+        return [f"{prefix}{e.describe()}" + (f"\n{e.context()}" if e.context() else "") for e in self.errors]
+
 
 class ProtocolError(EligoError):
     """A protocol definition is inconsistent (duplicate codes, bad dictionary, bad formula)."""

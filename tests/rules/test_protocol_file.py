@@ -135,3 +135,26 @@ def test_engine_limits_are_reported_in_plain_words():
     variables = [{"name": f"v{i}", "type": "boolean"} for i in range(260)]
     with pytest.raises(EngineLimitError, match="the engine holds at most 254"):
         compile_protocol(from_dict({**MINIMAL, "variables": variables, "criteria": []}))
+
+
+def test_dictionary_and_rule_problems_are_reported_together():
+    protocol = {
+        **MINIMAL,
+        "variables": [
+            {"name": "level", "type": "number", "unit": "g/L", "units": ["furlongs"]},
+            {"name": "odd", "type": "code", "codes": ["a"], "units": ["g"]},
+            {"name": "bmi", "type": "number", "unit": "kg/m2", "formula": "weight / (height in m)^2"},
+        ],
+        "criteria": [
+            {"code": "C1", "kind": "inclusion", "text": "t", "rule": "level >= 1 g/L and nope"},
+            {"code": "C2", "kind": "inclusion", "text": "t", "rule": "odd is b"},
+            {"code": "C3", "kind": "exclusion", "text": "t", "rule": "level >>= 3"},
+        ],
+    }
+    with pytest.raises(ProtocolError) as refused:
+        compile_protocol(from_dict(protocol))
+    text = "\n".join(refused.value.problems)
+    assert "furlongs" in text  # the dictionary's problems
+    assert "only numbers have units" in text
+    assert "unknown variable `nope`" in text  # and the rules', in the same answer
+    assert "C3" in text and "^" in text  # each rule problem with its caret
