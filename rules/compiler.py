@@ -44,7 +44,7 @@ ADVANCE_PRIORITY = 100
 RESERVED_FIELDS = ("sid", "id", "t")
 # One engine rule's share: tests per rule also bound the alternatives under one chain of tests
 # (LIMITS.alpha_children) and the `$nex` tests (LIMITS.alpha_absence_tests) with room to spare.
-BUDGET = Budget(slots=min(LIMITS.sequence_expressions, 64), tests=120, nesting=8)
+BUDGET = Budget(slots=min(LIMITS.sequence_expressions, 256), tests=120, nesting=8)
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ class CompiledProtocol:
     conditions: dict[str, NamedCondition] = field(default_factory=dict)  # in the order they are decided
     subconditions: list[SubCondition] = field(default_factory=list, repr=False)
     tallies: dict[int, list[Tally]] = field(default_factory=dict, repr=False)  # by the stage they are added up for
+    stage_fields: tuple[frozenset[str], ...] = field(default=(), repr=False)  # what each stage's rules read
 
     @property
     def content_hash(self) -> str:
@@ -142,7 +143,12 @@ class CompiledProtocol:
         return self.stage_of(extra.source) + 1 if extra else 0
 
     def computed_field(self, name: str) -> ComputedField | None:
-        return next((c for c in self.computed if c.field == name), None)
+        return self._computed_by_field.get(name)
+
+    @functools.cached_property
+    def _computed_by_field(self) -> dict[str, ComputedField]:
+        """Looked up for every derived field of every subject, so indexed once."""
+        return {c.field: c for c in self.computed}
 
 
 def _stage(k: int) -> str:
@@ -240,8 +246,12 @@ def _condition_order(named: dict[str, NamedCondition], problems: list[str]) -> l
 
 
 def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
-    base = compiled.derivation_stages
-    planner = Planner(BUDGET)
+    # Each rule goes to the first stage at which every field it reads exists: most criteria read
+    # only submitted values and decide on the first fact, and later facts carry only the few fields
+    # their rules read (compiled.stage_fields), so the engine parses each value once, not per stage.
+    arrivals = {v.name: v.derivation.level for v in compiled.dictionary.derived}  # type: ignore[union-attr]
+    arrivals |= {c.field: compiled.stage_of(c.field) for c in compiled.computed}
+    planner = Planner(BUDGET, field_levels=arrivals)
     for name, condition in compiled.conditions.items():
         planner.decide(planner.plan(condition.rule.ir, name), name, name=name)
     planned = []
@@ -250,11 +260,15 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
         node = planner.plan(criterion.ir, criterion.code, cohorts)
         planned.append((criterion, node, planner.level(node)))
     compiled.subconditions = planner.subconditions
-    last = base + max([level for _, _, level in planned] + [s.level for s in planner.subconditions] + [0])
+    last = max(
+        [level for _, _, level in planned]
+        + [s.level for s in planner.subconditions]
+        + [compiled.derivation_stages if planner.subconditions or planned else 0]
+    )
     compiled.stages = last
     compiled.tallies = {}
     for counted in planner.tallies:
-        compiled.tallies.setdefault(base + counted.level, []).append(counted)
+        compiled.tallies.setdefault(counted.level, []).append(counted)
 
     # Conditions per stage, each without its stage test; routed and assembled at the end.
     stages: list[dict[str, list[dict[str, Any]]]] = [{} for _ in range(last + 1)]
@@ -266,12 +280,12 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
 
     cohort_sets = sorted({c.definition.cohorts for c in compiled.criteria if c.definition.cohorts})
     for cohorts in cohort_sets:
-        stages[base][f"not_applicable:{'+'.join(cohorts)}"] = [{"$neq": {"cohort": c}} for c in cohorts]
+        stages[0][f"not_applicable:{'+'.join(cohorts)}"] = [{"$neq": {"cohort": c}} for c in cohorts]
     for sub in planner.subconditions:
         guard = _cohort_guard(sub.cohorts)
         outcomes = planner.outcome_conditions(sub.node)
         for value, condition in zip((conditions.TRUE, conditions.FALSE, conditions.UNKNOWN), outcomes, strict=True):
-            stages[base + sub.level][f"node:{sub.field}:{value}"] = [*guard, condition]
+            stages[sub.level][f"node:{sub.field}:{value}"] = [*guard, condition]
     for criterion, node, level in planned:
         guard = _cohort_guard(criterion.definition.cohorts)
         holds = criterion.kind == "inclusion"
@@ -281,7 +295,7 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
             "unknown": conditions.unknown(node),
         }
         for outcome, condition in outcomes.items():
-            stages[base + level][f"{criterion.code}:{outcome}"] = [*guard, condition]
+            stages[level][f"{criterion.code}:{outcome}"] = [*guard, condition]
 
     rules: dict[str, Any] = {}
     for k, stage_rules in enumerate(stages):
@@ -291,6 +305,10 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
             rules[name] = _rule([test, *_route(index, levels), *parts])
         if k < last:
             rules[f"advance:{k}"] = _rule([test], priority=ADVANCE_PRIORITY)
+    compiled.stage_fields = tuple(
+        frozenset(f for name, parts in stage_rules.items() for f in conditions.fields_read(parts)) | {"cohort"}
+        for stage_rules in stages
+    )
     return rules
 
 

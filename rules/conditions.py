@@ -169,3 +169,21 @@ def nesting(condition: Any) -> int:
     if isinstance(condition, list):
         return max((nesting(c) for c in condition), default=0)
     return 0
+
+
+def fields_read(condition: Any) -> set[str]:
+    """The fact fields a condition reads (tests, `$ex`/`$nex`, `$m` references): what the fact must carry."""
+    found: set[str] = set()
+    if isinstance(condition, list):
+        for item in condition:
+            found |= fields_read(item)
+    elif isinstance(condition, dict):
+        for key, value in condition.items():
+            if key == "$m":
+                found.add(value)
+            elif key.startswith("$"):
+                found |= fields_read(value)
+            else:
+                found.add(key)
+                found |= fields_read(value)
+    return found

@@ -11,6 +11,7 @@ equation is tested against a published worked example (tests/rules/test_formulas
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -248,6 +249,7 @@ def calendar_unit(label: str | None) -> str | None:
     return _CALENDAR_UNITS.get((label or "").strip().lower())
 
 
+@functools.lru_cache(maxsize=4096)
 def window_start(reference: int, amount: float, unit: str) -> int:
     """The first day of `amount unit before reference`, on the calendar (3 months before 31 May is 28 Feb).
 
