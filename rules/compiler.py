@@ -29,6 +29,7 @@ from rules import conditions
 from rules.checker import CheckedRule, ComputedField, check_rule
 from rules.dictionary import DataDictionary
 from rules.errors import EngineLimitError, ProtocolError, RuleErrors
+from rules.expression import counted_back_from
 from rules.ir import Node, depth
 from rules.limits import LIMITS
 from rules.planner import Budget, Planner, SubCondition, Tally
@@ -203,9 +204,10 @@ def compile_protocol(protocol: ProtocolDef) -> CompiledProtocol:
 
     for name in ordered:
         dictionary.bind_condition(name, _fields_of(named[name].rule.ir))
-    dictionary.bind_looks_back(
-        frozenset().union(*(c.rule.looks_back for c in criteria), *(n.rule.looks_back for n in named.values()))
-    )
+    # Dates counted back from the screening date, by a window or a formula, are never after it.
+    by_formulas = frozenset().union(*(counted_back_from(v.derivation.expression) for v in dictionary.derived))  # type: ignore[union-attr]
+    by_rules = frozenset().union(*(c.rule.looks_back for c in criteria), *(n.rule.looks_back for n in named.values()))
+    dictionary.bind_looks_back(by_rules | (by_formulas - {"screening_date"}))
     rules = [*(n.rule for n in named.values()), *(c.rule for c in criteria)]
     computed = list({f.field: f for rule in rules for f in rule.computed}.values())
     compiled = CompiledProtocol(

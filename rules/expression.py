@@ -176,6 +176,30 @@ class Branch:
 
 Expr = Constant | Read | Apply | Call | IsCode | Compare | Logic | Branch
 
+# Built-ins that measure the time from their first date to their second.
+TIME_SINCE = frozenset({"age", "completed_days", "completed_months", "completed_years", "days_between"})
+
+
+def counted_back_from(expr: Expr, reference: str = "screening_date") -> frozenset[str]:
+    """The dates a formula measures back from `reference` (`age(date_of_birth)`, `completed_months(start,
+    screening_date)`, `screening_date - start`): such a date after the reference is a typo, not a time."""
+    found: set[str] = set()
+    pending: list[Expr] = [expr]
+    while pending:
+        node = pending.pop()
+        pair: tuple[Expr, ...] = ()
+        if isinstance(node, Call) and node.name in TIME_SINCE and len(node.arguments) == 2:
+            pair = (node.arguments[1], node.arguments[0])
+        elif isinstance(node, Apply) and node.operator == "-" and len(node.operands) == 2:
+            pair = node.operands
+        if pair and isinstance(pair[0], Read) and pair[0].name == reference and isinstance(pair[1], Read):
+            found.add(pair[1].name)
+        for child in (getattr(node, "arguments", ()), getattr(node, "operands", ())):
+            pending.extend(child)
+        if isinstance(node, Branch):
+            pending.extend((node.condition, node.then, node.otherwise))
+    return frozenset(found)
+
 
 def evaluate(expr: Expr, values: Mapping[str, Any]) -> Any | None:
     """The formula's value on canonical `values`, or None when it has none (missing input, ÷ 0, ln 0…)."""

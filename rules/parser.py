@@ -194,9 +194,7 @@ class _ToAst(Transformer):
     def list_washout(self, meta, children):
         name, value_set, number, _, direction, reference = children
         reference = reference or ast.VariableRef(_position(number), "screening_date")
-        window = ast.ListWindow(
-            _position(number), None, reference, _number(number), str(direction or "before").lower()
-        )
+        window = ast.ListWindow(_position(number), None, reference, _number(number), str(direction or "before").lower())
         return ast.ListTest(_position(meta), "washout", self._ref(name), self._ref(value_set), window)
 
     def is_(self, meta, children):

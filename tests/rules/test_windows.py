@@ -118,3 +118,36 @@ def test_the_window_sentence_names_the_relation():
     subject = {"screening_date": SCREENING.isoformat(), "dose_date": "2026-10-01"}
     sentence = rules.decide(compiled, subject).criteria[0].sentence
     assert sentence == "dose_date 2026-10-01 is at least 14 days before screening (2026-11-02)"
+
+
+@pytest.mark.parametrize(
+    "formula",
+    ["age(date_of_birth)", "completed_years(date_of_birth, screening_date)", "screening_date - date_of_birth"],
+)
+def test_a_date_a_formula_counts_back_from_screening_is_never_after_it(formula):
+    """A birth date typed a year late made a subject 0 years old and eligible under an age limit."""
+    compiled = compile_protocol(
+        from_dict(
+            {
+                "protocol": "DOB",
+                "title": "t",
+                "version": "1",
+                "variables": [
+                    {"name": "date_of_birth", "type": "date"},
+                    {
+                        "name": "age",
+                        "type": "number",
+                        "unit": "days" if "-" in formula else "years",
+                        "formula": formula,
+                    },
+                ],
+                "criteria": [{"code": "YOUNG", "kind": "inclusion", "text": "young", "rule": "age >= 0 years"}],
+            }
+        )
+    )
+    with pytest.raises(rules.SubjectInputErrors) as refused:
+        rules.decide(compiled, {"screening_date": "2026-11-02", "date_of_birth": "2027-06-01"})
+    assert [e.field for e in refused.value.errors] == ["date_of_birth"]
+    assert (
+        rules.decide(compiled, {"screening_date": "2026-11-02", "date_of_birth": "1990-06-01"}).decision == "eligible"
+    )
