@@ -115,10 +115,15 @@ def _inputs(protocol: ProtocolDef, rule: str) -> list[VariableDef]:
     by_name = {v.name: v for v in protocol.variables}
     pending = [n for n in dict.fromkeys(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", rule)) if n in by_name]
     found: dict[str, VariableDef] = {}
+    seen: set[str] = set()  # `age(date_of_birth)` names its own variable: read each definition once
     while pending:
         variable = by_name[pending.pop()]
-        if variable.formula:
-            pending += [n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", variable.formula) if n in by_name]
+        if variable.name in seen:
+            continue
+        seen.add(variable.name)
+        definition = variable.formula or variable.condition
+        if definition:
+            pending += [n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", definition) if n in by_name]
         else:
             found.setdefault(variable.name, variable)
     return list(found.values())
@@ -130,7 +135,11 @@ def _candidates(variable: VariableDef, rule: str, screening: dt.date) -> list[An
     if variable.type == "code":
         return [*variable.codes, None]
     if variable.type == "date":
-        return [(screening - dt.timedelta(days=d)).isoformat() for d in (0, 10, 45, 100, 200, 400, 3000)] + [None]
+        dates = [screening - dt.timedelta(days=d) for d in (0, 10, 45, 100, 200, 400, 3000)]
+        for years in {int(n) for n in re.findall(r"(?<![\w.^])\d+(?![\d.])", rule) if int(n) <= 130}:
+            birthday = screening.replace(year=screening.year - years)  # dates of birth for `age between 18 and 75`
+            dates += [birthday, birthday + dt.timedelta(days=1)]
+        return [d.isoformat() for d in dates] + [None]
     low = variable.minimum if variable.minimum is not None else 0.0
     high = variable.maximum if variable.maximum is not None else 1000.0
     numbers = {low, high}
