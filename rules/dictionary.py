@@ -19,7 +19,7 @@ from typing import Any
 from rules import lists, units
 from rules.ast import Term
 from rules.errors import ProtocolError, RuleError, RuleErrors, SubjectInputError, SubjectInputErrors
-from rules.expression import Expr, evaluate
+from rules.expression import Closure, Expr, closure, run_closure
 from rules.formula_check import check_parsed, referenced
 from rules.parser import parse_formula
 from rules.protocol import ProtocolDef, VariableDef
@@ -72,6 +72,10 @@ class Derivation:
     inputs: tuple[str, ...]  # every variable the formula may read: its `derive:` rule waits for all of them
     result_factor: float  # the formula's unit -> the variable's canonical unit
     level: int  # 1 + the deepest derived variable among its inputs
+    run: Closure = field(init=False, compare=False, repr=False)  # the expression as closures, built once
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "run", closure(self.expression))
 
     @property
     def arguments(self) -> tuple[str, ...]:
@@ -507,7 +511,7 @@ class DataDictionary:
         formula has no value for them (a division by zero, the logarithm of zero)."""
         derivation = variable.derivation
         assert derivation is not None
-        result = evaluate(derivation.expression, values)
+        result = run_closure(derivation.run, values)
         if not isinstance(result, int | float) or isinstance(result, bool):
             return None
         return units.tidy(result * derivation.result_factor)

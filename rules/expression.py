@@ -203,7 +203,52 @@ def counted_back_from(expr: Expr, reference: str = "screening_date") -> frozense
 
 def evaluate(expr: Expr, values: Mapping[str, Any]) -> Any | None:
     """The formula's value on canonical `values`, or None when it has none (missing input, ÷ 0, ln 0…)."""
+    return run_closure(closure(expr), values)
+
+
+def run_closure(built: Closure, values: Mapping[str, Any]) -> Any | None:
+    """`evaluate` for a closure built once (a derived variable keeps its own)."""
     try:
-        return expr.run(values)
+        return built(values)
     except (Undefined, ArithmeticError, ValueError):
         return None
+
+
+Closure = Callable[[Mapping[str, Any]], Any]
+
+
+def closure(expr: Expr) -> Closure:
+    """The tree as nested Python closures, built once per formula: the same semantics as `run`
+    (missing input raises Undefined, non-finite results too), without walking the tree per subject.
+    Formulas are evaluated for every subject decided; no text is ever executed."""
+    if isinstance(expr, Constant):
+        value = expr.value
+        return lambda values: value
+    if isinstance(expr, Read):
+        name, factor = expr.name, expr.factor
+
+        def read(values: Mapping[str, Any]) -> Any:
+            try:
+                value = values[name]
+            except KeyError:
+                raise Undefined(f"{name} is missing") from None
+            return value * factor if factor != 1.0 else value
+
+        return read
+    if isinstance(expr, Apply | Call):
+        function = OPERATORS[expr.operator] if isinstance(expr, Apply) else expr.compute
+        parts = tuple(closure(o) for o in (expr.operands if isinstance(expr, Apply) else expr.arguments))
+        if len(parts) == 1:
+            (only,) = parts
+            return lambda values: _finite(function(only(values)))
+        if len(parts) == 2:
+            first, second = parts
+            return lambda values: _finite(function(first(values), second(values)))
+        return lambda values: _finite(function(*[part(values) for part in parts]))
+    if isinstance(expr, Compare):
+        compare, left, right = COMPARISONS[expr.operator], closure(expr.left), closure(expr.right)
+        return lambda values: compare(left(values), right(values))
+    if isinstance(expr, Branch):
+        condition, then, otherwise = closure(expr.condition), closure(expr.then), closure(expr.otherwise)
+        return lambda values: then(values) if condition(values) else otherwise(values)
+    return expr.run  # IsCode and Logic: already one step

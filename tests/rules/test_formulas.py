@@ -651,3 +651,41 @@ def test_any_formula_text_is_refused_in_words_or_computes(words, value):
 def test_a_formula_nested_too_deeply_is_refused_not_a_crash(text):
     with pytest.raises(ProtocolError, match="nests"):
         _dictionary(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_the_closure_agrees_with_walking_the_tree(data):
+    """Formulas run as closures built once; the tree's own `run` is the reference they must match."""
+    from rules import expression
+
+    names = ["a", "b", "c"]
+    leaf = st.one_of(
+        st.builds(expression.Constant, st.floats(-50, 50, allow_nan=False)),
+        st.builds(expression.Read, st.sampled_from(names), st.sampled_from([1.0, 2.5])),
+    )
+    tree = st.recursive(
+        leaf,
+        lambda inner: st.one_of(
+            st.builds(expression.Apply, st.sampled_from(["+", "-", "*", "/", "min", "max"]), st.tuples(inner, inner)),
+            st.builds(expression.Apply, st.sampled_from(["abs", "neg", "exp"]), st.tuples(inner)),
+            st.builds(
+                expression.Branch,
+                st.builds(expression.Compare, st.sampled_from([">=", "<"]), inner, inner),
+                inner,
+                inner,
+            ),
+        ),
+        max_leaves=12,
+    )
+    expr = data.draw(tree)
+    values = data.draw(st.dictionaries(st.sampled_from(names), st.floats(-100, 100, allow_nan=False)))
+    try:
+        walked = expr.run(values)
+    except (expression.Undefined, ArithmeticError, ValueError) as error:
+        walked = type(error)
+    try:
+        closed = expression.closure(expr)(values)
+    except (expression.Undefined, ArithmeticError, ValueError) as error:
+        closed = type(error)
+    assert closed == walked or (isinstance(walked, float) and isinstance(closed, float) and closed != closed)
