@@ -46,6 +46,9 @@ _ALIASES = {
     "rxnorm": "RxNorm",
     "loinc": "LOINC",
 }
+# ICD-10-CM never has two letters after its three-character category other than the X placeholder;
+# an ATC substance code (A10AE04) does, and would otherwise pass the ICD-10-CM shape without its dot.
+_ATC_LIKE = re.compile(r"^[A-Z][0-9]{2}[A-WYZ]{2}")
 _CODE_SHAPES = {  # enough to catch a code typed in the wrong system; not a terminology server
     "ICD-10-CM": re.compile(r"^[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?$"),
     "SNOMED CT": re.compile(r"^[0-9]{6,18}$"),
@@ -77,6 +80,8 @@ def code_problem(system: str, code: str) -> str | None:
     if not stem or PREFIX in stem:
         return f"`{code}`: a prefix is written with one `*` at the end, e.g. `A10BK*`"
     shape = _CODE_SHAPES[system]
+    if system == "ICD-10-CM" and _ATC_LIKE.match(stem.strip().upper().replace(".", "")):
+        return f"`{code}` is not an ICD-10-CM code (it has the shape of an ATC code)"
     if code.endswith(PREFIX):
         return None if re.match(r"^[0-9A-Z.\-]+$", stem.upper()) else f"`{code}` is not a {system} code"
     return None if shape.match(stem.strip().upper()) else f"`{code}` is not a {system} code"

@@ -506,3 +506,13 @@ def test_two_tests_whose_names_join_alike_keep_their_own_counts():
     compiled = rules.compile_protocol(protocol(value_sets=value_sets, variables=variables, criteria=criteria))
     data = subject(a_b=[{"code": "A10BK01"}], a=[{"code": "A10BK01"}])
     assert (outcome(compiled, "X", data), outcome(compiled, "Y", data)) == ("pass", "fail")
+
+
+def test_an_atc_code_in_an_icd_10_cm_list_is_refused_not_counted_as_nothing():
+    """A drug code typed into a diagnosis list passed the shape check and silently never matched."""
+    from rules import lists
+
+    assert lists.code_problem("ICD-10-CM", "A10AE04") is not None
+    assert lists.code_problem("ICD-10-CM", "E11.65") is None
+    assert lists.code_problem("ICD-10-CM", "S72.0XXA") is None  # X placeholders are ICD-10-CM's own
+    assert lists.code_problem("ATC", "A10AE04") is None
