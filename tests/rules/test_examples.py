@@ -129,7 +129,28 @@ def _inputs(protocol: ProtocolDef, rule: str) -> list[VariableDef]:
     return list(found.values())
 
 
-def _candidates(variable: VariableDef, rule: str, screening: dt.date) -> list[Any]:
+def _entries(protocol: ProtocolDef, variable: VariableDef, rule: str, screening: dt.date) -> list[Any]:
+    """Histories for a list the rule reads: none, absent, and entries of each value set it names.
+
+    Each entry is a one-day event (start = end) at one of the dates `_candidates` tries, or undated;
+    a history of one and one of several such entries reach `count of ... > n` for the rule's small n.
+    """
+    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", rule))
+    codes = [s.codes[0].rstrip("*") for s in protocol.value_sets if s.name in named]
+    days = [screening - dt.timedelta(days=d) for d in (0, 10, 45, 100, 200, 400, 3000)]
+    several = 1 + max([int(n) for n in re.findall(r"(?:>=?|<=?)\s*(\d+)\b", rule)] or [1])
+    histories: list[Any] = [[], None]
+    for code in codes:
+        undated = {"code": code, "system": variable.system}
+        dated = [{**undated, "start": d.isoformat(), "end": d.isoformat()} for d in days]
+        histories += [[entry] for entry in [*dated, undated]]
+        histories += [[dated[1]] * several, [dated[1]] * (several - 1) + [undated]]
+    return histories
+
+
+def _candidates(protocol: ProtocolDef, variable: VariableDef, rule: str, screening: dt.date) -> list[Any]:
+    if variable.type == "list":
+        return _entries(protocol, variable, rule, screening)
     if variable.type == "boolean":
         return [True, False, None]
     if variable.type == "code":
@@ -160,7 +181,7 @@ def _subjects(protocol: ProtocolDef, code: str) -> Iterator[dict[str, Any]]:
         base["cohort"] = criterion.cohorts[0]
     screening = dt.date.fromisoformat(str(base["screening_date"]))
     inputs = _inputs(protocol, criterion.rule)
-    choices = [_candidates(v, criterion.rule, screening) for v in inputs]
+    choices = [_candidates(protocol, v, criterion.rule, screening) for v in inputs]
     combinations: Any = itertools.product(*choices)
     total = 1
     for choice in choices:
