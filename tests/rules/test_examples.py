@@ -20,7 +20,8 @@ import pytest
 
 import rules
 from rules.compiler import CompiledProtocol
-from rules.protocol import ProtocolDef, VariableDef
+from rules.errors import SubjectInputErrors
+from rules.protocol import REFUSED, ProtocolDef, VariableDef
 
 EXAMPLES = files("rules").joinpath("protocols/examples")
 NAMES = sorted(p.name for p in EXAMPLES.iterdir() if p.name.endswith(".yaml"))
@@ -78,8 +79,13 @@ def test_test_cases_decide_as_expected(example):
     protocol, compiled = example
     assert len(protocol.test_cases) >= 6
     expected = {case.expect for case in protocol.test_cases}
-    assert expected == {"eligible", "not_eligible", "incomplete"}
+    assert expected - {REFUSED} == {"eligible", "not_eligible", "incomplete"}
     for case in protocol.test_cases:
+        if case.expect == REFUSED:  # a date after screening where a rule looks back from it
+            with pytest.raises(SubjectInputErrors) as refused:
+                rules.decide(compiled, case.subject)
+            assert sorted({e.field for e in refused.value.errors}) == sorted(case.refused), case.name
+            continue
         decision = rules.decide(compiled, case.subject)
         assert decision.decision == case.expect, case.name
         for code, outcome in case.outcomes.items():
@@ -197,6 +203,8 @@ def test_every_criterion_reaches_pass_fail_and_unknown(example):
     protocol, compiled = example
     seen: dict[str, set[str]] = {c.code: set() for c in protocol.criteria}
     for case in protocol.test_cases:
+        if case.expect == REFUSED:
+            continue
         for code, outcome in rules.decide(compiled, case.subject).outcomes().items():
             seen[code].add(outcome)
     missed = []
