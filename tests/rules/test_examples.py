@@ -103,6 +103,18 @@ def test_not_eligible_cases_fail_for_several_distinct_reasons(example):
     assert len(failing) >= 3, failing
 
 
+def test_value_sets_say_where_their_codes_come_from_and_are_used(example):
+    protocol, _ = example
+    sources = {"ATC": "WHO ATC/DDD index", "ICD-10-CM": "ICD-10-CM (CMS/NCHS tabular list)"}
+    rules_text = " ".join(c.rule for c in protocol.criteria)
+    for value_set in protocol.value_sets:
+        assert sources[value_set.system] in value_set.help, value_set.name
+        assert re.search(rf"\bin {value_set.name}\b", rules_text), f"value set {value_set.name} is never used"
+    for variable in protocol.variables:
+        if variable.type == "list":
+            assert variable.system and "none" in variable.help, variable.name  # how to say there are none
+
+
 def test_round_trip_keeps_the_hash(example):
     protocol, _ = example
     for fmt in ("yaml", "json"):
