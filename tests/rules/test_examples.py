@@ -20,7 +20,8 @@ import pytest
 
 import rules
 from rules.compiler import CompiledProtocol
-from rules.protocol import ProtocolDef, VariableDef
+from rules.errors import SubjectInputErrors
+from rules.protocol import REFUSED, ProtocolDef, VariableDef
 
 EXAMPLES = files("rules").joinpath("protocols/examples")
 NAMES = sorted(p.name for p in EXAMPLES.iterdir() if p.name.endswith(".yaml"))
@@ -78,8 +79,13 @@ def test_test_cases_decide_as_expected(example):
     protocol, compiled = example
     assert len(protocol.test_cases) >= 6
     expected = {case.expect for case in protocol.test_cases}
-    assert expected == {"eligible", "not_eligible", "incomplete"}
+    assert expected - {REFUSED} == {"eligible", "not_eligible", "incomplete"}
     for case in protocol.test_cases:
+        if case.expect == REFUSED:  # a date after screening where a rule looks back from it
+            with pytest.raises(SubjectInputErrors) as refused:
+                rules.decide(compiled, case.subject)
+            assert sorted({e.field for e in refused.value.errors}) == sorted(case.refused), case.name
+            continue
         decision = rules.decide(compiled, case.subject)
         assert decision.decision == case.expect, case.name
         for code, outcome in case.outcomes.items():
@@ -95,6 +101,18 @@ def test_not_eligible_cases_fail_for_several_distinct_reasons(example):
         if case.expect == "not_eligible":
             failing |= {c.code for c in rules.decide(compiled, case.subject).failed}
     assert len(failing) >= 3, failing
+
+
+def test_value_sets_say_where_their_codes_come_from_and_are_used(example):
+    protocol, _ = example
+    sources = {"ATC": "WHO ATC/DDD index", "ICD-10-CM": "ICD-10-CM (CMS/NCHS tabular list)"}
+    rules_text = " ".join(c.rule for c in protocol.criteria)
+    for value_set in protocol.value_sets:
+        assert sources[value_set.system] in value_set.help, value_set.name
+        assert re.search(rf"\bin {value_set.name}\b", rules_text), f"value set {value_set.name} is never used"
+    for variable in protocol.variables:
+        if variable.type == "list":
+            assert variable.system and "none" in variable.help, variable.name  # how to say there are none
 
 
 def test_round_trip_keeps_the_hash(example):
@@ -129,7 +147,28 @@ def _inputs(protocol: ProtocolDef, rule: str) -> list[VariableDef]:
     return list(found.values())
 
 
-def _candidates(variable: VariableDef, rule: str, screening: dt.date) -> list[Any]:
+def _entries(protocol: ProtocolDef, variable: VariableDef, rule: str, screening: dt.date) -> list[Any]:
+    """Histories for a list the rule reads: none, absent, and entries of each value set it names.
+
+    Each entry is a one-day event (start = end) at one of the dates `_candidates` tries, or undated;
+    a history of one and one of several such entries reach `count of ... > n` for the rule's small n.
+    """
+    named = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", rule))
+    codes = [s.codes[0].rstrip("*") for s in protocol.value_sets if s.name in named]
+    days = [screening - dt.timedelta(days=d) for d in (0, 10, 45, 100, 200, 400, 3000)]
+    several = 1 + max([int(n) for n in re.findall(r"(?:>=?|<=?)\s*(\d+)\b", rule)] or [1])
+    histories: list[Any] = [[], None]
+    for code in codes:
+        undated = {"code": code, "system": variable.system}
+        dated = [{**undated, "start": d.isoformat(), "end": d.isoformat()} for d in days]
+        histories += [[entry] for entry in [*dated, undated]]
+        histories += [[dated[1]] * several, [dated[1]] * (several - 1) + [undated]]
+    return histories
+
+
+def _candidates(protocol: ProtocolDef, variable: VariableDef, rule: str, screening: dt.date) -> list[Any]:
+    if variable.type == "list":
+        return _entries(protocol, variable, rule, screening)
     if variable.type == "boolean":
         return [True, False, None]
     if variable.type == "code":
@@ -160,7 +199,7 @@ def _subjects(protocol: ProtocolDef, code: str) -> Iterator[dict[str, Any]]:
         base["cohort"] = criterion.cohorts[0]
     screening = dt.date.fromisoformat(str(base["screening_date"]))
     inputs = _inputs(protocol, criterion.rule)
-    choices = [_candidates(v, criterion.rule, screening) for v in inputs]
+    choices = [_candidates(protocol, v, criterion.rule, screening) for v in inputs]
     combinations: Any = itertools.product(*choices)
     total = 1
     for choice in choices:
@@ -176,6 +215,8 @@ def test_every_criterion_reaches_pass_fail_and_unknown(example):
     protocol, compiled = example
     seen: dict[str, set[str]] = {c.code: set() for c in protocol.criteria}
     for case in protocol.test_cases:
+        if case.expect == REFUSED:
+            continue
         for code, outcome in rules.decide(compiled, case.subject).outcomes().items():
             seen[code].add(outcome)
     missed = []

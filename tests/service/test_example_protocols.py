@@ -7,8 +7,10 @@ form generated from each dictionary must then render every variable.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from importlib.resources import files
+from typing import Any
 
 import pytest
 
@@ -60,3 +62,41 @@ def test_an_example_is_screened_through_the_api(app, client):
     response = client.post("/api/v1/screenings", json=body)
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["decision"] == "eligible"
+
+
+def _json(value: Any) -> Any:
+    """A test-case value as a client sends it: dates as ISO strings, entries and lists kept."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value
+
+
+def test_an_example_history_is_screened_through_the_api(app, client):
+    definition = _publish(app, "NCT02824003.yaml")
+    inputs = _json(dict(definition.test_cases[0].subject))
+    body = {"protocol": definition.protocol, "site": "SITE-1", "screening_date": inputs.pop("screening_date")}
+    insulin = {"code": "A10AE04", "label": "insulin glargine", "start": "2025-01-01", "end": "2026-08-02"}
+    response = client.post(
+        "/api/v1/screenings",
+        json={**body, "subject_id": "T2D-001", "inputs": {**inputs, "medications": [*inputs["medications"], insulin]}},
+    )
+    assert response.status_code == 201, response.get_json()
+    result = response.get_json()
+    assert result["decision"] == "not_eligible"
+    other = next(c for c in result["result"]["criteria"] if c["code"] == "EX-06")
+    assert other["outcome"] == "fail" and "insulin glargine (A10AE04)" in other["sentence"]
+    episodes = [{"code": "E16.0", "start": "2026-13-01"}, {"code": "860975", "start": "2026-10-01"}]
+    bad = client.post(
+        "/api/v1/screenings",
+        json={**body, "subject_id": "T2D-002", "inputs": {**inputs, "severe_hypoglycaemia_episodes": episodes}},
+    )
+    assert bad.status_code == 422, bad.get_json()
+    fields = sorted(e["field"] for e in bad.get_json()["error"]["errors"])
+    assert fields == [
+        "inputs.severe_hypoglycaemia_episodes[0].start",
+        "inputs.severe_hypoglycaemia_episodes[1].code",  # an RxNorm number in an ICD-10-CM list
+    ], fields
