@@ -82,6 +82,22 @@ class Relevance:
                 hidden.add(name)
         return hidden
 
+    def asked(self, answers: Mapping[str, Any]) -> set[str]:
+        """The used variables a form asks for given the earlier answers, as the page's script shows them.
+
+        Stricter than not `hidden`: a follow-up waits until its earlier question is answered the way
+        that makes it matter (the date of the last G-CSF once one was given), so an unanswered earlier
+        question keeps it back; the decision then names that earlier question as missing."""
+        shown: dict[str, Any] = {}
+        asked: set[str] = set()
+        for name in self.order:
+            occurrences = self.occurrences.get(name, ())
+            if any(all(evaluate(g.node, shown) is (not g.kills) for g in occ) for occ in occurrences):
+                asked.add(name)
+                if name in answers:
+                    shown[name] = answers[name]
+        return asked
+
     def show_when(self, name: str) -> list[list[dict[str, Any]]] | None:
         """The guards as data for the page's script; None when the variable is always asked."""
         occurrences = self.occurrences.get(name, ())

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import rules
 from rules.compiler import CompiledProtocol
+from rules.ir import fields_of
 from rules.relevance import relevance
 
 
@@ -107,3 +108,26 @@ def test_a_hidden_variable_never_changes_an_outcome(compiled, eligible_subjects,
         if k not in dropped and k.removesuffix("_uln").removesuffix("_lln") not in dropped
     }
     assert rules.outcomes(compiled, trimmed) == rules.outcomes(compiled, subject)
+
+
+def test_a_follow_up_waits_for_its_earlier_question(sle):
+    assert "last_csf_date" not in sle.asked({})
+    assert "last_csf_date" not in sle.asked({"csf_received": False})
+    assert "last_csf_date" in sle.asked({"csf_received": True})
+    assert {"age", "sex", "anc", "csf_received"} <= sle.asked({})
+    # An answer to a question that is not asked does not open its own follow-ups.
+    assert "serum_hcg_negative" not in sle.asked({"sex": "male", "childbearing_potential": True})
+    assert "serum_hcg_negative" in sle.asked({"sex": "female", "childbearing_potential": True})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), cohort=st.sampled_from(["SLE", "SSc", "IIM", "ITP"]))
+def test_what_is_not_asked_is_moot_or_waits_for_an_unanswered_question(compiled, eligible_subjects, data, cohort):
+    base = {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in eligible_subjects[cohort].items()}
+    values = compiled.dictionary.normalize(data.draw(_answers(compiled, base, cohort))).values
+    found = relevance(compiled, cohort)
+    asked, hidden = found.asked(values), found.hidden(values)
+    assert not asked & hidden
+    for name in {n for n in found.order if found.used(n)} - asked - hidden:
+        waiting_on = {t for occ in found.occurrences[name] for g in occ for t in fields_of(g.node)}
+        assert any(n in asked and n not in values for n in waiting_on), name
