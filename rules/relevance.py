@@ -106,13 +106,15 @@ class Relevance:
         return [[{"node": _as_data(g.node), "kills": g.kills} for g in occ] for occ in occurrences]
 
 
-def relevance(compiled: CompiledProtocol, cohort: str | None) -> Relevance:
-    """Where each input variable is read by the criteria that apply to `cohort` (None: a trial without cohorts)."""
+def relevance(compiled: CompiledProtocol, cohort: str | None, criterion: str | None = None) -> Relevance:
+    """Where each input variable is read by the criteria that apply to `cohort` (None: a trial without cohorts).
+
+    With `criterion`: by that criterion alone, to say what could still settle it."""
     order = tuple(v.name for _, variables in input_sections(compiled.dictionary) for v in variables)
     walker = _Walker(compiled, {name: i for i, name in enumerate(order)})
-    for criterion in compiled.criteria:
-        if cohort is None or criterion.applies_to(cohort):
-            walker.walk(criterion.ir, ())
+    for item in compiled.criteria:
+        if (cohort is None or item.applies_to(cohort)) and criterion in (None, item.code):
+            walker.walk(item.ir, ())
     occurrences = {name: tuple(dict.fromkeys(found)) for name, found in walker.found.items()}
     # An occurrence without guards makes the others moot: the variable is always asked.
     occurrences = {name: ((),) if () in occ else occ for name, occ in occurrences.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
@@ -16,6 +17,7 @@ from wtforms.validators import DataRequired, Length
 
 from rules.compiler import CompiledProtocol
 from rules.dictionary import Variable
+from rules.errors import SubjectInputError, SubjectInputErrors
 from rules.relevance import Relevance, input_sections, relevance
 from service import screenings
 from service.attrition import attrition, chart_svg
@@ -37,6 +39,39 @@ def superscripts(text: str) -> str:
     """Units as printed on a lab report: `x10^9/L` as `×10⁹/L` (and never `109/L`)."""
     text = re.sub(r"(?<![A-Za-z])x(?=10\^)", "×", text)
     return re.sub(r"\^([-+]?\d+)", lambda m: m.group(1).translate(_SUPERSCRIPT), text)
+
+
+_LONG_DECIMAL = re.compile(r"(?<![\d.])(\d+)\.(\d{3,})(?![\d.])")
+
+
+def _significant(match: re.Match[str]) -> str:
+    """Three significant digits, never fewer than the whole part: 13.683 -> 13.7, 0.08456 -> 0.0846."""
+    value = float(match.group(0))
+    whole = len(match.group(1).lstrip("0"))
+    if whole:
+        return f"{value:.{max(0, 3 - whole)}f}"
+    return f"{value:.3g}" if value else "0"
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+@bp.app_template_filter("readable")
+def readable(sentence: str) -> str:
+    """An explanation for people: computed values to lab precision (the API keeps every digit), units as printed.
+
+    A value keeps its digits where rounding would make it read equal to another number of the sentence
+    (an INR of 1.505 is not shown as "1.50 is above 1.5")."""
+    numbers = [float(n) for n in _NUMBER.findall(sentence)]
+
+    def shorten(match: re.Match[str]) -> str:
+        rounded = _significant(match)
+        original = float(match.group(0))
+        if any(float(rounded) == other != original for other in numbers):
+            return match.group(0)
+        return rounded
+
+    return superscripts(_LONG_DECIMAL.sub(shorten, sentence))
 
 
 Sections = list[tuple[str, list[Variable]]]
@@ -328,15 +363,61 @@ def result(screening_id: int):
     _visible(screening)
     criteria = screening.result["criteria"]
     order = {"fail": 0, "unknown": 1, "pass": 2, "not_applicable": 3}
-    variables = registry().compiled(screening.version).dictionary.variables
+    compiled = registry().compiled(screening.version)
     return render_template(
         "screen_result.html",
         screening=screening,
         result=screening.result,
-        missing=[variables[name].label if name in variables else name for name in screening.result["missing"]],
+        to_collect=to_collect(compiled, screening) if screening.result["decision"] == "incomplete" else [],
         applicable=sorted((c for c in criteria if c["outcome"] != "not_applicable"), key=lambda c: order[c["outcome"]]),
         not_applicable=[c for c in criteria if c["outcome"] == "not_applicable"],
     )
+
+
+@dataclass(frozen=True)
+class ToCollect:
+    """What to collect for one undecided criterion: labels, and the follow-ups an earlier answer may call for."""
+
+    code: str
+    text: str
+    now: list[str]
+    follow_ups: list[str]
+
+
+def to_collect(compiled: CompiledProtocol, screening: Screening) -> list[ToCollect]:
+    """The missing values that could still settle each undecided criterion, by criterion, as labels.
+
+    A value the subject's other answers make moot is left out (rules/relevance); a follow-up that waits
+    for an earlier missing answer is listed as one. Only for an incomplete decision: once a criterion
+    fails, no further value can make the subject eligible."""
+    variables = compiled.dictionary.variables
+    subject = {**(screening.inputs or {}), "screening_date": screening.screening_date.isoformat()}
+    if screening.cohort:
+        subject["cohort"] = screening.cohort
+    try:
+        values = compiled.dictionary.normalize(subject).values
+    except (SubjectInputError, SubjectInputErrors):  # decided by an older dictionary: list as recorded
+        values = {}
+    found = []
+    for criterion in screening.result["criteria"]:
+        if criterion["outcome"] != "unknown":
+            continue
+        scope = relevance(compiled, screening.cohort, criterion["code"])
+        asked, moot = scope.asked(values), scope.hidden(values)
+        now: list[str] = []
+        follow_ups: list[str] = []
+        for name in criterion.get("missing") or []:
+            variable = variables.get(name)
+            if variable is None:
+                now.append(name)
+                continue
+            base = variable.companion_of or name
+            if base in moot:
+                continue
+            (now if base in asked or not scope.used(base) else follow_ups).append(variable.label)
+        if now or follow_ups:
+            found.append(ToCollect(criterion["code"], criterion["text"], now, follow_ups))
+    return found
 
 
 @bp.get("/log")

@@ -83,7 +83,7 @@ def test_a_screening_is_decided_recorded_and_explained(browser_as):
     assert response.status_code == 302
     html = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Not eligible" in html
-    assert "ANC 0.8 x10^9/L (submitted 800 /µL) is below 1 x10^9/L" in html
+    assert "ANC 0.8 ×10⁹/L (submitted 800 /µL) is below 1 ×10⁹/L" in html
     assert 'class="fail"' in html
     log = client.get("/log?decision=not_eligible").get_data(as_text=True)
     assert "S-1" in log and "1 screening." in log
