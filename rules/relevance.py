@@ -10,9 +10,12 @@ This module reads the compiled rules (never a hand-kept list) to find, for a coh
   `any(a, b)` (`if … then`, `unless`, `or`) once `a` is true. Kleene logic makes this
   exact: a definite false (true) sibling settles `all` (`any`) whatever the rest is.
 
-Guards only use boolean and code answers that come *earlier* in the form, compared
-with a constant, so a page can evaluate them as the screener types, and hiding a
-variable depends only on what is already answered. A guard that is false on fewer
+Guards only use answers that come *earlier* in the form, so hiding a variable depends
+only on what is already answered, and only tests a page can evaluate as the screener
+types: a boolean or code compared with a constant, a number compared with a constant
+(in a unit the page converts by a factor), or a number compared with a multiple of its
+own ULN/LLN (typed in the same unit), as in "the myopathy question only when ALT is
+above 3 x ULN". A guard that is false on fewer
 answers is false on more (Kleene logic is monotone), so hiding every variable whose
 guards all hold leaves every outcome unchanged (tested as a property).
 """
@@ -20,22 +23,29 @@ guards all hold leaves every outcome unchanged (tested as a property).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from rules import units
 from rules.compiler import CompiledProtocol
 from rules.dictionary import DataDictionary, Variable
+from rules.errors import EligoError
 from rules.ir import Node, Test, evaluate
 
-_GUARD_TYPES = ("boolean", "code")
+_CHOICE_TYPES = ("boolean", "code")
 
 
 @dataclass(frozen=True)
 class Guard:
-    """`node` evaluating to `kills` makes the guarded occurrence irrelevant."""
+    """`node` evaluating to `kills` makes the guarded occurrence irrelevant.
+
+    `waits`: the guard reads only yes/no and coded answers, so a form keeps the guarded question back
+    until they are answered (a follow-up). A guard on a lab value only hides a question once the value
+    settles it: a screener may well answer the question before the lab result arrives."""
 
     node: Node
     kills: bool
+    waits: bool = True
 
 
 Occurrence = tuple[Guard, ...]  # one place a variable is read; it matters there unless a guard kills
@@ -57,6 +67,10 @@ class Relevance:
 
     order: tuple[str, ...]
     occurrences: Mapping[str, tuple[Occurrence, ...]]
+    # `_alt_uln_x3` -> ("alt_uln", 3.0): the multiples of a ULN/LLN that guards compare with
+    scales: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+    # each guard's number variable -> {accepted unit: factor to its canonical unit}, for the page
+    factors: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     def used(self, name: str) -> bool:
         return name in self.occurrences
@@ -76,11 +90,19 @@ class Relevance:
             if name not in self.occurrences:
                 continue
             if any(all(evaluate(g.node, shown) is not g.kills for g in occ) for occ in self.occurrences[name]):
-                if name in answers:
-                    shown[name] = answers[name]
+                self._show(name, answers, shown)
             else:
                 hidden.add(name)
         return hidden
+
+    def _show(self, name: str, answers: Mapping[str, Any], shown: dict[str, Any]) -> None:
+        """An asked variable's answer, its ULN/LLN and their multiples, as later guards read them."""
+        for key in (name, f"{name}_uln", f"{name}_lln"):
+            if key in answers:
+                shown[key] = answers[key]
+        for computed, (source, times) in self.scales.items():
+            if source in shown and isinstance(shown[source], int | float):
+                shown[computed] = units.tidy(shown[source] * times)
 
     def asked(self, answers: Mapping[str, Any]) -> set[str]:
         """The used variables a form asks for given the earlier answers, as the page's script shows them.
@@ -92,10 +114,9 @@ class Relevance:
         asked: set[str] = set()
         for name in self.order:
             occurrences = self.occurrences.get(name, ())
-            if any(all(evaluate(g.node, shown) is (not g.kills) for g in occ) for occ in occurrences):
+            if any(all(_lets_matter(g, evaluate(g.node, shown)) for g in occ) for occ in occurrences):
                 asked.add(name)
-                if name in answers:
-                    shown[name] = answers[name]
+                self._show(name, answers, shown)
         return asked
 
     def show_when(self, name: str) -> list[list[dict[str, Any]]] | None:
@@ -103,7 +124,10 @@ class Relevance:
         occurrences = self.occurrences.get(name, ())
         if not occurrences or not all(occurrences):
             return None
-        return [[{"node": _as_data(g.node), "kills": g.kills} for g in occ] for occ in occurrences]
+        return [
+            [{"node": _as_data(g.node, self.scales), "kills": g.kills, "waits": g.waits} for g in occ]
+            for occ in occurrences
+        ]
 
 
 def relevance(compiled: CompiledProtocol, cohort: str | None, criterion: str | None = None) -> Relevance:
@@ -118,7 +142,7 @@ def relevance(compiled: CompiledProtocol, cohort: str | None, criterion: str | N
     occurrences = {name: tuple(dict.fromkeys(found)) for name, found in walker.found.items()}
     # An occurrence without guards makes the others moot: the variable is always asked.
     occurrences = {name: ((),) if () in occ else occ for name, occ in occurrences.items()}
-    return Relevance(order, occurrences)
+    return Relevance(order, occurrences, walker.scales, walker.factors)
 
 
 class _Walker:
@@ -128,6 +152,8 @@ class _Walker:
         self.computed = {c.field: c for c in compiled.computed}
         self.position = position
         self.found: dict[str, list[Occurrence]] = {}
+        self.scales: dict[str, tuple[str, float]] = {}
+        self.factors: dict[str, dict[str, float]] = {}
         self._entered: set[str] = set()
 
     def walk(self, node: Node, guards: tuple[Guard, ...]) -> None:
@@ -169,21 +195,55 @@ class _Walker:
                 self._entered.add(key)
                 self.walk(self.compiled.conditions[name].rule.ir, guards)
             return
-        usable = tuple(g for g in guards if self._usable(g.node, name))
+        usable = tuple(Guard(g.node, g.kills, self._waits(g.node)) for g in guards if self._usable(g.node, name))
         self.found.setdefault(name, []).append(usable)
 
     def _usable(self, node: Node, before: str) -> bool:
-        """A guard the page can evaluate: constant comparisons of earlier boolean or code answers."""
-        tests = list(_tests(node))
-        return all(
-            t.other is None
-            and t.op in ("==", "!=")
-            and t.value is not None
-            and t.field in self.position
-            and self.position[t.field] < self.position[before]
-            and self.variables[t.field].type in _GUARD_TYPES
-            for t in tests
-        )
+        """A guard the page can evaluate, on answers that come before `before`."""
+        return all(self._evaluable(t, before) for t in _tests(node))
+
+    def _waits(self, node: Node) -> bool:
+        return all(self.variables[t.field].type in _CHOICE_TYPES for t in _tests(node))
+
+    def _evaluable(self, test: Test, before: str) -> bool:
+        variable = self.variables.get(test.field)
+        if variable is None or self.position.get(test.field, len(self.position)) >= self.position[before]:
+            return False
+        if variable.type in _CHOICE_TYPES:
+            return test.other is None and test.op in ("==", "!=") and test.value is not None
+        if variable.type != "number":
+            return False
+        if test.other is None:
+            return isinstance(test.value, int | float) and self._factors(variable)
+        scale = self.computed.get(test.other)
+        companion = self.variables.get(scale.source) if scale is not None and scale.kind == "scale" else None
+        if companion is None or companion.companion_of != test.field:
+            return False  # a threshold the page cannot work out (a window, a formula, another variable)
+        self.scales[test.other] = (scale.source, scale.amount)
+        return self._factors(variable)
+
+    def _factors(self, variable: Variable) -> bool:
+        """Record the factor from each accepted unit to the canonical one; False where one is not a factor."""
+        found = {}
+        for unit in variable.accepted_units:
+            if unit == variable.unit:
+                found[unit] = 1.0
+                continue
+            try:
+                conversion = units.conversion(
+                    unit, variable.unit, variable.definition.molar_mass, variable.definition.conversion
+                )
+            except EligoError:
+                return False
+            if not conversion.proportional:
+                return False
+            found[unit] = conversion.scale
+        self.factors[variable.name] = found
+        return True
+
+
+def _lets_matter(guard: Guard, truth: bool | None) -> bool:
+    return truth is (not guard.kills) or (truth is None and not guard.waits)
 
 
 def _tests(node: Node) -> Iterable[Test]:
@@ -194,10 +254,13 @@ def _tests(node: Node) -> Iterable[Test]:
             yield from _tests(item)
 
 
-def _as_data(node: Node) -> dict[str, Any]:
+def _as_data(node: Node, scales: Mapping[str, tuple[str, float]]) -> dict[str, Any]:
     if isinstance(node, Test):
+        if node.other is not None:
+            source, times = scales[node.other]
+            return {"field": node.field, "op": node.op, "other": source, "times": times}
         return {"field": node.field, "op": node.op, "value": node.value}
-    item: dict[str, Any] = {"op": node.op, "items": [_as_data(i) for i in node.items]}
+    item: dict[str, Any] = {"op": node.op, "items": [_as_data(i, scales) for i in node.items]}
     if node.op == "at_least":
         item["count"] = node.count
     return item
