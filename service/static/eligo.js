@@ -8,17 +8,37 @@ document.querySelectorAll("[data-print]").forEach((button) => button.addEventLis
   const form = document.querySelector("form[data-relevance]");
   if (!form) return;
   const fields = [...form.querySelectorAll("[data-field]")];
-  const answer = (wrap) => {
-    const control = form.elements.namedItem(wrap.dataset.field);
-    if (!control || control.value === "") return undefined;
-    if (wrap.dataset.kind === "boolean") return { yes: true, no: false }[control.value];
-    return control.value;
+  const NUMBER = /^\s*[-+]?\d+(?:[.,]\d+)?\s*$/;
+  const control = (name) => form.elements.namedItem(name);
+  // What later guards read from one question: its answer (and a lab value's ULN/LLN) in canonical units.
+  const answers = (wrap) => {
+    const name = wrap.dataset.field;
+    const own = control(name);
+    if (!own || own.value === "") return {};
+    if (wrap.dataset.kind === "boolean") return own.value in { yes: 1, no: 1 } ? { [name]: own.value === "yes" } : {};
+    if (wrap.dataset.kind !== "number") return { [name]: own.value };
+    const factors = wrap.dataset.factors ? JSON.parse(wrap.dataset.factors) : {};
+    const unit = control(`${name}__unit`);
+    const factor = unit ? factors[unit.value] : 1;
+    const found = {};
+    for (const key of [name, `${name}_uln`, `${name}_lln`]) {
+      const input = control(key);
+      if (input && NUMBER.test(input.value) && factor !== undefined) {
+        found[key] = parseFloat(input.value.replace(",", ".")) * factor;
+      }
+    }
+    return found;
   };
-  const compare = { "==": (a, b) => a === b, "!=": (a, b) => a !== b };
+  const compare = {
+    "==": (a, b) => a === b, "!=": (a, b) => a !== b, "<": (a, b) => a < b,
+    "<=": (a, b) => a <= b, ">": (a, b) => a > b, ">=": (a, b) => a >= b,
+  };
   // Kleene logic, as rules/ir.py evaluates: null is "not answered".
   const truth = (node, values) => {
     if (node.field !== undefined) {
-      return node.field in values ? compare[node.op](values[node.field], node.value) : null;
+      if (!(node.field in values) || (node.other !== undefined && !(node.other in values))) return null;
+      const operand = node.other !== undefined ? values[node.other] * node.times : node.value;
+      return compare[node.op](values[node.field], operand);
     }
     const results = node.items.map((item) => truth(item, values));
     const count = (v) => results.filter((r) => r === v).length;
@@ -28,23 +48,28 @@ document.querySelectorAll("[data-print]").forEach((button) => button.addEventLis
     if (count(true) >= node.count) return true; // at_least
     return count(true) + count(null) < node.count ? false : null;
   };
-  // Asked when, for some place the rules read it, every guard is settled the way that lets it matter.
-  const asked = (occurrences, values) => occurrences.some((guards) => guards.every((g) => truth(g.node, values) === !g.kills));
+  // rules/relevance.py: asked when, somewhere the rules read it, no guard rules it out; a yes/no
+  // follow-up (waits) also needs its earlier answer given.
+  const lets = (guard, values) => {
+    const t = truth(guard.node, values);
+    return t === !guard.kills || (t === null && !guard.waits);
+  };
+  const asked = (occurrences, values) => occurrences.some((guards) => guards.every((g) => lets(g, values)));
   const update = () => {
     const values = {};
     for (const wrap of fields) {
       const rule = wrap.dataset.showWhen ? JSON.parse(wrap.dataset.showWhen) : null;
       const show = !rule || asked(rule, values);
       wrap.hidden = !show;
-      wrap.querySelectorAll("input, select, textarea").forEach((control) => { control.disabled = !show; });
-      const value = show ? answer(wrap) : undefined;
-      if (value !== undefined) values[wrap.dataset.field] = value;
+      wrap.querySelectorAll("input, select, textarea").forEach((input) => { input.disabled = !show; });
+      if (show) Object.assign(values, answers(wrap));
     }
     form.querySelectorAll("fieldset[data-section]").forEach((fieldset) => {
       fieldset.hidden = !fieldset.querySelector("[data-field]:not([hidden])");
     });
   };
   form.addEventListener("change", update);
+  form.addEventListener("input", update);
   update();
   const firstError = form.querySelector("[aria-invalid=true]:not(:disabled)");
   if (firstError) firstError.focus();

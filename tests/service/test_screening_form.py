@@ -48,8 +48,9 @@ def test_the_form_asks_only_what_the_cohorts_criteria_read(screener):
 def test_follow_ups_carry_the_answers_that_open_them(screener):
     html = screener.get(FORM).get_data(as_text=True)
     csf = re.search(r'<div class="field"[^>]*data-field="last_csf_date"[^>]*>', html).group(0)
-    guard = '{"kills": false, "node": {"field": "csf_received", "op": "==", "value": true}}'
-    assert f"data-show-when='[[{guard}]]'" in csf
+    assert '"node": {"field": "csf_received", "op": "==", "value": true}, "waits": true' in csf
+    alt = re.search(r'<div class="field"[^>]*data-field="alt"[^>]*>', html).group(0)
+    assert """data-factors='{"IU/L": 1.0, "U/L": 1.0, "\\u00b5kat/L": 60.0}'""" in alt  # µ, JSON-escaped
     anc = re.search(r'<div class="field"[^>]*data-field="anc"[^>]*>', html).group(0)
     assert "data-show-when" not in anc  # always asked
     assert '<script src="/static/eligo.js" defer></script>' in html
