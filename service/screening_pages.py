@@ -31,13 +31,17 @@ bp = Blueprint("screening_pages", __name__)
 BOOLEAN_CHOICES = [SelectChoice("", "—"), SelectChoice("yes"), SelectChoice("no")]
 
 
+# "×109/L" in text copied from a PDF is 10^9/L with the superscript lost: a count per litre is
+# only ever written as a power of ten, so `×10` + 9 or 12 before `/L` is read as the power.
+_LOST_SUPERSCRIPT = re.compile(r"([×x]\s?10)(9|12)(?=\s?/L)")
 _SUPERSCRIPT = str.maketrans("0123456789-+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺")
 
 
 @bp.app_template_filter("superscripts")
 def superscripts(text: str) -> str:
-    """Units as printed on a lab report: `x10^9/L` as `×10⁹/L` (and never `109/L`)."""
+    """Units as printed on a lab report: `x10^9/L` and a PDF's `×109/L` as `×10⁹/L`."""
     text = re.sub(r"(?<![A-Za-z])x(?=10\^)", "×", text)
+    text = _LOST_SUPERSCRIPT.sub(lambda m: f"{m.group(1)}^{m.group(2)}", text)
     return re.sub(r"\^([-+]?\d+)", lambda m: m.group(1).translate(_SUPERSCRIPT), text)
 
 
@@ -115,7 +119,7 @@ def form_class(compiled: CompiledProtocol, sections: Sections | None = None) -> 
             else:
                 field = StringField(d.label, render_kw={"inputmode": "decimal", "autocomplete": "off"})
                 if len(variable.accepted_units) > 1:
-                    choices = [SelectChoice(u) for u in variable.accepted_units]
+                    choices = [SelectChoice(u, superscripts(u)) for u in variable.accepted_units]
                     setattr(ScreeningForm, f"{d.name}__unit", SelectField("unit", choices=choices, default=d.unit))
                 for limit in ("lln", "uln"):
                     if getattr(d, limit):

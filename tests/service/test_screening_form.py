@@ -7,7 +7,7 @@ import re
 import pytest
 
 from service.models import Screening, db
-from service.screening_pages import decimal_point, readable
+from service.screening_pages import decimal_point, readable, superscripts
 from tests.service.test_pages import _token
 
 FORM = "/screen/NCT07193667/SLE"
@@ -91,6 +91,8 @@ def test_results_read_at_lab_precision_with_units_as_printed():
     assert readable(sentence) == "Total bilirubin 13.7 µmol/L (submitted 0.8 mg/dL) is at most 1.5 x ULN (30.8 µmol/L)"
     assert readable("ANC 0.8 x10^9/L is below 1 x10^9/L") == "ANC 0.8 ×10⁹/L is below 1 ×10⁹/L"
     assert readable("INR 1.505 is above 1.5") == "INR 1.505 is above 1.5"  # rounding would read as equal
+    assert superscripts("a. White blood cell count ≥3×109/L;") == "a. White blood cell count ≥3×10⁹/L;"
+    assert superscripts("platelets > 30 × 10⁹ /L; 109 mg/L") == "platelets > 30 × 10⁹ /L; 109 mg/L"
 
 
 def test_an_incomplete_result_says_what_to_collect_by_criterion_and_re_screen_prefills(screener):
