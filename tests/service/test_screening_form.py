@@ -7,7 +7,7 @@ import re
 import pytest
 
 from service.models import Screening, db
-from service.screening_pages import decimal_point, readable, superscripts
+from service.screening_pages import _list_text, decimal_point, list_entries, readable, superscripts
 from tests.service.test_pages import _token
 
 FORM = "/screen/NCT07193667/SLE"
@@ -128,3 +128,19 @@ def test_a_subject_already_not_eligible_is_told_more_data_would_not_change_it(sc
     html = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Not eligible" in html and "more data would not change this decision" in html
     assert "To decide, collect" not in html
+
+
+def test_a_list_is_prefilled_as_the_lines_it_was_typed_as():
+    typed = "ATC: L04AA06, 2026-10-01, , 10 mg\nA10BK01, 2026-09-01, 2026-10-01"
+    assert list_entries(_list_text(list_entries(typed))) == list_entries(typed)
+    assert _list_text([]) == "none"
+
+
+def test_re_screen_prefills_only_from_a_screening_of_the_screeners_site(app, screener):
+    other = app.test_client()
+    token = _token(other.get("/login").get_data(as_text=True))
+    other.post("/login", data={"username": "screener2", "password": "pw-screener2", "csrf_token": token})
+    response = _post(other, anc="800", anc__unit="/µL")
+    screening_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    assert other.get(f"{FORM}?from={screening_id}").status_code == 200
+    assert screener.get(f"{FORM}?from={screening_id}").status_code == 404
