@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
@@ -15,6 +16,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from rules.compiler import CompiledProtocol
+from rules.dictionary import Variable
+from rules.errors import SubjectInputError, SubjectInputErrors
+from rules.relevance import Relevance, input_sections, relevance
 from service import screenings
 from service.attrition import attrition, chart_svg
 from service.auth import actor, own_site, page_roles
@@ -27,18 +31,69 @@ bp = Blueprint("screening_pages", __name__)
 BOOLEAN_CHOICES = [SelectChoice("", "—"), SelectChoice("yes"), SelectChoice("no")]
 
 
-def _sections(compiled: CompiledProtocol) -> list[tuple[str, list[Any]]]:
-    """Input variables grouped by section, in dictionary order; each LLN and ULN beside its variable."""
-    grouped: dict[str, list[Any]] = {}
-    for variable in compiled.dictionary.variables.values():
-        if variable.builtin or variable.is_derived or variable.companion_of:
-            continue
-        grouped.setdefault(variable.definition.section or "Other", []).append(variable)
-    return list(grouped.items())
+# "×109/L" in text copied from a PDF is 10^9/L with the superscript lost: a count per litre is
+# only ever written as a power of ten, so `×10` + 9 or 12 before `/L` is read as the power.
+_LOST_SUPERSCRIPT = re.compile(r"([×x]\s?10)(9|12)(?=\s?/L)")
+_SUPERSCRIPT = str.maketrans("0123456789-+", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻⁺")
 
 
-def form_class(compiled: CompiledProtocol) -> type[FlaskForm]:
-    """A WTForms form with one optional field per input variable, and a unit choice where there is one."""
+@bp.app_template_filter("superscripts")
+def superscripts(text: str) -> str:
+    """Units as printed on a lab report: `x10^9/L` and a PDF's `×109/L` as `×10⁹/L`."""
+    text = re.sub(r"(?<![A-Za-z])x(?=10\^)", "×", text)
+    text = _LOST_SUPERSCRIPT.sub(lambda m: f"{m.group(1)}^{m.group(2)}", text)
+    return re.sub(r"\^([-+]?\d+)", lambda m: m.group(1).translate(_SUPERSCRIPT), text)
+
+
+_LONG_DECIMAL = re.compile(r"(?<![\d.])(\d+)\.(\d{3,})(?![\d.])")
+
+
+def _significant(match: re.Match[str]) -> str:
+    """Three significant digits, never fewer than the whole part: 13.683 -> 13.7, 0.08456 -> 0.0846."""
+    value = float(match.group(0))
+    whole = len(match.group(1).lstrip("0"))
+    if whole:
+        return f"{value:.{max(0, 3 - whole)}f}"
+    return f"{value:.3g}" if value else "0"
+
+
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+
+@bp.app_template_filter("readable")
+def readable(sentence: str) -> str:
+    """An explanation for people: computed values to lab precision (the API keeps every digit), units as printed.
+
+    A value keeps its digits where rounding would make it read equal to another number of the sentence
+    (an INR of 1.505 is not shown as "1.50 is above 1.5")."""
+    numbers = [float(n) for n in _NUMBER.findall(sentence)]
+
+    def shorten(match: re.Match[str]) -> str:
+        rounded = _significant(match)
+        original = float(match.group(0))
+        if any(float(rounded) == other != original for other in numbers):
+            return match.group(0)
+        return rounded
+
+    return superscripts(_LONG_DECIMAL.sub(shorten, sentence))
+
+
+Sections = list[tuple[str, list[Variable]]]
+
+
+def _sections(compiled: CompiledProtocol, found: Relevance) -> Sections:
+    """The input variables some applicable criterion reads, by section in dictionary order; LLN/ULN go beside them."""
+    sections = [
+        (name, [v for v in variables if found.used(v.name)]) for name, variables in input_sections(compiled.dictionary)
+    ]
+    return [(name, variables) for name, variables in sections if variables]
+
+
+def form_class(compiled: CompiledProtocol, sections: Sections | None = None) -> type[FlaskForm]:
+    """A WTForms form with one optional field per variable asked, and a unit choice where there is one.
+
+    Without `sections`: every variable some criterion of the protocol reads."""
+    sections = _sections(compiled, relevance(compiled, None)) if sections is None else sections
 
     class ScreeningForm(FlaskForm):
         subject_id = StringField("Subject id (pseudonymous)", validators=[DataRequired()])
@@ -47,7 +102,7 @@ def form_class(compiled: CompiledProtocol) -> type[FlaskForm]:
         # One key per rendered form: a double-click or a resubmitted page stores the screening once.
         submission = HiddenField(default=lambda: uuid.uuid4().hex, validators=[Length(max=64)])
 
-    for _, variables in _sections(compiled):
+    for _, variables in sections:
         for variable in variables:
             d = variable.definition
             if variable.type == "boolean":
@@ -64,7 +119,7 @@ def form_class(compiled: CompiledProtocol) -> type[FlaskForm]:
             else:
                 field = StringField(d.label, render_kw={"inputmode": "decimal", "autocomplete": "off"})
                 if len(variable.accepted_units) > 1:
-                    choices = [SelectChoice(u) for u in variable.accepted_units]
+                    choices = [SelectChoice(u, superscripts(u)) for u in variable.accepted_units]
                     setattr(ScreeningForm, f"{d.name}__unit", SelectField("unit", choices=choices, default=d.unit))
                 for limit in ("lln", "uln"):
                     if getattr(d, limit):
@@ -108,9 +163,21 @@ def list_entries(text: str) -> list[dict[str, Any]] | None:
     return entries
 
 
-def _inputs(form: FlaskForm, compiled: CompiledProtocol) -> dict[str, Any]:
+_DECIMAL_COMMA = re.compile(r"^(\s*[-+]?)(\d+),(\d+)(?!\d)")
+
+
+def decimal_point(raw: str) -> str:
+    """`4,2` as `4.2`: a decimal comma, as many sites write. `1,000` stays as typed (and is refused):
+    a comma before exactly three digits may be a thousands separator, and a guess could be off by 1000."""
+    match = _DECIMAL_COMMA.match(raw)
+    if match is None or (len(match.group(3)) == 3 and match.group(2).lstrip("0")):
+        return raw
+    return f"{match.group(1)}{match.group(2)}.{match.group(3)}{raw[match.end() :]}"
+
+
+def _inputs(form: FlaskForm, sections: Sections) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
-    for _, variables in _sections(compiled):
+    for _, variables in sections:
         for variable in variables:
             name = variable.name
             if variable.type == "list":
@@ -121,12 +188,14 @@ def _inputs(form: FlaskForm, compiled: CompiledProtocol) -> dict[str, Any]:
             raw = (form[name].data or "").strip() if isinstance(form[name].data, str) else form[name].data
             unit_field = form._fields.get(f"{name}__unit")
             unit = unit_field.data if unit_field else None
+            if raw and variable.type == "number":
+                raw = decimal_point(raw)
             if raw:
                 inputs[name] = {"value": raw, "unit": unit} if unit and unit != variable.unit else raw
             for limit in ("lln", "uln"):
                 limit_field = form._fields.get(f"{name}_{limit}")
                 if limit_field and limit_field.data and limit_field.data.strip():
-                    given = limit_field.data.strip()
+                    given = decimal_point(limit_field.data.strip())
                     converted = unit and unit != variable.unit
                     inputs[f"{name}_{limit}"] = {"value": given, "unit": unit} if converted else given
     return inputs
@@ -154,11 +223,17 @@ def screen(code: str, cohort: str):
     cohorts = {c.code: c.label for c in compiled.definition.cohorts}
     if cohort not in cohorts and not (cohort == ALL and not cohorts):
         abort(404)
-    form = form_class(compiled)()
+    found = relevance(compiled, cohort if cohorts else None)
+    sections = _sections(compiled, found)
+    form = form_class(compiled, sections)()
     site = own_site()
-    if request.method == "GET" and site:
-        form.site.data = site
-    problem = None
+    if request.method == "GET":
+        if site:
+            form.site.data = site
+        previous = request.args.get("from", "")
+        if previous.isdigit():
+            _prefill(form, sections, _visible(db.session.get(Screening, int(previous)) or abort(404)))
+    problem, unplaced = None, []
     if form.validate_on_submit():
         payload = {
             "protocol": code,
@@ -167,7 +242,7 @@ def screen(code: str, cohort: str):
             "site": site or form.site.data.strip(),
             "screening_date": form.screening_date.data.isoformat(),
             "cohort": cohort if cohorts else None,
-            "inputs": _inputs(form, compiled),
+            "inputs": _inputs(form, sections),
         }
         try:
             key = f"form-{form.submission.data}" if form.submission.data else None
@@ -184,27 +259,98 @@ def screen(code: str, cohort: str):
         except ApiError as error:
             db.session.rollback()
             problem = error.message
-            for item in error.errors:
-                name = (item.get("field") or "").removeprefix("inputs.").removesuffix(".unit")
-                entry = re.match(r"^(\w+)\[(\d+)\]\.?(\w*)$", name)
-                where = ""
-                if entry:  # a list's entry: the line the screener typed it on
-                    name, line, part = entry.group(1), int(entry.group(2)) + 1, entry.group(3)
-                    where = f"line {line}" + (f" ({'dose' if part == 'value' else part})" if part else "") + ": "
-                target = form._fields.get(name)
-                if target is not None:
-                    target.errors = [*target.errors, f"{where}{item.get('value')!r}: expected {item['expected']}"]
+            unplaced = _place_errors(form, error.errors)
     return render_template(
         "screen_form.html",
         form=form,
-        sections=_sections(compiled),
+        sections=sections,
+        relevance=found,
         version=version,
         cohort=cohort,
         cohort_label=cohorts.get(cohort, "all subjects"),
         site_fixed=site is not None,
         problem=problem,
+        unplaced=unplaced,
         list_help=LIST_HELP,
     )
+
+
+_ENTRY = re.compile(r"^(\w+)\[(\d+)\]\.?(\w*)$")
+
+
+def _place_errors(form: FlaskForm, errors: list[dict[str, Any]]) -> list[str]:
+    """Each refused value's message on the field it was typed in (value, unit, LLN or ULN); the rest returned."""
+    unplaced = []
+    for item in errors:
+        name = (item.get("field") or "").removeprefix("inputs.")
+        message = f"{item.get('value')!r}: expected {item.get('expected')}"
+        base, _, part = name.partition(".")
+        entry = _ENTRY.match(name)
+        if entry:  # a list's entry: the line the screener typed it on
+            base, line, part = entry.group(1), int(entry.group(2)) + 1, entry.group(3)
+            message = f"line {line}" + (f" ({'dose' if part == 'value' else part})" if part else "") + ": " + message
+            target = form._fields.get(base)
+        elif part in ("uln", "lln"):
+            target = form._fields.get(f"{base}_{part}")
+        elif part == "unit":
+            target = form._fields.get(f"{base}__unit") or form._fields.get(base)
+        else:
+            target = form._fields.get(base)
+        if target is None:
+            unplaced.append(f"{name or 'subject'}: {message}")
+        else:
+            target.errors = [*target.errors, message]
+    return unplaced
+
+
+def _prefill(form: FlaskForm, sections: Sections, previous: Screening) -> None:
+    """The form as the previous screening of the subject left it, so a re-screen types only what changed.
+
+    The screening date stays today's: a re-screen is a new screening."""
+    form.subject_id.data = previous.subject_id
+    form.site.data = form.site.data or previous.site
+    given = previous.inputs or {}
+    for _, variables in sections:
+        for variable in variables:
+            name = variable.name
+            for key in (name, f"{name}_lln", f"{name}_uln"):
+                if key not in given or key not in form._fields:
+                    continue
+                value = given[key]
+                if variable.type == "list" and key == name:
+                    form[key].data = _list_text(value)
+                    continue
+                if isinstance(value, dict):
+                    unit_field = form._fields.get(f"{name}__unit")
+                    if unit_field is not None and value.get("unit"):
+                        unit_field.data = value["unit"]
+                    for limit in ("lln", "uln"):
+                        if value.get(limit) is not None and f"{name}_{limit}" in form._fields:
+                            form[f"{name}_{limit}"].data = str(value[limit])
+                    value = value.get("value")
+                if value is None:
+                    continue
+                if variable.type == "boolean" and key == name:
+                    value = (
+                        "yes"
+                        if value in (True, "yes", "true", "1", 1)
+                        else "no"
+                        if value in (False, "no", "false", "0", 0)
+                        else str(value)
+                    )
+                form[key].data = str(value)
+
+
+def _list_text(entries: Any) -> str:
+    """A list's entries back as the lines the screener types (`code, start, end, dose`)."""
+    if entries == []:
+        return "none"
+    lines = []
+    for entry in entries if isinstance(entries, list) else []:
+        code = f"{entry['system']}: {entry.get('code', '')}" if entry.get("system") else str(entry.get("code", ""))
+        dose = " ".join(str(entry[k]) for k in ("value", "unit") if entry.get(k) is not None)
+        lines.append(", ".join([code, entry.get("start", ""), entry.get("end", ""), dose]).rstrip(", "))
+    return "\n".join(lines)
 
 
 def _visible(screening: Screening) -> Screening:
@@ -221,15 +367,61 @@ def result(screening_id: int):
     _visible(screening)
     criteria = screening.result["criteria"]
     order = {"fail": 0, "unknown": 1, "pass": 2, "not_applicable": 3}
-    variables = registry().compiled(screening.version).dictionary.variables
+    compiled = registry().compiled(screening.version)
     return render_template(
         "screen_result.html",
         screening=screening,
         result=screening.result,
-        missing=[variables[name].label if name in variables else name for name in screening.result["missing"]],
+        to_collect=to_collect(compiled, screening) if screening.result["decision"] == "incomplete" else [],
         applicable=sorted((c for c in criteria if c["outcome"] != "not_applicable"), key=lambda c: order[c["outcome"]]),
         not_applicable=[c for c in criteria if c["outcome"] == "not_applicable"],
     )
+
+
+@dataclass(frozen=True)
+class ToCollect:
+    """What to collect for one undecided criterion: labels, and the follow-ups an earlier answer may call for."""
+
+    code: str
+    text: str
+    now: list[str]
+    follow_ups: list[str]
+
+
+def to_collect(compiled: CompiledProtocol, screening: Screening) -> list[ToCollect]:
+    """The missing values that could still settle each undecided criterion, by criterion, as labels.
+
+    A value the subject's other answers make moot is left out (rules/relevance); a follow-up that waits
+    for an earlier missing answer is listed as one. Only for an incomplete decision: once a criterion
+    fails, no further value can make the subject eligible."""
+    variables = compiled.dictionary.variables
+    subject = {**(screening.inputs or {}), "screening_date": screening.screening_date.isoformat()}
+    if screening.cohort:
+        subject["cohort"] = screening.cohort
+    try:
+        values = compiled.dictionary.normalize(subject).values
+    except (SubjectInputError, SubjectInputErrors):  # decided by an older dictionary: list as recorded
+        values = {}
+    found = []
+    for criterion in screening.result["criteria"]:
+        if criterion["outcome"] != "unknown":
+            continue
+        scope = relevance(compiled, screening.cohort, criterion["code"])
+        asked, moot = scope.asked(values), scope.hidden(values)
+        now: list[str] = []
+        follow_ups: list[str] = []
+        for name in criterion.get("missing") or []:
+            variable = variables.get(name)
+            if variable is None:
+                now.append(name)
+                continue
+            base = variable.companion_of or name
+            if base in moot:
+                continue
+            (now if base in asked or not scope.used(base) else follow_ups).append(variable.label)
+        if now or follow_ups:
+            found.append(ToCollect(criterion["code"], criterion["text"], now, follow_ups))
+    return found
 
 
 @bp.get("/log")

@@ -90,7 +90,7 @@ def test_screener_screens_a_subject_and_sees_the_failing_criterion(page, sign_in
     failing = page.locator("tr.fail")
     expect(failing).to_have_count(1)
     expect(failing).to_contain_text("IN-03b")
-    expect(failing).to_contain_text("ANC 0.8 x10^9/L (submitted 800 /µL) is below 1 x10^9/L")
+    expect(failing).to_contain_text("ANC 0.8 ×10⁹/L (submitted 800 /µL) is below 1 ×10⁹/L")
     expect(page.locator("tr.pass").filter(has_text="IN-03c")).to_contain_text(
         "Haemoglobin 118 g/L (submitted 11.8 g/dL)"
     )

@@ -57,7 +57,7 @@ def test_the_form_is_generated_from_the_dictionary(browser_as, seed):
     assert 'name="alt_uln"' in html
     assert 'name="crcl"' not in html  # derived: computed, never typed
     site = re.search(r'<input[^>]*name="site"[^>]*>', html).group(0)
-    assert 'value="SITE-1"' in site and "readonly" in site
+    assert 'value="SITE-1"' in site and 'type="hidden"' in site  # fixed: shown as text, not a tab stop
 
 
 def _form(client, **values):
@@ -83,7 +83,7 @@ def test_a_screening_is_decided_recorded_and_explained(browser_as):
     assert response.status_code == 302
     html = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Not eligible" in html
-    assert "ANC 0.8 x10^9/L (submitted 800 /µL) is below 1 x10^9/L" in html
+    assert "ANC 0.8 ×10⁹/L (submitted 800 /µL) is below 1 ×10⁹/L" in html
     assert 'class="fail"' in html
     log = client.get("/log?decision=not_eligible").get_data(as_text=True)
     assert "S-1" in log and "1 screening." in log
