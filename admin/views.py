@@ -35,7 +35,7 @@ from admin.validators import (
 from rules import lists
 from rules.errors import EligoError, SubjectInputErrors
 from rules.protocol import VariableDef
-from service import versions
+from service import amendments_rebase, versions
 from service.auth import has_role, hash_token, sign
 from service.engine import engine
 from service.errors import ApiError
@@ -51,7 +51,8 @@ class EligoIndexView(RoleAccess, AdminIndexView):
     @expose("/")
     def index(self) -> str:
         drafts = db.session.execute(select(ProtocolVersion).where(ProtocolVersion.status == DRAFT)).scalars().all()
-        return self.render("admin_eligo/index.html", drafts=drafts)
+        stale = {d.id: versions.StaleDraft(d, since) for d in drafts if (since := versions.published_since(d))}
+        return self.render("admin_eligo/index.html", drafts=drafts, stale=stale)
 
 
 class EligoModelView(RoleAccess, ModelView):
@@ -374,6 +375,11 @@ class SignView(RoleAccess, BaseView):
             flash("Only a draft version can be published.", "error")
             return redirect(url_for("versions.index_view"))
         form = SignForm()
+        stale = versions.published_since(version)
+        if stale:  # publishing would undo what was published since: said before anyone types a password
+            return self.render(
+                "admin_eligo/sign.html", version=version, form=None, stale=versions.StaleDraft(version, stale)
+            )
         if form.validate_on_submit():
             try:
                 signature = sign(current_user, form.password.data, form.reason.data)
@@ -387,6 +393,9 @@ class SignView(RoleAccess, BaseView):
             except ApiError as refused:
                 db.session.rollback()
                 form.password.errors = [*form.password.errors, refused.message]
+            except versions.VersionError as refused:  # e.g. another version published meanwhile
+                db.session.rollback()
+                flash(f"Not published: {refused.message}", "error")
             except versions.PublishRefused as refused:
                 db.session.rollback()
                 lines = [
@@ -398,7 +407,52 @@ class SignView(RoleAccess, BaseView):
                     ),
                     "error",
                 )
-        return self.render("admin_eligo/sign.html", version=version, form=form)
+        return self.render("admin_eligo/sign.html", version=version, form=form, stale=None)
+
+
+class RebaseView(RoleAccess, BaseView):
+    """Rebase a stale draft onto the current version (a POST from the signing page or the drafts list)."""
+
+    roles = ("writer",)
+
+    def is_visible(self) -> bool:
+        return False
+
+    @expose("/", methods=("POST",))
+    def index(self) -> Any:
+        version = db.session.get(ProtocolVersion, request.form.get("version_id", type=int) or 0)
+        if version is None:
+            abort(404, description="no such version")
+        try:
+            result = amendments_rebase.rebase(version)
+            db.session.commit()
+        except amendments_rebase.RebaseRefused as refused:
+            db.session.rollback()
+            flash(
+                Markup("{}:<ul>{}</ul>").format(
+                    refused.message, Markup("").join(Markup("<li>{}</li>").format(p) for p in refused.problems)
+                ),
+                "error",
+            )
+            return redirect(url_for("admin.index"))
+        except versions.VersionError as refused:
+            db.session.rollback()
+            flash(refused.message, "error")
+            return redirect(url_for("admin.index"))
+        taken = ", ".join(result.taken) or "nothing"
+        flash(
+            f"{version.protocol.code} version {version.number} is now based on version {version.based_on.number};"
+            f" taken from it: {taken}."
+        )
+        if result.conflicts:
+            flash(
+                Markup("{} conflict(s): the draft kept its own version of each; check them:<ul>{}</ul>").format(
+                    len(result.conflicts),
+                    Markup("").join(Markup("<li>{}</li>").format(c.sentence()) for c in result.conflicts),
+                ),
+                "error",
+            )
+        return redirect(url_for("admin.index"))
 
 
 class AuditView(EligoModelView):
