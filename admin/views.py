@@ -21,6 +21,7 @@ from wtforms.validators import DataRequired, Optional
 import rules
 from admin.access import RoleAccess
 from admin.fields import CodeListField
+from admin.review import compared, review_context
 from admin.validators import (
     code_system,
     draft_only,
@@ -267,7 +268,9 @@ class ProtocolVersionView(EligoModelView):
             criteria=url_for("criteria.index_view", version_number=m.number),
             dictionary=url_for("variables.index_view", version_number=m.number),
             value_sets=url_for("valuesets.index_view", version_number=m.number),
-            tryit=Markup(' · <a href="{}">try it</a>').format(url_for("tryit.index", version_id=m.id)),
+            tryit=Markup(' · <a href="{}">try it</a> · <a href="{}">review</a>').format(
+                url_for("tryit.index", version_id=m.id), url_for("review.version", version_id=m.id)
+            ),
         ),
     }
 
@@ -378,7 +381,11 @@ class SignView(RoleAccess, BaseView):
         stale = versions.published_since(version)
         if stale:  # publishing would undo what was published since: said before anyone types a password
             return self.render(
-                "admin_eligo/sign.html", version=version, form=None, stale=versions.StaleDraft(version, stale)
+                "admin_eligo/sign.html",
+                version=version,
+                form=None,
+                stale=versions.StaleDraft(version, stale),
+                **review_context(compared(version, None), version),
             )
         if form.validate_on_submit():
             try:
@@ -407,7 +414,23 @@ class SignView(RoleAccess, BaseView):
                     ),
                     "error",
                 )
-        return self.render("admin_eligo/sign.html", version=version, form=form, stale=None)
+        return self.render(
+            "admin_eligo/sign.html",
+            version=version,
+            form=form,
+            stale=None,
+            tests=_test_results(version),
+            **review_context(compared(version, None), version),
+        )
+
+
+def _test_results(version: ProtocolVersion) -> dict[str, Any]:
+    """The draft's test cases run now, as publishing will run them: what the signer is about to rely on."""
+    try:
+        failures = versions.run_test_cases(version.to_definition())
+    except EligoError as error:
+        return {"total": len(version.test_cases), "failures": [], "problem": str(error)}
+    return {"total": len(version.test_cases), "failures": failures, "problem": None}
 
 
 class RebaseView(RoleAccess, BaseView):
