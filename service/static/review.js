@@ -96,5 +96,6 @@
       idle();
     });
   }
+  bar.style.width = `${bar.getAttribute("aria-valuenow")}%`; // the latest run's, as the server rendered it
   if (section.dataset.running) follow(Number(section.dataset.running));
 })();
