@@ -191,17 +191,28 @@ def check_draft(version: ProtocolVersion) -> None:
 def published_since(draft: ProtocolVersion) -> list[ProtocolVersion]:
     """The versions published after the draft's base, when its base is no longer the current version.
 
-    A draft imported from a file (no base) replaces the protocol as a whole and is not compared.
+    Read from the database, not from the versions this session has loaded, so a publication
+    committed by another request meanwhile counts. A draft imported from a file (no base)
+    replaces the protocol as a whole and is not compared.
     """
-    base, current = draft.based_on, draft.protocol.current()
-    if base is None or current is None or current.id == base.id:
+    base = draft.based_on
+    if base is None:
         return []
-    since = [
-        v
-        for v in draft.protocol.versions
-        if v.status != DRAFT and v.published_at is not None and v.number > base.number
-    ]
-    return since or [current]  # the base was retired and an older version is current again
+    published = (
+        db.session.execute(
+            select(ProtocolVersion)
+            .where(ProtocolVersion.protocol_id == draft.protocol_id, ProtocolVersion.published_at.is_not(None))
+            .order_by(ProtocolVersion.number)
+            .execution_options(populate_existing=True)
+        )
+        .scalars()
+        .all()
+    )
+    current = [v for v in published if v.status == PUBLISHED]
+    if not current or current[-1].id == base.id:
+        return []
+    since = [v for v in published if v.number > base.number]
+    return since or [current[-1]]  # the base was retired and an older version is current again
 
 
 @dataclass(frozen=True)
@@ -220,7 +231,12 @@ SYSTEM_SIGNATURE = Signature("system", "installed from the seed protocol file sh
 
 
 def publish(version: ProtocolVersion, signature: Signature) -> ProtocolVersion:
-    """Freeze a draft: compile it, run its test cases, record its content hash and the signature."""
+    """Freeze a draft: compile it, run its test cases, record its content hash and the signature.
+
+    The protocol's row is locked first (PostgreSQL), so two drafts of one base published at the
+    same moment are taken one after the other and the second is refused as stale.
+    """
+    db.session.execute(select(Protocol.id).where(Protocol.id == version.protocol_id).with_for_update())
     check_draft(version)
     definition = version.to_definition()
     failures = run_test_cases(definition)

@@ -166,3 +166,17 @@ def test_variables_merge_one_by_one(seed):
     merged = {v.name: v for v in result.definition.variables}
     assert merged["hgb"].maximum == 251.5 and merged["anc"].help.endswith("local lab") and "bmi_note" in merged
     assert result.taken == ["variables hgb"] and result.conflicts == []
+
+
+def test_a_publication_committed_by_another_request_meanwhile_counts(app, client):
+    """Both drafts loaded in one session; the other is published by another request; this one is refused."""
+    client.post(f"{SEED}/versions", json={"from": 1})
+    client.post(f"{SEED}/versions", json={"from": 1})
+    with app.app_context():
+        draft = versions.find_version("NCT07193667", 3)
+        assert [v.status for v in draft.protocol.versions] == ["published", "draft", "draft"]  # loaded now
+        with app.app_context():  # another request, in a session of its own
+            assert client.post(f"{SEED}/versions/2/publish", json=SIGNED).status_code == 200
+        assert draft.protocol.versions[1].status == "draft"  # this session has not seen it
+        with pytest.raises(versions.StaleDraft, match=r"version 2 .* has been published since"):
+            versions.publish(draft, versions.Signature("reviewer", "approved"))
