@@ -288,6 +288,23 @@ class ProtocolVersionView(EligoModelView):
                 db.session.rollback()
                 flash(error.message, "error")
 
+    @action("rebase", "Rebase onto current", "Merge what was published since into the selected drafts?")
+    def rebase(self, ids: list[str]) -> None:
+        """A stale draft takes in what was published since its base; conflicts are listed, the draft keeps its own."""
+        if not has_role(current_user, "writer"):
+            flash("Only writers rebase drafts.", "error")
+            return
+        for version in self._selected(ids):
+            try:
+                result = amendments_rebase.rebase(version)
+                db.session.commit()
+            except versions.VersionError as error:
+                db.session.rollback()
+                problems = "; ".join(getattr(error, "problems", []))
+                flash(f"{version.protocol.code} version {version.number}: {error} {problems}".strip(), "error")
+                continue
+            _flash_rebased(version, result)
+
     @action("publish", "Publish", "Run the test cases of the selected draft and publish it?")
     def publish(self, ids: list[str]) -> Any:
         """Publishing is signed, so the action leads to the signing page of the (first) selected version."""
@@ -462,20 +479,24 @@ class RebaseView(RoleAccess, BaseView):
             db.session.rollback()
             flash(refused.message, "error")
             return redirect(url_for("admin.index"))
-        taken = ", ".join(result.taken) or "nothing"
-        flash(
-            f"{version.protocol.code} version {version.number} is now based on version {version.based_on.number};"
-            f" taken from it: {taken}."
-        )
-        if result.conflicts:
-            flash(
-                Markup("{} conflict(s): the draft kept its own version of each; check them:<ul>{}</ul>").format(
-                    len(result.conflicts),
-                    Markup("").join(Markup("<li>{}</li>").format(c.sentence()) for c in result.conflicts),
-                ),
-                "error",
-            )
+        _flash_rebased(version, result)
         return redirect(url_for("admin.index"))
+
+
+def _flash_rebased(version: ProtocolVersion, result: amendments_rebase.MergeResult) -> None:
+    taken = ", ".join(result.taken) or "nothing"
+    flash(
+        f"{version.protocol.code} version {version.number} is now based on version {version.based_on.number};"
+        f" taken from it: {taken}."
+    )
+    if result.conflicts:
+        flash(
+            Markup("{} conflict(s): the draft kept its own version of each; check them:<ul>{}</ul>").format(
+                len(result.conflicts),
+                Markup("").join(Markup("<li>{}</li>").format(c.sentence()) for c in result.conflicts),
+            ),
+            "error",
+        )
 
 
 class AuditView(EligoModelView):

@@ -180,3 +180,20 @@ def test_a_publication_committed_by_another_request_meanwhile_counts(app, client
         assert draft.protocol.versions[1].status == "draft"  # this session has not seen it
         with pytest.raises(versions.StaleDraft, match=r"version 2 .* has been published since"):
             versions.publish(draft, versions.Signature("reviewer", "approved"))
+
+
+def test_the_versions_list_rebases_the_selected_draft_and_lists_conflicts(app, signed_in, two_drafts):
+    _edit(app, 3, "IN-03c", "hgb >= 50 g/L")
+    with app.app_context():
+        draft_id = versions.find_version("NCT07193667", 3).id
+    writer = signed_in("writer")
+    token = page_token(writer.get("/admin/versions/").get_data(as_text=True))
+    response = writer.post(
+        "/admin/versions/action/",
+        data={"action": "rebase", "rowid": str(draft_id), "csrf_token": token},
+        follow_redirects=True,
+    )
+    page = response.get_data(as_text=True)
+    assert "version 3 is now based on version 2" in page
+    assert "1 conflict(s)" in page and "criteria IN-03c: the published version changed it and the draft" in page
+    assert _rule(app, 3, "IN-03c") == "hgb >= 50 g/L"
