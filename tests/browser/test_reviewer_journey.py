@@ -101,3 +101,56 @@ def test_reviewer_reads_replays_opens_downloads_and_signs(page, sign_in, screens
     page.get_by_role("button", name="Sign and publish").click()
     expect(page.get_by_text("NCT07193667 version 2 published")).to_be_visible()
     screenshot(f"review-published-{size}")
+
+
+def test_a_replay_followed_by_the_page_is_cancelled_from_it(page, sign_in, app, amendment):
+    """A run still going when the page opens is followed; Cancel stops it (a run nobody executes stays running)."""
+    from service import impact, versions
+
+    with app.app_context():
+        run = impact.start("NCT07193667", 1, 2).id  # started, not launched: it stays `running` until cancelled
+        draft_id = versions.find_version("NCT07193667", 2).id
+    sign_in("reviewer")
+    page.goto(f"/admin/review/{draft_id}")
+    status = page.locator("[data-impact-status]")
+    expect(status).to_contain_text(f"Run #{run}: running, 0 of 24 screenings replayed")
+    expect(page.get_by_role("button", name="Run impact replay")).to_be_disabled()
+    page.get_by_role("button", name="Cancel").click()
+    expect(status).to_contain_text(f"Run #{run}: cancelled")
+    expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
+    expect(page.get_by_role("button", name="Run impact replay")).to_be_enabled()
+
+
+def test_a_writer_rebases_a_stale_draft_the_reviewer_was_refused(page, sign_in, screenshot, app, client):
+    """Drafts v2 and v3 from v1; v2 (IN-03c) is published; v3 (IN-03a) is refused for signing until rebased."""
+    from service import versions
+    from service.models import db
+
+    client.post("/api/v1/protocols/NCT07193667/versions", json={"from": 1})
+    client.post("/api/v1/protocols/NCT07193667/versions", json={"from": 1})
+    with app.app_context():
+        for number, code, rule in ((2, "IN-03c", "hgb >= 55 g/L"), (3, "IN-03a", "wbc >= 2.9 x10^9/L")):
+            next(c for c in versions.find_version("NCT07193667", number).criteria if c.code == code).rule = rule
+        db.session.commit()
+        stale_id = versions.find_version("NCT07193667", 3).id
+    signed = client.post(
+        "/api/v1/protocols/NCT07193667/versions/2/publish", json={"password": "pw-admin", "reason": "approved"}
+    )
+    assert signed.status_code == 200
+
+    sign_in("reviewer")
+    page.goto(f"/admin/sign/?version_id={stale_id}")
+    expect(page.locator(".alert-warning")).to_contain_text("rebase the draft onto version 2")
+    expect(page.locator("#password")).to_have_count(0)
+    screenshot("stale-draft-sign")
+    page.context.clear_cookies()  # the reviewer leaves; a writer signs in
+
+    sign_in("writer")
+    page.goto("/admin/")
+    page.get_by_role("button", name="Rebase onto v2").click()
+    expect(page.get_by_text("version 3 is now based on version 2; taken from it: criteria IN-03c.")).to_be_visible()
+    screenshot("stale-draft-rebased")
+    page.goto(f"/admin/review/{stale_id}")
+    expect(page.locator("h2")).to_contain_text("against version 2")
+    expect(page.locator("[data-key]")).to_have_count(1)
+    expect(page.locator("[data-key='IN-03a']")).to_be_visible()
