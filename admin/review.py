@@ -72,11 +72,13 @@ def diff_rows(result: ProtocolDiff) -> list[tuple[str, list[dict[str, Any]]]]:
 
 
 def _row(item: ItemDiff, fields: tuple[str, ...]) -> dict[str, Any]:
+    before, after = item.before or {}, item.after or {}
     return {
         "key": item.key,
         "status": item.status,
         "before": _side(item.before, *fields),
         "after": _side(item.after, *fields),
+        "changed": {name for name in fields if item.status == "changed" and before.get(name) != after.get(name)},
         "changes": item.changes,
     }
 

@@ -32,6 +32,8 @@ def test_the_review_page_shows_the_diff_side_by_side_in_words(signed_in, amendme
     assert "Version 1" in item and "Version 2" in item
     assert "anc &gt;= 1 x10^9/L" in item and "anc &gt;= 1.5 x10^9/L" in item
     assert "stricter" in item
+    # Only the rule changed: marked on both sides, the text and kind are not.
+    assert re.findall(r"<dt class=\"small\">(\w+) <span [^>]*data-field-changed", item) == ["rule", "rule"]
     assert "Not run yet." in page and "data-impact-start" in page
 
 
