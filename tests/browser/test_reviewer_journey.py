@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import ARTIFACTS
 from tests.service.test_amendments import ANC_VALUES, _amend_anc, _screen
 
+SLOW = 20_000  # ms: pages that compile the draft and run its test cases, on a machine shared with others
 WIDTHS = {"wide": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 
@@ -63,7 +64,9 @@ def test_reviewer_reads_replays_opens_downloads_and_signs(page, sign_in, screens
     moved = page.locator("[data-direction='eligible→not_eligible']")
     expect(moved).to_contain_text("eligible → not eligible: 9", timeout=30_000)
     expect(page.locator("[data-impact-progress] .progress-bar")).to_have_text("100%")
-    expect(page.locator("[data-impact-status]")).to_contain_text("done, 24 of 24 screenings replayed, 9 changed")
+    expect(page.locator("[data-impact-status]")).to_contain_text(
+        "done, 24 of 24 screenings replayed, 9 changed", timeout=SLOW
+    )
     _fits(page, viewport["width"])
     screenshot(f"review-impact-{size}")
 
@@ -89,7 +92,7 @@ def test_reviewer_reads_replays_opens_downloads_and_signs(page, sign_in, screens
 
     # The signing page: diff, impact, tests and summary above the password; then the signature.
     page.get_by_role("link", name=re.compile("Sign and publish")).click()
-    expect(page.locator("h2", has_text="Sign and publish NCT07193667 version 2")).to_be_visible()
+    expect(page.locator("h2", has_text="Sign and publish NCT07193667 version 2")).to_be_visible(timeout=SLOW)
     expect(page.locator("#diff [data-key='IN-03b']")).to_contain_text("stricter")
     expect(page.locator("#impact")).to_contain_text("9 of 24 screenings change decision")
     expect(page.locator("[data-tests='passed']")).to_be_visible()
@@ -99,7 +102,7 @@ def test_reviewer_reads_replays_opens_downloads_and_signs(page, sign_in, screens
     page.fill("#reason", "Approved after reading the diff and the impact on 24 screenings")
     screenshot(f"review-sign-{size}")
     page.get_by_role("button", name="Sign and publish").click()
-    expect(page.get_by_text("NCT07193667 version 2 published")).to_be_visible()
+    expect(page.get_by_text("NCT07193667 version 2 published")).to_be_visible(timeout=SLOW)
     screenshot(f"review-published-{size}")
 
 
