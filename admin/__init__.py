@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_admin import Admin
 
+from admin.review import ReviewView
 from admin.views import (
     AuditView,
     CohortView,
@@ -12,6 +13,7 @@ from admin.views import (
     EligoIndexView,
     ProtocolVersionView,
     ProtocolView,
+    RebaseView,
     SignView,
     TestCaseView,
     TryItView,
@@ -44,7 +46,9 @@ def init_app(app: Flask) -> None:
     admin.add_view(CohortView(Cohort, session, name="Cohorts", endpoint="cohorts"))
     admin.add_view(TestCaseView(TestCase, session, name="Test cases", endpoint="testcases"))
     admin.add_view(TryItView(name="Try it", endpoint="tryit"))
+    admin.add_view(ReviewView(name="Review amendments", endpoint="review"))
     admin.add_view(SignView(name="Sign and publish", endpoint="sign"))
+    admin.add_view(RebaseView(name="Rebase", endpoint="rebase"))
     admin.add_view(AuditView(AuditEntry, session, name="Audit trail", endpoint="audit"))
     admin.add_view(UserView(User, session, name="Users", endpoint="users"))
     admin.init_app(app)  # its templates render Flask-WTF's csrf_token(): CSRFProtect guards the admin too

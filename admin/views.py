@@ -21,6 +21,7 @@ from wtforms.validators import DataRequired, Optional
 import rules
 from admin.access import RoleAccess
 from admin.fields import CodeListField
+from admin.review import compared, review_context
 from admin.validators import (
     code_system,
     draft_only,
@@ -35,7 +36,7 @@ from admin.validators import (
 from rules import lists
 from rules.errors import EligoError, SubjectInputErrors
 from rules.protocol import VariableDef
-from service import versions
+from service import amendments_rebase, versions
 from service.auth import has_role, hash_token, sign
 from service.engine import engine
 from service.errors import ApiError
@@ -51,7 +52,8 @@ class EligoIndexView(RoleAccess, AdminIndexView):
     @expose("/")
     def index(self) -> str:
         drafts = db.session.execute(select(ProtocolVersion).where(ProtocolVersion.status == DRAFT)).scalars().all()
-        return self.render("admin_eligo/index.html", drafts=drafts)
+        stale = {d.id: versions.StaleDraft(d, since) for d in drafts if (since := versions.published_since(d))}
+        return self.render("admin_eligo/index.html", drafts=drafts, stale=stale)
 
 
 class EligoModelView(RoleAccess, ModelView):
@@ -266,7 +268,9 @@ class ProtocolVersionView(EligoModelView):
             criteria=url_for("criteria.index_view", version_number=m.number),
             dictionary=url_for("variables.index_view", version_number=m.number),
             value_sets=url_for("valuesets.index_view", version_number=m.number),
-            tryit=Markup(' · <a href="{}">try it</a>').format(url_for("tryit.index", version_id=m.id)),
+            tryit=Markup(' · <a href="{}">try it</a> · <a href="{}">review</a>').format(
+                url_for("tryit.index", version_id=m.id), url_for("review.version", version_id=m.id)
+            ),
         ),
     }
 
@@ -283,6 +287,23 @@ class ProtocolVersionView(EligoModelView):
             except versions.VersionError as error:
                 db.session.rollback()
                 flash(error.message, "error")
+
+    @action("rebase", "Rebase onto current", "Merge what was published since into the selected drafts?")
+    def rebase(self, ids: list[str]) -> None:
+        """A stale draft takes in what was published since its base; conflicts are listed, the draft keeps its own."""
+        if not has_role(current_user, "writer"):
+            flash("Only writers rebase drafts.", "error")
+            return
+        for version in self._selected(ids):
+            try:
+                result = amendments_rebase.rebase(version)
+                db.session.commit()
+            except versions.VersionError as error:
+                db.session.rollback()
+                problems = "; ".join(getattr(error, "problems", []))
+                flash(f"{version.protocol.code} version {version.number}: {error} {problems}".strip(), "error")
+                continue
+            _flash_rebased(version, result)
 
     @action("publish", "Publish", "Run the test cases of the selected draft and publish it?")
     def publish(self, ids: list[str]) -> Any:
@@ -374,6 +395,15 @@ class SignView(RoleAccess, BaseView):
             flash("Only a draft version can be published.", "error")
             return redirect(url_for("versions.index_view"))
         form = SignForm()
+        stale = versions.published_since(version)
+        if stale:  # publishing would undo what was published since: said before anyone types a password
+            return self.render(
+                "admin_eligo/sign.html",
+                version=version,
+                form=None,
+                stale=versions.StaleDraft(version, stale),
+                **review_context(compared(version, None), version),
+            )
         if form.validate_on_submit():
             try:
                 signature = sign(current_user, form.password.data, form.reason.data)
@@ -387,6 +417,9 @@ class SignView(RoleAccess, BaseView):
             except ApiError as refused:
                 db.session.rollback()
                 form.password.errors = [*form.password.errors, refused.message]
+            except versions.VersionError as refused:  # e.g. another version published meanwhile
+                db.session.rollback()
+                flash(f"Not published: {refused.message}", "error")
             except versions.PublishRefused as refused:
                 db.session.rollback()
                 lines = [
@@ -398,7 +431,72 @@ class SignView(RoleAccess, BaseView):
                     ),
                     "error",
                 )
-        return self.render("admin_eligo/sign.html", version=version, form=form)
+        return self.render(
+            "admin_eligo/sign.html",
+            version=version,
+            form=form,
+            stale=None,
+            tests=_test_results(version),
+            **review_context(compared(version, None), version),
+        )
+
+
+def _test_results(version: ProtocolVersion) -> dict[str, Any]:
+    """The draft's test cases run now, as publishing will run them: what the signer is about to rely on."""
+    try:
+        failures = versions.run_test_cases(version.to_definition())
+    except EligoError as error:
+        return {"total": len(version.test_cases), "failures": [], "problem": str(error)}
+    return {"total": len(version.test_cases), "failures": failures, "problem": None}
+
+
+class RebaseView(RoleAccess, BaseView):
+    """Rebase a stale draft onto the current version (a POST from the signing page or the drafts list)."""
+
+    roles = ("writer",)
+
+    def is_visible(self) -> bool:
+        return False
+
+    @expose("/", methods=("POST",))
+    def index(self) -> Any:
+        version = db.session.get(ProtocolVersion, request.form.get("version_id", type=int) or 0)
+        if version is None:
+            abort(404, description="no such version")
+        try:
+            result = amendments_rebase.rebase(version)
+            db.session.commit()
+        except amendments_rebase.RebaseRefused as refused:
+            db.session.rollback()
+            flash(
+                Markup("{}:<ul>{}</ul>").format(
+                    refused.message, Markup("").join(Markup("<li>{}</li>").format(p) for p in refused.problems)
+                ),
+                "error",
+            )
+            return redirect(url_for("admin.index"))
+        except versions.VersionError as refused:
+            db.session.rollback()
+            flash(refused.message, "error")
+            return redirect(url_for("admin.index"))
+        _flash_rebased(version, result)
+        return redirect(url_for("admin.index"))
+
+
+def _flash_rebased(version: ProtocolVersion, result: amendments_rebase.MergeResult) -> None:
+    taken = ", ".join(result.taken) or "nothing"
+    flash(
+        f"{version.protocol.code} version {version.number} is now based on version {version.based_on.number};"
+        f" taken from it: {taken}."
+    )
+    if result.conflicts:
+        flash(
+            Markup("{} conflict(s): the draft kept its own version of each; check them:<ul>{}</ul>").format(
+                len(result.conflicts),
+                Markup("").join(Markup("<li>{}</li>").format(c.sentence()) for c in result.conflicts),
+            ),
+            "error",
+        )
 
 
 class AuditView(EligoModelView):

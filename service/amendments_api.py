@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from service import amendments, impact, sdtm, versions
+from service import amendments, amendments_rebase, impact, sdtm, versions
 from service.auth import api_roles
 from service.errors import ApiError
 from service.models import ImpactRun, db
@@ -57,6 +57,23 @@ def diff(code: str):
     if fmt == "markdown":
         return Response(amendments.markdown(result), mimetype="text/markdown")
     return jsonify(result.to_dict())
+
+
+@bp.post("/protocols/<code>/versions/<int:number>/rebase")
+@api_roles("writer")
+def rebase(code: str, number: int):
+    """Merge what was published since a draft's base into the draft (three-way, item by item); conflicts listed."""
+    draft = versions.find_version(code, number)
+    try:
+        result = amendments_rebase.rebase(draft)
+    except amendments_rebase.RebaseRefused as refused:
+        raise ApiError(
+            422,
+            refused.message,
+            [{"field": "based_on", "value": draft.based_on.number, "expected": p} for p in refused.problems],
+        ) from None
+    db.session.commit()
+    return jsonify(amendments_rebase.describe(draft, result))
 
 
 @bp.post("/protocols/<code>/impact")

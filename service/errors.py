@@ -119,7 +119,7 @@ def refuse_nul_characters() -> None:
 def init_app(app: Flask) -> None:
     from service.models import ImmutableVersionError, db
     from service.registry import VersionIntegrityError
-    from service.versions import PublishRefused, VersionError
+    from service.versions import PublishRefused, StaleDraft, VersionError
 
     app.before_request(refuse_nul_characters)
 
@@ -146,6 +146,15 @@ def init_app(app: Flask) -> None:
     def version_error(error: VersionError):
         field = [{"field": error.field, "value": error.value, "expected": "an existing one"}] if error.field else None
         return error_response(error.status, error.message, field)
+
+    @app.errorhandler(StaleDraft)
+    @rolled_back
+    def stale_draft(error: StaleDraft):
+        since = [
+            {"field": "based_on", "value": error.value, "expected": "the current version", **v}
+            for v in error.published_since()
+        ]
+        return error_response(409, error.message, since)
 
     @app.errorhandler(PublishRefused)
     @rolled_back

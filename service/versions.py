@@ -36,6 +36,33 @@ class TestFailure:
     __test__ = False  # not a pytest class
 
 
+class StaleDraft(VersionError):
+    """A draft amended from a version that is no longer the current one: publishing it would silently
+    undo what was published since (drafts A and B from v5; A published as v6; B would bring v5 back)."""
+
+    def __init__(self, draft: ProtocolVersion, since: list[ProtocolVersion]) -> None:
+        self.draft = draft
+        self.since = since
+        base = draft.based_on.number if draft.based_on else None
+        published = ", ".join(
+            f"version {v.number} (signed by {v.published_by} on {iso(v.published_at)})" for v in since
+        )
+        current = since[-1].number
+        super().__init__(
+            409,
+            f"version {draft.number} was drafted from version {base}, but {published} has been published since;"
+            f" rebase the draft onto version {current} so it does not undo that change",
+            "based_on",
+            base,
+        )
+
+    def published_since(self) -> list[dict[str, Any]]:
+        return [
+            {"version": v.number, "published_at": iso(v.published_at), "published_by": v.published_by}
+            for v in self.since
+        ]
+
+
 class PublishRefused(EligoError):
     def __init__(self, failures: list[TestFailure]) -> None:
         self.failures = failures
@@ -153,9 +180,39 @@ def run_test_cases(definition: ProtocolDef) -> list[TestFailure]:
 
 
 def check_draft(version: ProtocolVersion) -> None:
-    """Only drafts are published: said before anyone is asked to sign."""
+    """Only drafts are published, and only drafts of the current version: said before anyone is asked to sign."""
     if version.status != DRAFT:
         raise VersionError(422, f"version {version.number} is already {version.status}", "version", version.number)
+    since = published_since(version)
+    if since:
+        raise StaleDraft(version, since)
+
+
+def published_since(draft: ProtocolVersion) -> list[ProtocolVersion]:
+    """The versions published after the draft's base, when its base is no longer the current version.
+
+    Read from the database, not from the versions this session has loaded, so a publication
+    committed by another request meanwhile counts. A draft imported from a file (no base)
+    replaces the protocol as a whole and is not compared.
+    """
+    base = draft.based_on
+    if base is None:
+        return []
+    published = (
+        db.session.execute(
+            select(ProtocolVersion)
+            .where(ProtocolVersion.protocol_id == draft.protocol_id, ProtocolVersion.published_at.is_not(None))
+            .order_by(ProtocolVersion.number)
+            .execution_options(populate_existing=True)
+        )
+        .scalars()
+        .all()
+    )
+    current = [v for v in published if v.status == PUBLISHED]
+    if not current or current[-1].id == base.id:
+        return []
+    since = [v for v in published if v.number > base.number]
+    return since or [current[-1]]  # the base was retired and an older version is current again
 
 
 @dataclass(frozen=True)
@@ -174,7 +231,12 @@ SYSTEM_SIGNATURE = Signature("system", "installed from the seed protocol file sh
 
 
 def publish(version: ProtocolVersion, signature: Signature) -> ProtocolVersion:
-    """Freeze a draft: compile it, run its test cases, record its content hash and the signature."""
+    """Freeze a draft: compile it, run its test cases, record its content hash and the signature.
+
+    The protocol's row is locked first (PostgreSQL), so two drafts of one base published at the
+    same moment are taken one after the other and the second is refused as stale.
+    """
+    db.session.execute(select(Protocol.id).where(Protocol.id == version.protocol_id).with_for_update())
     check_draft(version)
     definition = version.to_definition()
     failures = run_test_cases(definition)
