@@ -21,6 +21,7 @@ from rules.ast import Term
 from rules.errors import ProtocolError, RuleError, RuleErrors, SubjectInputError, SubjectInputErrors
 from rules.expression import Closure, Expr, closure, run_closure
 from rules.formula_check import check_parsed, referenced
+from rules.formulas import date_ordinal
 from rules.parser import parse_formula
 from rules.protocol import ProtocolDef, VariableDef
 
@@ -495,16 +496,10 @@ class DataDictionary:
         raise SubjectInputError(variable.name, raw, self._expected(variable))
 
     def _date(self, variable: Variable, raw: Any) -> int:
-        if isinstance(raw, dt.datetime):
-            raw = raw.date()
-        if isinstance(raw, dt.date):
-            return raw.toordinal()
-        if isinstance(raw, str):
-            try:
-                return dt.date.fromisoformat(raw.strip()).toordinal()
-            except ValueError:
-                pass
-        raise SubjectInputError(variable.name, raw, self._expected(variable))
+        day = date_ordinal(raw)
+        if day is None:
+            raise SubjectInputError(variable.name, raw, self._expected(variable))
+        return day
 
     def derive(self, variable: Variable, values: Mapping[str, Any]) -> float | None:
         """Compute a derived variable from canonical values; None while an input is missing, or if the

@@ -244,6 +244,20 @@ _CALENDAR_UNITS = {
 }
 
 
+def date_ordinal(raw: object) -> int | None:
+    """A submitted date (ISO text, a date or a datetime) as its day number, or None if it is not one."""
+    if isinstance(raw, dt.datetime):
+        raw = raw.date()
+    if isinstance(raw, dt.date):
+        return raw.toordinal()
+    if isinstance(raw, str):
+        try:
+            return dt.date.fromisoformat(raw.strip()).toordinal()
+        except ValueError:
+            return None
+    return None
+
+
 def calendar_unit(label: str | None) -> str | None:
     """The calendar unit a date window is written in, or None if it is not one."""
     return _CALENDAR_UNITS.get((label or "").strip().lower())

@@ -32,7 +32,7 @@ from typing import Any
 
 from rules import units
 from rules.errors import SubjectInputError
-from rules.formulas import window_start
+from rules.formulas import date_ordinal, window_start
 from rules.protocol import ValueSetDef
 
 SYSTEMS = ("ICD-10-CM", "SNOMED CT", "ATC", "RxNorm", "LOINC")
@@ -243,17 +243,10 @@ def _value(where: str, raw: Any, errors: list[SubjectInputError]) -> float | Non
 def _date(where: str, raw: Any, errors: list[SubjectInputError]) -> int | None:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         return None
-    if isinstance(raw, dt.datetime):
-        raw = raw.date()
-    if isinstance(raw, dt.date):
-        return raw.toordinal()
-    if isinstance(raw, str):
-        try:
-            return dt.date.fromisoformat(raw.strip()).toordinal()
-        except ValueError:
-            pass
-    errors.append(SubjectInputError(where, raw, "a date as YYYY-MM-DD"))
-    return None
+    day = date_ordinal(raw)
+    if day is None:
+        errors.append(SubjectInputError(where, raw, "a date as YYYY-MM-DD"))
+    return day
 
 
 def _iso(day: int | None) -> str:

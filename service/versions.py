@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 import rules
-from rules.errors import EligoError, ProtocolError, SubjectInputErrors
-from rules.protocol import REFUSED, ProtocolDef
+from rules import test_cases
+from rules.errors import EligoError, ProtocolError
+from rules.protocol import ProtocolDef
 from service.engine import draft_engine
 from service.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, iso, utcnow
 from service.registry import registry
@@ -152,29 +153,8 @@ def run_test_cases(definition: ProtocolDef) -> list[TestFailure]:
     compiled = registry().compile(definition)
     failures = []
     for case in definition.test_cases:
-        expected: dict[str, Any] = {"decision": case.expect, **{f"outcome {k}": v for k, v in case.outcomes.items()}}
-        if case.missing is not None:
-            expected["missing"] = list(case.missing)
-        if case.expect == REFUSED:
-            expected = {"refused": sorted(case.refused)}
-        try:
-            decision = rules.decide(compiled, case.subject, draft_engine())
-        except SubjectInputErrors as error:
-            refused = {"refused": sorted({e.field for e in error.errors})}
-            if refused != expected:
-                failures.append(
-                    TestFailure(case.name, expected, {**refused, "input errors": [str(e) for e in error.errors]})
-                )
-            continue
-        got: dict[str, Any] = {"decision": decision.decision}
-        for code in case.outcomes:
-            try:
-                got[f"outcome {code}"] = decision.outcome(code)
-            except KeyError:
-                got[f"outcome {code}"] = "no such criterion"
-        if case.missing is not None:
-            got["missing"] = decision.missing
-        if got != expected:
+        expected, got = test_cases.expected_of(case), test_cases.result_of(compiled, case, draft_engine())
+        if not test_cases.passes(expected, got):
             failures.append(TestFailure(case.name, expected, got))
     return failures
 
