@@ -276,6 +276,8 @@ class _Checker:
         if reference is not None and reference.is_derived:
             self.error(f"a window counts back from a submitted date; `{reference.name}` is derived", window.reference)
         ref_name = window.reference.name
+        if ref_name == "screening_date":
+            self.looks_back.add(node.variable.name)
         if window.span is None:  # half-lives
             half_lives = float(window.half_lives or 0)
             if value_set is not None and value_set.half_life_days is None:

@@ -366,9 +366,17 @@ class DataDictionary:
                 errors.append(SubjectInputError(required, data.get(required), self._expected(self.variables[required])))
         screening = subject.values.get("screening_date")
         for name in sorted(self._looks_back):
-            if screening is not None and subject.values.get(name, screening) > screening:
-                when = dt.date.fromordinal(screening).isoformat()
-                expected = f"a date on or before the screening date {when}: the protocol counts back from it"
+            if screening is None or name not in subject.values:
+                continue
+            when = dt.date.fromordinal(screening).isoformat()
+            expected = f"a date on or before the screening date {when}: the protocol counts back from it"
+            value = subject.values[name]
+            if isinstance(value, list):  # a history: each entry's start
+                for index, entry in enumerate(value):
+                    if entry.get("start") is not None and entry["start"] > screening:
+                        shown = dt.date.fromordinal(entry["start"]).isoformat()
+                        errors.append(SubjectInputError(f"{name}[{index}].start", shown, expected))
+            elif value > screening:
                 errors.append(SubjectInputError(name, data.get(name), expected))
         if errors:
             raise SubjectInputErrors(errors)

@@ -115,7 +115,6 @@ def test_a_prefix_takes_the_hierarchy_and_icd_codes_compare_without_their_dot(co
         (-200, -50, "fail"),  # ended inside the 8 weeks (56 days)
         (-200, -56, "fail"),  # ended on the window's first day: inclusive
         (-200, -57, "pass"),  # ended the day before the window
-        (5, None, "pass"),  # starts after screening
         (None, -10, "fail"),  # started before it ended, so before screening
         (None, -100, "pass"),  # ended before the window
         (None, None, "unknown"),  # no dates: may have been taken in the window
@@ -125,6 +124,13 @@ def test_a_prefix_takes_the_hierarchy_and_icd_codes_compare_without_their_dot(co
 def test_a_window_holds_entries_whose_time_overlaps_it(compiled, start, end, expected):
     entry = {**DAPA, "start": None if start is None else day(start), "end": None if end is None else day(end)}
     assert outcome(compiled, "EX-SGLT2", subject(medications=[entry])) == expected
+
+
+def test_an_entry_starting_after_the_screening_date_is_refused_where_a_rule_looks_back(compiled):
+    """As a plain date is: a start after screening is a typo or a plan, never a time inside the window."""
+    with pytest.raises(rules.SubjectInputErrors) as refused:
+        rules.decide(compiled, subject(medications=[{**DAPA, "start": day(-30)}, {**DAPA, "start": day(5)}]))
+    assert [e.field for e in refused.value.errors] == ["medications[1].start"]
 
 
 def test_a_definite_match_decides_whatever_other_entries_lack(compiled):
@@ -341,7 +347,7 @@ CODES = ["A10BK01", "A10BK03", "A10BA02", "A10BX09", "E10.9", "E11.9", "O24.01"]
 def entry(draw) -> dict[str, Any]:
     code = draw(st.sampled_from(CODES))
     system = "ICD-10-CM" if code[0] in "EO" else "ATC"
-    start = draw(st.none() | st.integers(-400, 20))
+    start = draw(st.none() | st.integers(-400, 0))  # a start after screening is refused as input
     end = draw(st.none() | st.integers(-400, 20))
     if start is not None and end is not None and end < start:
         start, end = end, start
