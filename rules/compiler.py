@@ -136,12 +136,24 @@ class CompiledProtocol:
         raise KeyError(code)
 
     def stage_of(self, name: str) -> int:
-        """The stage at which a derived field first appears in the fact."""
+        """The stage at which a derived field first appears in the fact.
+
+        A computed threshold (`3 x ULN`, a window's first day) is plain arithmetic on one value: the
+        driver adds it to the fact its source arrives in (`thresholds`), so criteria on ULN multiples
+        and windows decide on that same fact; the comparison stays the engine's."""
         variable = self.dictionary.variables.get(name)
         if variable is not None and variable.derivation is not None:
             return variable.derivation.level
         extra = self.computed_field(name)
-        return self.stage_of(extra.source) + 1 if extra else 0
+        return self.stage_of(extra.source) if extra else 0
+
+    @functools.cached_property
+    def thresholds(self) -> dict[int, tuple[str, ...]]:
+        """The computed thresholds to add to each stage's fact before it is asserted."""
+        found: dict[int, list[str]] = {}
+        for extra in self.computed:
+            found.setdefault(self.stage_of(extra.field), []).append(extra.field)
+        return {stage: tuple(names) for stage, names in found.items()}
 
     def computed_field(self, name: str) -> ComputedField | None:
         return self._computed_by_field.get(name)
@@ -277,8 +289,6 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
     for variable in compiled.dictionary.derived:
         derivation = variable.derivation
         stages[derivation.level - 1][f"derive:{variable.name}"] = [{"$ex": {i: 1}} for i in derivation.inputs]  # type: ignore[union-attr]
-    for extra in compiled.computed:
-        stages[compiled.stage_of(extra.field) - 1][f"derive:{extra.field}"] = [{"$ex": {extra.source: 1}}]
 
     cohort_sets = sorted({c.definition.cohorts for c in compiled.criteria if c.definition.cohorts})
     for cohorts in cohort_sets:

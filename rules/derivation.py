@@ -46,7 +46,7 @@ def derive_all(compiled: CompiledProtocol, values: Mapping[str, Any]) -> dict[st
     Named conditions are read straight from their rules here; sub-condition fields, which only
     the engine needs, are left out."""
     result = dict(values)
-    for stage in range(1, compiled.derivation_stages + 1):
+    for stage in range(0, compiled.derivation_stages + 1):
         for name in fields_at_stage(compiled, stage):
             value = compute(compiled, name, result)
             if value is not None:

@@ -101,6 +101,7 @@ class DurableEngine:
         """The final values and the rules fired, in order: what crosses the pipe from an isolated engine."""
         handle = self.load(compiled)
         current = dict(values)
+        add_thresholds(compiled, 0, current)
         fired: list[str] = []
         with self._lock:
             sid = str(next(self._sids))
@@ -140,6 +141,7 @@ class DurableEngine:
         elif kind == "advance":
             stage = int(target) + 1
             tally(current, compiled.tallies.get(stage, ()))
+            add_thresholds(compiled, stage, current)
             native.assert_fact(handle, self._fact(compiled, sid, stage, current))
 
     @staticmethod
@@ -148,6 +150,14 @@ class DurableEngine:
         wanted = compiled.stage_fields[stage]
         fact = {name: value for name, value in values.items() if name in wanted}
         return jsonfast.dumps({**fact, "sid": sid, "id": f"s{stage}", "t": f"stage{stage}"})
+
+
+def add_thresholds(compiled: CompiledProtocol, stage: int, current: dict[str, Any]) -> None:
+    """The computed thresholds whose source the stage's fact carries (ULN multiples, window starts)."""
+    for name in compiled.thresholds.get(stage, ()):
+        value = compute(compiled, name, current)
+        if value is not None:
+            current[name] = value
 
 
 def record(compiled: CompiledProtocol, target: str, current: dict[str, Any]) -> None:
