@@ -106,18 +106,15 @@ class _Checker:
         variable = self.variable(node.variable, "number", "date")
         operand = node.operand
         name = node.variable.name
-        if isinstance(operand, ast.UlnMultiple):
-            if variable is not None and not variable.definition.uln:
-                self.error(f"`{name}` has no upper limit of normal; mark it `uln` in the dictionary", operand)
-            shown = "ULN" if operand.factor == 1 else f"{_fmt(operand.factor)} x ULN"
-            limit = self.scaled(f"{name}_uln", float(operand.factor))
-            return Test(name, node.operator, other=limit, basis=f"{name}_uln", shown=shown)
-        if isinstance(operand, ast.LlnMultiple):
-            if variable is not None and not variable.definition.lln:
-                self.error(f"`{name}` has no lower limit of normal; mark it `lln` in the dictionary", operand)
-            shown = "LLN" if operand.factor == 1 else f"{_fmt(operand.factor)} x LLN"
-            limit = self.scaled(f"{name}_lln", float(operand.factor))
-            return Test(name, node.operator, other=limit, basis=f"{name}_lln", shown=shown)
+        if isinstance(operand, ast.UlnMultiple | ast.LlnMultiple):
+            kind, word, side = (
+                ("uln", "ULN", "upper") if isinstance(operand, ast.UlnMultiple) else ("lln", "LLN", "lower")
+            )
+            if variable is not None and not getattr(variable.definition, kind):
+                self.error(f"`{name}` has no {side} limit of normal; mark it `{kind}` in the dictionary", operand)
+            shown = word if operand.factor == 1 else f"{_fmt(operand.factor)} x {word}"
+            limit = self.scaled(f"{name}_{kind}", float(operand.factor))
+            return Test(name, node.operator, other=limit, basis=f"{name}_{kind}", shown=shown)
         if isinstance(operand, ast.VariableRef):
             other = self.variable(operand, "number", "date")
             factor = 1.0

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 import rules
 from rules.protocol import from_dict
 from service import versions
 from service.models import db
+from tests.service.conftest import page_token
 
 SINGLE = {
     "protocol": "P-SINGLE",
@@ -48,16 +47,13 @@ def test_a_trial_without_cohorts_is_screened_through_the_api(app, client):
     assert response.get_json()["decision"] == "eligible"
 
 
-def test_a_trial_without_cohorts_has_one_screening_form(app):
+def test_a_trial_without_cohorts_has_one_screening_form(app, signed_in):
     _publish(app)
-    browser = app.test_client()
-    login = browser.get("/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', login).group(1)
-    browser.post("/login", data={"username": "screener", "password": "pw-screener", "csrf_token": token})
+    browser = signed_in("screener")
     choose = browser.get("/screen").get_data(as_text=True)
     assert "/screen/P-SINGLE/all" in choose
     form = browser.get("/screen/P-SINGLE/all").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', form).group(1)
+    token = page_token(form)
     submitted = browser.post(
         "/screen/P-SINGLE/all",
         data={"csrf_token": token, "subject_id": "S-2", "site": "SITE-1", "screening_date": "2026-11-02", "age": "70"},

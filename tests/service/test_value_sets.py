@@ -12,14 +12,11 @@ from rules.protocol import from_dict, loads
 from service import versions
 from service.models import ProtocolVersion, ValueSet, db
 from tests.rules.test_lists import PROTOCOL
+from tests.service.conftest import page_token
 
 CODE = PROTOCOL["protocol"]
 BASE = f"/api/v1/protocols/{CODE}"
 DAPA = {"code": "A10BK01", "label": "dapagliflozin", "start": "2026-10-01"}
-
-
-def _token(html: str) -> str:
-    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', html).group(1)
 
 
 @pytest.fixture
@@ -27,19 +24,6 @@ def published(app) -> None:
     with app.app_context():
         versions.publish(versions.import_definition(from_dict(PROTOCOL), created_by="test"), versions.SYSTEM_SIGNATURE)
         db.session.commit()
-
-
-@pytest.fixture
-def browser_as(app):
-    app.config["WTF_CSRF_ENABLED"] = True
-
-    def sign_in(username: str):
-        client = app.test_client()
-        token = _token(client.get("/login").get_data(as_text=True))
-        client.post("/login", data={"username": username, "password": f"pw-{username}", "csrf_token": token})
-        return client
-
-    return sign_in
 
 
 def _value_set_id(app, number: int, name: str) -> int:
@@ -67,14 +51,14 @@ def test_a_file_with_a_bad_value_set_is_refused_in_words(client):
     assert "`E11.9` is not a ATC code" in response.get_data(as_text=True)
 
 
-def test_an_amendment_copies_the_value_sets_and_an_edit_shows_in_the_diff(app, client, published, browser_as):
+def test_an_amendment_copies_the_value_sets_and_an_edit_shows_in_the_diff(app, client, published, signed_in):
     assert client.post(f"{BASE}/versions").status_code == 201
-    writer = browser_as("writer")
+    writer = signed_in("writer")
     value_set = _value_set_id(app, 2, "sglt2")
     url = f"/admin/valuesets/edit/?id={value_set}"
     page = writer.get(url).get_data(as_text=True)
     form = {
-        "csrf_token": _token(page),
+        "csrf_token": page_token(page),
         "version": re.search(r'<option selected value="(\d+)"', page).group(1),
         "name": "sglt2",
         "label": "SGLT2 inhibitors",
@@ -96,13 +80,13 @@ def test_an_amendment_copies_the_value_sets_and_an_edit_shows_in_the_diff(app, c
     assert "## Value sets" in markdown
 
 
-def test_a_published_value_set_cannot_be_edited_in_the_admin(app, published, browser_as):
-    writer = browser_as("writer")
+def test_a_published_value_set_cannot_be_edited_in_the_admin(app, published, signed_in):
+    writer = signed_in("writer")
     value_set = _value_set_id(app, 1, "sglt2")
     url = f"/admin/valuesets/edit/?id={value_set}"
     page = writer.get(url).get_data(as_text=True)
     form = {
-        "csrf_token": _token(page),
+        "csrf_token": page_token(page),
         "version": re.search(r'<option selected value="(\d+)"', page).group(1),
         "name": "sglt2",
         "label": "SGLT2",
@@ -132,8 +116,8 @@ def test_a_screening_with_a_list_through_the_api(client, published):
     assert fields == ["inputs.medications[1].start"]
 
 
-def test_the_screening_form_takes_one_entry_per_line(app, published, browser_as):
-    screener = browser_as("screener")
+def test_the_screening_form_takes_one_entry_per_line(app, published, signed_in):
+    screener = signed_in("screener")
     url = f"/screen/{CODE}/all"
     page = screener.get(url).get_data(as_text=True)
     assert 'name="medications"' in page and "One entry per line" in page
