@@ -47,10 +47,12 @@ def main() -> None:
     import copy
 
     from service import batch, create_app
+    from service.db import prepare
     from service.models import db
 
     with tempfile.TemporaryDirectory() as folder:
         app = create_app({"DATABASE_URL": f"sqlite:///{folder}/bench.db", "DEMO_ACCOUNTS": False})
+        prepare(app)
         with app.app_context():
             template = make_rows(args.rows)
             batch.decide_rows(copy.deepcopy(template[:10]))  # start the engine processes, load the version

@@ -95,11 +95,13 @@ def main() -> None:
     from bench.cohort import subjects
     from service import create_app
     from service.auth import create_user
+    from service.db import prepare
     from service.models import Screening, db
 
     with tempfile.TemporaryDirectory() as folder:
         database = os.environ.get("ELIGO_BENCH_DATABASE_URL") or f"sqlite:///{folder}/bench.db"
         app = create_app({"DATABASE_URL": database, "DEMO_ACCOUNTS": False})
+        prepare(app)
         with app.app_context():
             _, _, token = create_user(f"bench-{time.time_ns()}", "screener", site="SITE-1")
             db.session.commit()

@@ -28,9 +28,11 @@ def build(database: str, n: int, distinct: int) -> None:
     import rules
     from bench.cohort import subjects
     from service import create_app, versions
+    from service.db import prepare
     from service.models import Screening, db
 
     app = create_app({"DATABASE_URL": database})
+    prepare(app)
     with app.app_context():
         version = versions.find_version("NCT07193667", 1)
         compiled = rules.compile_protocol(version.to_definition())
@@ -85,7 +87,7 @@ def replay(database: str) -> None:
     from service import create_app, impact
     from service.models import db
 
-    app = create_app({"DATABASE_URL": database, "AUTO_UPGRADE": False})
+    app = create_app({"DATABASE_URL": database})
     with app.app_context():
         baseline = memory_mb("VmRSS")
         run = impact.start("NCT07193667", 1, 2)

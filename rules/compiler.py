@@ -30,7 +30,7 @@ from rules.checker import CheckedRule, ComputedField, check_rule
 from rules.dictionary import DataDictionary
 from rules.errors import EngineLimitError, ProtocolError, RuleErrors
 from rules.expression import counted_back_from
-from rules.ir import Node, depth
+from rules.ir import Node, depth, fields_of
 from rules.limits import LIMITS
 from rules.planner import Budget, Planner, SubCondition, Tally
 from rules.protocol import CriterionDef, ProtocolDef
@@ -215,7 +215,7 @@ def compile_protocol(protocol: ProtocolDef) -> CompiledProtocol:
         raise ProtocolError(what, problems)
 
     for name in ordered:
-        dictionary.bind_condition(name, _fields_of(named[name].rule.ir))
+        dictionary.bind_condition(name, fields_of(named[name].rule.ir))
     # Dates counted back from the screening date, by a window or a formula, are never after it.
     by_formulas = frozenset().union(*(counted_back_from(v.derivation.expression) for v in dictionary.derived))  # type: ignore[union-attr]
     by_rules = frozenset().union(*(c.rule.looks_back for c in criteria), *(n.rule.looks_back for n in named.values()))
@@ -231,12 +231,6 @@ def compile_protocol(protocol: ProtocolDef) -> CompiledProtocol:
     return compiled
 
 
-def _fields_of(node: Node) -> set[str]:
-    if hasattr(node, "items"):
-        return set().union(*(_fields_of(item) for item in node.items))  # type: ignore[union-attr]
-    return set(node.fields)  # type: ignore[union-attr]
-
-
 def _condition_order(named: dict[str, NamedCondition], problems: list[str]) -> list[str]:
     """Named conditions in an order where each comes after those it reads; a cycle is a problem."""
     ordered: list[str] = []
@@ -249,7 +243,7 @@ def _condition_order(named: dict[str, NamedCondition], problems: list[str]) -> l
             problems.append(f"named conditions depend on each other in a cycle: {' -> '.join((*trail, name))}")
             return
         state[name] = "visiting"
-        for used in sorted(_fields_of(named[name].rule.ir) & set(named)):
+        for used in sorted(fields_of(named[name].rule.ir) & set(named)):
             visit(used, (*trail, name))
         state[name] = "done"
         ordered.append(name)
@@ -295,19 +289,19 @@ def _ruleset(compiled: CompiledProtocol) -> dict[str, Any]:
         stages[0][f"not_applicable:{'+'.join(cohorts)}"] = [{"$neq": {"cohort": c}} for c in cohorts]
     for sub in planner.subconditions:
         guard = _cohort_guard(sub.cohorts)
-        outcomes = planner.outcome_conditions(sub.node)
-        for value, condition in zip((conditions.TRUE, conditions.FALSE, conditions.UNKNOWN), outcomes, strict=True):
-            stages[sub.level][f"node:{sub.field}:{value}"] = [*guard, condition]
+        recorded = planner.outcome_conditions(sub.node)
+        for value, test in zip((conditions.TRUE, conditions.FALSE, conditions.UNKNOWN), recorded, strict=True):
+            stages[sub.level][f"node:{sub.field}:{value}"] = [*guard, test]
     for criterion, node, level in planned:
         guard = _cohort_guard(criterion.definition.cohorts)
         holds = criterion.kind == "inclusion"
-        outcomes = {
+        decided = {
             "pass": conditions.definitely(node, holds),
             "fail": conditions.definitely(node, not holds),
             "unknown": conditions.unknown(node),
         }
-        for outcome, condition in outcomes.items():
-            stages[level][f"{criterion.code}:{outcome}"] = [*guard, condition]
+        for outcome, test in decided.items():
+            stages[level][f"{criterion.code}:{outcome}"] = [*guard, test]
 
     rules: dict[str, Any] = {}
     for k, stage_rules in enumerate(stages):

@@ -253,7 +253,7 @@ class DataDictionary:
                     found[label] = units.conversion(label, v.unit, v.molar_mass, v.conversion)
             except units.UnknownUnitError as error:
                 problems.append(f"{where}: {error}")
-            except units.UnitError as error:
+            except units.UnitMismatchError as error:
                 problems.append(f"{where}: unit `{label}` does not convert to `{v.unit}`: {error.reason}")
         self.conversions[v.name] = found
 

@@ -134,15 +134,15 @@ def _conditions(node: ast.Expr, within: str = "rule") -> Iterator[Condition]:
     elif isinstance(node, ast.Not):
         yield from _conditions(node.operand, "not")
     elif isinstance(node, ast.All):
-        for operand in node.operands:
-            yield from _conditions(operand, "and" if within != "not" else "not")
+        for item in node.operands:
+            yield from _conditions(item, "and" if within != "not" else "not")
     elif isinstance(node, ast.Any):
-        for operand in node.operands:
-            yield from _conditions(operand, "or")
+        for item in node.operands:
+            yield from _conditions(item, "or")
     elif isinstance(node, ast.AtLeast):
         label = "any of" if node.count == 1 else "at least k of"
-        for operand in node.operands:
-            yield from _conditions(operand, label)
+        for item in node.operands:
+            yield from _conditions(item, label)
     elif isinstance(node, ast.Unless):
         yield from _conditions(node.requirement, within)
         yield from _conditions(node.exception, "unless (exception)")
@@ -219,7 +219,7 @@ def _threshold_change(a: Condition, b: Condition, variable: VariableDef | None) 
         old, new = _canonical(a.value, variable), _canonical(b.value, variable)
         if old is not None and new is not None and abs(old - new) > 1e-12:
             raised = new > old
-            direction = "stricter" if raised == _STRICTER_WHEN_RAISED[a.key[1]] else "looser"
+            direction: str | None = "stricter" if raised == _STRICTER_WHEN_RAISED[a.key[1]] else "looser"
             op = a.key[1]
             text = f"{label} threshold moved: {op} {_quantity(a.value)} → {op} {_quantity(b.value)} ({direction})"
             return Change("threshold", text, _quantity(a.value), _quantity(b.value), direction)
@@ -325,6 +325,7 @@ def rule_changes(before: str, after: str, variables: dict[str, VariableDef]) -> 
         where = f" (from {a.within})" if a.within not in ("rule", "and") else ""
         changes.append(Change("condition removed", f"condition removed{where}: {a.shown}", a.shown, None))
     for b in unmatched_b:
+        direction: str | None
         if b.within.startswith(("or", "any of", "at least")):
             text = f"branch added to `{b.within}`: {b.shown}"
             direction = "looser"

@@ -246,9 +246,9 @@ class Explainer:
             return f"{condition['sentence']}, so: {items[1]['sentence']}"
         if style == "at_least":
             met = sum(1 for i in items if i["value"] is True)
-            unknown = sum(1 for i in items if i["value"] is None)
+            unknowns = sum(1 for i in items if i["value"] is None)
             head = f"{met} of {len(items)} met (at least {node.count} needed"
-            head += f", {unknown} unknown)" if unknown else ")"
+            head += f", {unknowns} unknown)" if unknowns else ")"
             shown = [i["sentence"] for i in items if i["value"] is True] if value else [i["sentence"] for i in items]
             return f"{head}: " + "; ".join(shown) if shown else head
         if style == "not":

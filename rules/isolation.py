@@ -32,7 +32,8 @@ import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, BinaryIO
+from io import FileIO
+from typing import Any
 
 from rules import jsonfast
 from rules.compiler import CompiledProtocol, compile_protocol
@@ -49,7 +50,7 @@ _LENGTH = struct.Struct("!I")
 class Pipe:
     """One end of the conversation: whole messages, each a 4-byte length and its bytes."""
 
-    def __init__(self, reader: BinaryIO, writer: BinaryIO) -> None:
+    def __init__(self, reader: FileIO, writer: FileIO) -> None:
         self._reader, self._writer = reader, writer
 
     def send_bytes(self, data: bytes) -> None:
@@ -187,7 +188,6 @@ class IsolatedEngine:
         self.timeout = timeout
         self.max_rulesets = max_rulesets
         self.child_main = child_main
-        self.restarts = 0
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._conn: Pipe | None = None
@@ -312,7 +312,6 @@ class IsolatedEngine:
             if not self._conn.poll(timeout):
                 pid = self._process.pid
                 self._stop()
-                self.restarts += 1
                 log.error("engine process %s took longer than %.1f s; killed", pid, timeout)
                 raise EngineTimeout(f"the engine did not answer within {timeout:g} s")
             answer = jsonfast.loads(self._conn.recv_bytes())
@@ -322,7 +321,6 @@ class IsolatedEngine:
             except subprocess.TimeoutExpired:
                 code = None
             self._stop()
-            self.restarts += 1
             log.error("engine process crashed (exit code %s)", code)
             raise EngineCrashed(f"the engine process crashed (exit code {code})") from None
         if not answer["ok"]:

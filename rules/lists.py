@@ -213,7 +213,7 @@ def _entry(
     if unit is not None and not isinstance(unit, str):
         errors.append(SubjectInputError(f"{where}.unit", unit, "a unit, e.g. mg"))
     label = item.get("label")
-    entry = {
+    entry: dict[str, Any] = {
         "code": code.strip() if isinstance(code, str) else "",
         "system": system,
         "start": dates["start"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.resources import files
+from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -242,7 +243,7 @@ def _syntax_error(error: UnexpectedInput, text: str) -> RuleSyntaxError:
         if text.count("(") > text.count(")"):
             message = "unclosed parenthesis: a `(` has no matching `)`"
     elif isinstance(error, UnexpectedCharacters):
-        message = f"unexpected character {text[error.pos_in_stream]!r}"
+        message = f"unexpected character {text[error.pos_in_stream or 0]!r}"
     else:
         assert isinstance(error, UnexpectedToken)
         message = f"unexpected `{error.token!s:.30}`: expected {_expected_words(set(error.expected))}"
@@ -251,7 +252,7 @@ def _syntax_error(error: UnexpectedInput, text: str) -> RuleSyntaxError:
     return RuleSyntaxError(message, position, text)
 
 
-def _parse(text: str, start: str) -> object:
+def _parse(text: str, start: str) -> Any:
     if not text or not text.strip():
         raise RuleSyntaxError("the rule is empty", Position(1, 1, 0, 0), text)
     try:

@@ -89,6 +89,7 @@ class Planner:
         if isinstance(node, Test):
             return node
         items = [self.plan(item, owner, cohorts) for item in node.items]
+        # A planned group is an ir.Group whose items may also be Decided/Counted: same shape, wider items.
         group = Group(node.op, tuple(items), node.count, node.style)  # type: ignore[arg-type]
         if node.op == "at_least" and _combinations(group) > self.budget.tests:
             return self.count(tuple(self.decide(item, owner, cohorts) for item in items), node.count)
@@ -98,7 +99,7 @@ class Planner:
             fields = tuple(self.decide(item, owner, cohorts) for item in items)
             return self.count(fields, node.count)
         if node.op == "not":
-            return Group("not", (Decided(self.decide(items[0], owner, cohorts)),), style=node.style)
+            return Group("not", (Decided(self.decide(items[0], owner, cohorts)),), style=node.style)  # type: ignore[arg-type]
         return self._narrow(group, owner, cohorts)
 
     def _narrow(self, group: Group, owner: str, cohorts: tuple[str, ...]) -> Planned:
@@ -107,10 +108,12 @@ class Planner:
             nested = [item for item in group.items if isinstance(item, Group)]
             if nested:
                 widest = max(nested, key=self.cost)
-                items = tuple(Decided(self.decide(i, owner, cohorts)) if i is widest else i for i in group.items)
+                items: tuple[Planned, ...] = tuple(
+                    Decided(self.decide(i, owner, cohorts)) if i is widest else i for i in group.items
+                )
             else:
                 items = self._chunks(group, owner, cohorts)
-            group = Group(group.op, items, group.count, group.style)
+            group = Group(group.op, items, group.count, group.style)  # type: ignore[arg-type]
         return group
 
     def _chunks(self, group: Group, owner: str, cohorts: tuple[str, ...]) -> tuple[Planned, ...]:

@@ -217,7 +217,7 @@ class _Walker:
             return isinstance(test.value, int | float) and self._factors(variable)
         scale = self.computed.get(test.other)
         companion = self.variables.get(scale.source) if scale is not None and scale.kind == "scale" else None
-        if companion is None or companion.companion_of != test.field:
+        if scale is None or companion is None or companion.companion_of != test.field:
             return False  # a threshold the page cannot work out (a window, a formula, another variable)
         self.scales[test.other] = (scale.source, scale.amount)
         return self._factors(variable)

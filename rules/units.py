@@ -197,7 +197,7 @@ ANALYTE_CONVERSIONS = {
 @cache
 def registry() -> pint.UnitRegistry:
     """The one registry, built lazily: building it costs a few hundred milliseconds."""
-    ureg = pint.UnitRegistry()
+    ureg: pint.UnitRegistry = pint.UnitRegistry()
     ureg.define("IU = U")
     ureg.define("score = [] = points")
     # "per 1.73 m² of body surface" (eGFR): a normalisation of its own, never an area to convert.

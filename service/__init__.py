@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Map
 
+from service import settings
 from service.json_provider import FastJSONProvider
 
 
@@ -36,17 +36,11 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create and configure the app."""
     app = Flask(__name__, instance_relative_config=True)
     app.json = FastJSONProvider(app)
-    app.config.from_mapping(
-        MAX_CONTENT_LENGTH=1 * 1024 * 1024,
-        JSON_SORT_KEYS=False,
-    )
-    if test_config is None:
-        app.config.from_prefixed_env("ELIGO")
-    else:
-        app.config.from_mapping(test_config)
-
-    if not app.config.get("SECRET_KEY"):
-        app.config["SECRET_KEY"] = os.environ.get("ELIGO_SECRET_KEY") or _instance_secret(app)
+    checked = settings.load(test_config).as_config()
+    # Flask's own keys from a test's mapping too (TESTING, WTF_CSRF_ENABLED...), Eligo's checked.
+    app.config.from_mapping({**(test_config or {}), **checked}, JSON_SORT_KEYS=False)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret(app)
 
     from service import audit, auth, db, engine, errors, registry, security  # noqa: F401  (audit registers its listener)
 
@@ -63,7 +57,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(amendments_api.bp)
     app.register_blueprint(pages.bp)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
     pages.limiter.init_app(app)
     app.register_blueprint(screening_pages.bp)
 

@@ -287,7 +287,7 @@ def batch_screen():
     except UnicodeDecodeError:
         raise ApiError(400, "the CSV must be UTF-8 text") from None
     rows = batch.read(text, code, int(number) if number else None)
-    if job is not None or len(rows) > int(current_app.config.get("BATCH_INLINE_ROWS", 1000)):
+    if job is not None or len(rows) > current_app.config["BATCH_INLINE_ROWS"]:
         return _batch_job(rows, key)
     results = batch.decide_rows(rows)
     try:

@@ -237,8 +237,8 @@ def _session_timeouts(app: Flask) -> None:
 
     from service.models import utcnow
 
-    idle = float(app.config.get("SESSION_IDLE_MINUTES", 30)) * 60
-    absolute = float(app.config.get("SESSION_MAX_HOURS", 12)) * 3600
+    idle = app.config["SESSION_IDLE_MINUTES"] * 60
+    absolute = app.config["SESSION_MAX_HOURS"] * 3600
 
     @app.before_request
     def expire_sessions() -> None:

@@ -130,7 +130,7 @@ def _worker_gone(worker: str | None) -> bool:
 def check_alive(run: BatchRun) -> BatchRun:
     """A running job was interrupted if its process died (on this host), or if its heartbeat stopped
     for BATCH_STALE_SECONDS (default 120; the heartbeat is not seen while the rows are being stored)."""
-    stale = dt.timedelta(seconds=float(current_app.config.get("BATCH_STALE_SECONDS", 120)))
+    stale = dt.timedelta(seconds=current_app.config["BATCH_STALE_SECONDS"])
     if run.status == RUNNING and (_worker_gone(run.worker) or utcnow() - run.heartbeat_at > stale):
         message = "the worker running this batch stopped; nothing was stored; send it again with the same key"
         _fail(run.id, run.attempt, {"status": 503, "message": message, "reason": INTERRUPTED})
@@ -160,7 +160,7 @@ def restart(run: BatchRun) -> BatchRun:
 
 def launch(run: BatchRun) -> BatchRun:
     """Inline when configured (tests: BATCH_INLINE), in a background thread otherwise."""
-    if current_app.config.get("BATCH_INLINE"):
+    if current_app.config["BATCH_INLINE"]:
         execute(run.id, run.attempt)
         db.session.refresh(run)
         return run

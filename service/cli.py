@@ -45,13 +45,16 @@ def main() -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=os.cpu_count() or 1, show_default=True, type=int)
 def serve(host: str, port: int, workers: int) -> None:
-    """Upgrade the database, load the seed protocol, and serve with gunicorn."""
+    """Prepare the database (as `eligo init-db`) and serve with gunicorn."""
     from gunicorn.app.wsgiapp import run
 
+    from service.db import prepare
+
     with _context() as app:
+        prepare(app)
         database = app.config["SQLALCHEMY_DATABASE_URI"]
     click.echo(f"Eligo on http://{host}:{port}/api/v1/protocols  (database {database})")
-    # --preload: the app (and its migrations) start once in the master, before the workers fork.
+    # --preload: the app starts once in the master (its database prepared above), before the workers fork.
     # Each worker starts its own engine process on its first decision (rules/isolation.py), which
     # is also where the engine's per-ruleset memory is bounded: workers need no recycling.
     sys.argv = ["gunicorn", "--preload", "--bind", f"{host}:{port}", "--workers", str(workers), "service:create_app()"]
@@ -61,7 +64,10 @@ def serve(host: str, port: int, workers: int) -> None:
 @main.command("init-db")
 def init_db() -> None:
     """Bring the database to the newest schema and import the seed protocol (safe to repeat)."""
+    from service.db import prepare
+
     with _context() as app:
+        prepare(app)
         click.echo(f"database ready: {app.config['SQLALCHEMY_DATABASE_URI']}")
 
 

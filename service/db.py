@@ -1,4 +1,9 @@
-"""The database: binding, migrations to head, and the seed protocol on first start."""
+"""The database: binding it to the app, and `prepare`: migrations to head, the seed protocol, demo accounts.
+
+Preparing is an explicit step (`eligo init-db`, which `eligo serve` runs first), never a side effect of
+creating the app: several web workers, a queue worker and a one-off command must not race to migrate, and a
+deployment upgrades its schema once, on purpose.
+"""
 
 from __future__ import annotations
 
@@ -85,6 +90,19 @@ def _print_accounts(accounts: list[tuple[str, str, str, str]]) -> None:
         print(f"  {username:<10} role {role:<9} password {password}  API token {token}", flush=True)
 
 
+def prepare(app: Flask) -> None:
+    """Migrate to head, import the seed protocol and (on an empty user table) create the demo accounts."""
+    with app.app_context():
+        upgrade()
+        seed()
+        accounts = demo_accounts() if app.config["DEMO_ACCOUNTS"] else []
+        db.session.commit()
+        if accounts:
+            _print_accounts(accounts)
+        db.session.remove()
+        db.engine.dispose()
+
+
 def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
     """Foreign keys on; write-ahead logging, so readers never wait for the writer and a commit is one
     fsync of the log (synchronous stays FULL: a screening acknowledged is on disk)."""
@@ -110,7 +128,7 @@ def _forget_pool(engine_ref: weakref.ref) -> None:
 
 
 def init_app(app: Flask) -> None:
-    url = app.config.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'eligo.db'}"
+    url = app.config["DATABASE_URL"] or f"sqlite:///{Path(app.instance_path) / 'eligo.db'}"
     if url.startswith("sqlite:///") and ":memory:" not in url:
         _private_sqlite_file(url)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
@@ -124,13 +142,8 @@ def init_app(app: Flask) -> None:
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
             db.engine.dispose()
-        if app.config.get("AUTO_UPGRADE", True):
-            upgrade()
-            seed()
-            accounts = demo_accounts() if app.config.get("DEMO_ACCOUNTS", True) else []
-            db.session.commit()
-            if accounts:
-                _print_accounts(accounts)
+        if not at_head():
+            app.logger.warning("the database %s is not at the newest schema: run `eligo init-db`", url)
         # gunicorn --preload forks workers from this process: none may inherit its pooled connections
         # (two processes on one PostgreSQL connection answer each other's queries). Close them here,
         # and have a forked child drop whatever the parent holds without closing it under the parent.

@@ -9,7 +9,6 @@ impact replays (default one per core), ENGINE_CHILD_MAIN (the child's entry poin
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 from flask import Flask, current_app
 
 from rules.engine import DurableEngine, default_engine
-from rules.isolation import CHILD_MAIN, EnginePool, IsolatedEngine
+from rules.isolation import EnginePool, IsolatedEngine
 from service.models import DRAFT, ProtocolVersion
 
 _shared: dict[tuple[Any, ...], IsolatedEngine | EnginePool] = {}
@@ -26,11 +25,11 @@ _shared_lock = threading.Lock()
 
 def _options(config: Mapping[str, Any], drafts: bool) -> dict[str, Any]:
     """The isolated engine's settings, for the published versions' processes or the drafts'."""
-    cap, default = ("ENGINE_MAX_DRAFT_RULESETS", 4) if drafts else ("ENGINE_MAX_RULESETS", 64)
+    cap = "ENGINE_MAX_DRAFT_RULESETS" if drafts else "ENGINE_MAX_RULESETS"
     return {
-        "timeout": float(config.get("ENGINE_TIMEOUT", 5.0)),
-        "max_rulesets": int(config.get(cap, default)),
-        "child_main": str(config.get("ENGINE_CHILD_MAIN", CHILD_MAIN)),
+        "timeout": config["ENGINE_TIMEOUT"],
+        "max_rulesets": config[cap],
+        "child_main": config["ENGINE_CHILD_MAIN"],
     }
 
 
@@ -52,7 +51,7 @@ def init_app(app: Flask) -> None:
     from its engine, which frees them: a writer's afternoon of edits leaves memory flat, and
     the process is replaced only if it crashes.
     """
-    if not app.config.get("ENGINE_ISOLATED", True):
+    if not app.config["ENGINE_ISOLATED"]:
         app.extensions["eligo.engine"] = app.extensions["eligo.draft_engine"] = default_engine()
         return
     app.extensions["eligo.engine"] = _shared_engine(_options(app.config, drafts=False))
@@ -69,9 +68,9 @@ def engine(version: ProtocolVersion | None = None) -> IsolatedEngine | DurableEn
 def replay_engine(version: ProtocolVersion) -> EnginePool | IsolatedEngine | DurableEngine:
     """For replaying a whole log under a version: one engine process per core (ENGINE_REPLAY_PROCESSES)."""
     config = current_app.config
-    if not config.get("ENGINE_ISOLATED", True):
+    if not config["ENGINE_ISOLATED"]:
         return engine(version)
-    processes = int(config.get("ENGINE_REPLAY_PROCESSES", os.cpu_count() or 1))
+    processes = config["ENGINE_REPLAY_PROCESSES"]
     return _shared_engine(_options(config, drafts=version.status == DRAFT), processes)
 
 

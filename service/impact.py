@@ -199,7 +199,7 @@ def run_in_background(app: Flask, run_id: int) -> None:
 
 def launch(run: ImpactRun) -> ImpactRun:
     """Run inline when configured (tests, CLI), in a background thread otherwise."""
-    if current_app.config.get("IMPACT_INLINE"):
+    if current_app.config["IMPACT_INLINE"]:
         return execute(run.id)
     run_in_background(current_app._get_current_object(), run.id)  # type: ignore[attr-defined]
     return run

@@ -31,7 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from rules.protocol import Cohort as CohortDef
 from rules.protocol import CriterionDef, ProtocolDef, TestCaseDef, ValueSetDef, VariableDef
 
-DRAFT, PUBLISHED, RETIRED = "draft", "published", "retired"
+DRAFT, PUBLISHED = "draft", "published"
 
 
 class Base(DeclarativeBase):
@@ -500,8 +500,6 @@ _ALLOWED_TRANSITIONS = {
     (DRAFT, DRAFT),
     (DRAFT, PUBLISHED),
     (PUBLISHED, PUBLISHED),
-    (PUBLISHED, RETIRED),
-    (RETIRED, RETIRED),
 }
 
 

@@ -33,11 +33,11 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 def _per_address() -> str:
-    return current_app.config.get("LOGIN_LIMIT_PER_ADDRESS", "30 per minute")
+    return current_app.config["LOGIN_LIMIT_PER_ADDRESS"]
 
 
 def _per_account() -> str:
-    return current_app.config.get("LOGIN_LIMIT_PER_ACCOUNT", "10 per minute")
+    return current_app.config["LOGIN_LIMIT_PER_ACCOUNT"]
 
 
 def _account_key() -> str:
@@ -85,7 +85,7 @@ def _refused(username: str, user: User | None) -> None:
         else:
             user.failed_logins = (user.failed_logins or 0) + 1
             reason = f"wrong password ({user.failed_logins} in a row)"
-            if user.failed_logins >= int(current_app.config.get("LOGIN_MAX_FAILURES", 5)):
+            if user.failed_logins >= current_app.config["LOGIN_MAX_FAILURES"]:
                 user.locked_at = utcnow()
                 reason += "; account locked until an admin unlocks it"
         db.session.commit()

@@ -8,8 +8,6 @@ ELIGO_HTTPS=1 Talisman redirects to HTTPS, sends HSTS and marks the session cook
 
 from __future__ import annotations
 
-import os
-
 from flask import Flask, Response, request
 from flask_talisman import Talisman
 
@@ -31,7 +29,7 @@ def _policy(directives: dict[str, str]) -> str:
 
 
 def init_app(app: Flask) -> None:
-    https = app.config.get("HTTPS", os.environ.get("ELIGO_HTTPS", "") == "1")
+    https = app.config["HTTPS"]
     admin_policy = _policy(ADMIN_PAGES)
 
     @app.after_request

@@ -102,6 +102,7 @@ def _admin(statement: str) -> None:
 def template_database(tmp_path_factory) -> str:
     """A database migrated to head with the seed published, built once and copied per test."""
     from service import create_app
+    from service.db import prepare
 
     if TEST_DATABASE_URL:
         _admin("DROP DATABASE IF EXISTS eligo_template WITH (FORCE)")
@@ -110,6 +111,7 @@ def template_database(tmp_path_factory) -> str:
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'eligo.db'}"
     app = create_app({"TESTING": True, "DATABASE_URL": url, "DEMO_ACCOUNTS": False})
+    prepare(app)
     with app.app_context():
         from service.auth import create_user
         from service.models import db

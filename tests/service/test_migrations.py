@@ -7,12 +7,15 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from service import create_app
-from service.db import at_head
+from service.db import at_head, prepare
 from service.models import Base, Protocol, User, db
 
 
 def test_empty_database_upgrades_to_head_and_is_seeded(empty_database_url):
     app = create_app({"TESTING": True, "DATABASE_URL": empty_database_url})
+    with app.app_context():
+        assert not at_head()  # creating the app migrates nothing: `eligo init-db` does
+    prepare(app)
     with app.app_context():
         assert at_head()
         tables = set(inspect(db.engine).get_table_names())
@@ -43,6 +46,7 @@ def test_empty_database_upgrades_to_head_and_is_seeded(empty_database_url):
 def test_starting_twice_changes_nothing_and_shows_demo_passwords_once(empty_database_url, capsys):
     for start in range(2):
         app = create_app({"TESTING": True, "DATABASE_URL": empty_database_url})
+        prepare(app)
         with app.app_context():
             assert [v.number for v in db.session.execute(db.select(Protocol)).scalar_one().versions] == [1]
             assert db.session.query(User).count() == 4
@@ -54,6 +58,7 @@ def test_starting_twice_changes_nothing_and_shows_demo_passwords_once(empty_data
 
 def test_demo_accounts_can_be_turned_off(empty_database_url):
     app = create_app({"TESTING": True, "DATABASE_URL": empty_database_url, "DEMO_ACCOUNTS": False})
+    prepare(app)
     with app.app_context():
         assert db.session.query(User).count() == 0
         db.session.remove()
