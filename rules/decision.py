@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-ELIGIBLE = "eligible"
-NOT_ELIGIBLE = "not_eligible"
-INCOMPLETE = "incomplete"
+
+class Verdict(StrEnum):
+    """The decision for a subject; a StrEnum, so it is stored and sent as the plain string."""
+
+    ELIGIBLE = "eligible"
+    NOT_ELIGIBLE = "not_eligible"
+    INCOMPLETE = "incomplete"
+
+
+class Outcome(StrEnum):
+    """One criterion's outcome for a subject."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    UNKNOWN = "unknown"
+    NOT_APPLICABLE = "not_applicable"
+
+
+ELIGIBLE, NOT_ELIGIBLE, INCOMPLETE = Verdict.ELIGIBLE, Verdict.NOT_ELIGIBLE, Verdict.INCOMPLETE
 
 
 @dataclass

@@ -23,11 +23,12 @@ import durable_rules_engine as native
 
 from rules import jsonfast
 from rules.compiler import CompiledProtocol
+from rules.decision import Outcome
 from rules.derivation import compute
 from rules.errors import EngineError
 from rules.planner import named_value, tally
 
-OUTCOMES = ("pass", "fail", "unknown")
+OUTCOMES = (Outcome.PASS, Outcome.FAIL, Outcome.UNKNOWN)
 _NOT_HANDLED = 1
 _ACTING = ("derive:", "advance:", "node:")
 

@@ -27,11 +27,12 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from service.errors import ApiError
 from service.models import User, db
+from service.vocabulary import Role
 
 if TYPE_CHECKING:
     from service.versions import Signature
 
-ROLES = ("writer", "reviewer", "screener", "admin")
+ROLES = tuple(Role)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 F = TypeVar("F", bound=Callable[..., Any])

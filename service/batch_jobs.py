@@ -25,8 +25,9 @@ from rules import jsonfast
 from service import batch
 from service.errors import ApiError
 from service.models import BatchRun, db, iso, utcnow
+from service.vocabulary import RunStatus
 
-RUNNING, DONE, FAILED = "running", "done", "failed"
+RUNNING, DONE, FAILED = RunStatus.RUNNING, RunStatus.DONE, RunStatus.FAILED
 INTERRUPTED = "interrupted"
 
 

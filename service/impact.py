@@ -23,9 +23,10 @@ from service.engine import replay_engine
 from service.models import ImpactChange, ImpactRun, ProtocolVersion, Screening, db, iso, utcnow
 from service.registry import registry
 from service.versions import find_version
+from service.vocabulary import RunStatus
 
 CHUNK = 500
-RUNNING, DONE, CANCELLED, FAILED = "running", "done", "cancelled", "failed"
+RUNNING, DONE, CANCELLED, FAILED = RunStatus.RUNNING, RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED
 
 
 class ImpactError(EligoError):

@@ -30,8 +30,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 
 from rules.protocol import Cohort as CohortDef
 from rules.protocol import CriterionDef, ProtocolDef, TestCaseDef, ValueSetDef, VariableDef
+from service.vocabulary import VersionStatus
 
-DRAFT, PUBLISHED = "draft", "published"
+DRAFT, PUBLISHED = VersionStatus.DRAFT, VersionStatus.PUBLISHED
 
 
 class Base(DeclarativeBase):

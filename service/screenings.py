@@ -14,7 +14,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 import rules
-from rules.decision import Decision
+from rules.decision import Decision, Verdict
 from rules.errors import SubjectInputError, SubjectInputErrors
 from service import csvsafe
 from service import record as decision_record
@@ -27,7 +27,7 @@ from service.versions import VersionError, find_version
 
 REQUEST_FIELDS = ("protocol", "version", "subject_id", "site", "screening_date", "cohort", "inputs")
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,79}$")
-DECISIONS = ("eligible", "not_eligible", "incomplete")
+DECISIONS = tuple(Verdict)
 # Windows are counted back from the screening date (years, half-lives): far earlier dates overflow.
 EARLIEST_SCREENING = dt.date(1900, 1, 1)
 

@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     max_content_length: int = Field(1024 * 1024, gt=0, description="largest request body, bytes")
     demo_accounts: bool = Field(True, description="`eligo init-db` creates the demo accounts on an empty database")
 
-    session_idle_minutes: float = Field(30, gt=0)
-    session_max_hours: float = Field(12, gt=0)
+    session_idle_minutes: float = Field(30, ge=0)
+    session_max_hours: float = Field(12, ge=0)
     login_limit_per_address: str = "30 per minute"
     login_limit_per_account: str = "10 per minute"
     login_max_failures: int = Field(5, gt=0)
