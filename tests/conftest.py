@@ -77,6 +77,22 @@ def screen(compiled: CompiledProtocol, subject: Callable[..., dict[str, Any]]) -
 
 TEST_DATABASE_URL = os.environ.get("ELIGO_TEST_DATABASE_URL")
 # One account per role (and a screener of a second site); passwords are pw-<username>.
+def _is_property_test(item: pytest.Item) -> bool:
+    return hasattr(getattr(item, "obj", None), "hypothesis")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by what it needs, so `-m quick` (or `-m "not browser"`) picks a subset by cost."""
+    for item in items:
+        needs = set(getattr(item, "fixturenames", ()))
+        if "/browser/" in item.nodeid or item.nodeid.startswith("tests/browser"):
+            item.add_marker(pytest.mark.browser)
+        elif needs & {"gunicorn", "live_server", "tcp_proxy"} or "test_load" in item.nodeid:
+            item.add_marker(pytest.mark.server)
+        elif item.nodeid.startswith(("tests/rules", "tests/engine")) and not _is_property_test(item):
+            item.add_marker(pytest.mark.quick)  # the language, compiler and engine: no database, no server
+
+
 ACCOUNTS = {
     "admin": ("admin", None),
     "writer": ("writer", None),
