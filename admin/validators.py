@@ -55,9 +55,9 @@ def _check(form, field, kind: str | None) -> None:
         check_rule(field.data, dictionary, kind=kind)
     except RuleErrors as errors:
         messages = []
-        for error in errors.errors:
-            context = error.context()
-            message = f"{error.describe()}"
+        for problem in errors.errors:
+            context = problem.context()
+            message = f"{problem.describe()}"
             if context:
                 message += f"\n{context}"
             messages.append(message)

@@ -97,7 +97,7 @@ class VersionPartView(EligoModelView):
 
     roles = ("writer",)
     column_formatters = {"version": _version_label}
-    column_filters = ("version.number", "version.status")
+    column_filters: tuple[str, ...] = ("version.number", "version.status")
     form_excluded_columns = ("position",)
 
     def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
@@ -317,7 +317,7 @@ class ProtocolVersionView(EligoModelView):
         return redirect(url_for("sign.index", version_id=int(ids[0])))
 
     def _selected(self, ids: list[str]) -> list[ProtocolVersion]:
-        return [db.session.get(ProtocolVersion, int(i)) for i in ids]
+        return [v for i in ids if (v := db.session.get(ProtocolVersion, int(i))) is not None]
 
 
 class ProtocolView(EligoModelView):
@@ -410,7 +410,7 @@ class SignView(RoleAccess, BaseView):
                 versions.publish(version, signature)
                 db.session.commit()
                 flash(
-                    f"{version.protocol.code} version {version.number} published (hash {version.content_hash[:12]}), "
+                    f"{version.protocol.code} version {version.number} published (hash {(version.content_hash or "")[:12]}), "
                     f"signed by {signature.signer}."
                 )
                 return redirect(url_for("versions.index_view"))
@@ -484,6 +484,7 @@ class RebaseView(RoleAccess, BaseView):
 
 
 def _flash_rebased(version: ProtocolVersion, result: amendments_rebase.MergeResult) -> None:
+    assert version.based_on is not None  # a rebased draft is based on the current version
     taken = ", ".join(result.taken) or "nothing"
     flash(
         f"{version.protocol.code} version {version.number} is now based on version {version.based_on.number};"

@@ -223,7 +223,7 @@ class Explainer:
                 f" ({self.show(test.basis)})"  # type: ignore[arg-type]
             )
         if style == "between":
-            low, high = node.items  # type: ignore[misc]
+            low, high = node.items
             where = "is between" if value else "is outside"
             actual = f"{self.label(low.field)} {self.show(low.field)}{self.submitted(low.field)}"  # type: ignore[union-attr]
             return f"{actual} {where} {low.shown} and {high.shown}"  # type: ignore[union-attr]

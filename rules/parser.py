@@ -272,7 +272,7 @@ def parse_formula(text: str) -> ast.Term:
 
     Raises RuleSyntaxError with line, column and a caret context, like a rule."""
     try:
-        return _parse(text, "formula")  # type: ignore[return-value]
+        return _parse(text, "formula")
     except RuleSyntaxError as error:  # the messages speak of rules
         raise RuleSyntaxError(error.message.replace("the rule", "the formula"), error.position, text) from None
     except (RecursionError, VisitError) as error:

@@ -14,9 +14,9 @@ from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
 from service.models import (
+    AUDIT_TABLE,
     DRAFT,
     PUBLISHED,
-    AuditEntry,
     Cohort,
     Criterion,
     Protocol,
@@ -114,4 +114,4 @@ def _changed(session: Session) -> list[tuple[str, Any, dict[str, Any] | None, di
 def record(session: Session, flush_context: Any) -> None:
     rows = entries(session)
     if rows:
-        session.connection().execute(AuditEntry.__table__.insert(), rows)
+        session.connection().execute(AUDIT_TABLE.insert(), rows)

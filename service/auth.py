@@ -77,12 +77,12 @@ def check_password(user: User | None, password: str) -> bool:
 def record_failure(action: str, username: str, user: User | None, reason: str) -> None:
     """An audit entry for a refused sign-in or signature (21 CFR 11.300(d)), in its own transaction,
     so the refusal's rollback cannot take it back."""
-    from service.models import AuditEntry, utcnow
+    from service.models import AUDIT_TABLE, utcnow
 
     who = actor()
     with db.engine.begin() as connection:
         connection.execute(
-            AuditEntry.__table__.insert(),
+            AUDIT_TABLE.insert(),
             {
                 "at": utcnow(),
                 "actor": who if who != "system" else username[:80],
@@ -112,6 +112,7 @@ def sign(user: User, password: str | None, reason: str | None) -> Signature:
         problems.append({"field": "password", "value": None, "expected": f"the password of {user.username}"})
     if problems:
         raise ApiError(422, "a publication is signed with your password and a reason", problems)
+    assert isinstance(password, str) and isinstance(reason, str)  # both checked just above
     if not check_password(user, password):
         current_app.logger.warning("signature refused: wrong password for %s", user.username)
         record_failure("signature_failed", user.username, user, "signature refused: the password does not match")

@@ -9,7 +9,7 @@ error, by `guard_published` below.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, cast
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     String,
+    Table,
     Text,
     UniqueConstraint,
     event,
@@ -40,6 +41,11 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+# db.Model is made at run time from Base; type checkers see Base, which has the same columns and mapping.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 
 
 def utcnow() -> dt.datetime:
@@ -55,7 +61,7 @@ def iso(moment: dt.datetime | None) -> str | None:
 SCREENER_HAS_SITE = "role <> 'screener' OR NOT active OR (site IS NOT NULL AND site <> '')"
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
     __table_args__ = (CheckConstraint(SCREENER_HAS_SITE, name="ck_users_screener_site"),)
 
@@ -77,7 +83,7 @@ class User(UserMixin, db.Model):
         return f"{self.id}:{self.session_epoch}"
 
 
-class Protocol(db.Model):
+class Protocol(Model):
     __tablename__ = "protocols"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -95,7 +101,7 @@ class Protocol(db.Model):
         return published[-1] if published else None
 
 
-class ProtocolVersion(db.Model):
+class ProtocolVersion(Model):
     __tablename__ = "protocol_versions"
     __table_args__ = (UniqueConstraint("protocol_id", "number"),)
 
@@ -173,7 +179,7 @@ class _VersionPart:
     position: Mapped[int] = mapped_column(default=0)
 
 
-class Cohort(_VersionPart, db.Model):
+class Cohort(_VersionPart, Model):
     __tablename__ = "cohorts"
     __table_args__ = (UniqueConstraint("version_id", "code"),)
 
@@ -182,7 +188,7 @@ class Cohort(_VersionPart, db.Model):
     version: Mapped[ProtocolVersion] = relationship(back_populates="cohorts")
 
 
-class Variable(_VersionPart, db.Model):
+class Variable(_VersionPart, Model):
     __tablename__ = "variables"
     __table_args__ = (UniqueConstraint("version_id", "name"),)
 
@@ -250,7 +256,7 @@ class Variable(_VersionPart, db.Model):
         )
 
 
-class Criterion(_VersionPart, db.Model):
+class Criterion(_VersionPart, Model):
     __tablename__ = "criteria"
     __table_args__ = (UniqueConstraint("version_id", "code"),)
 
@@ -291,7 +297,7 @@ class Criterion(_VersionPart, db.Model):
         )
 
 
-class ValueSet(_VersionPart, db.Model):
+class ValueSet(_VersionPart, Model):
     """A named set of codes of one code system that rules match list entries against (`A10BK*`: a prefix)."""
 
     __tablename__ = "value_sets"
@@ -328,7 +334,7 @@ class ValueSet(_VersionPart, db.Model):
         )
 
 
-class TestCase(_VersionPart, db.Model):
+class TestCase(_VersionPart, Model):
     __tablename__ = "test_cases"
     __table_args__ = (UniqueConstraint("version_id", "name"),)
     __test__ = False  # not a pytest class
@@ -365,7 +371,7 @@ class TestCase(_VersionPart, db.Model):
         )
 
 
-class Screening(db.Model):
+class Screening(Model):
     __tablename__ = "screenings"
     __table_args__ = (
         Index("ix_screenings_log", "protocol_id", "created_at"),
@@ -395,7 +401,7 @@ class Screening(db.Model):
     record: Mapped[DecisionRecord | None] = relationship(viewonly=True, uselist=False)
 
 
-class ImpactRun(db.Model):
+class ImpactRun(Model):
     """A replay of the screenings decided by one version under another, with its progress."""
 
     __tablename__ = "impact_runs"
@@ -418,14 +424,14 @@ class ImpactRun(db.Model):
 
     # The cursor doubles as the row's version: a chunk's commit updates the row only where the cursor is
     # still the one it started from, so two processes resuming the same run can never count a chunk twice.
-    __mapper_args__: ClassVar[dict[str, Any]] = {"version_id_col": cursor, "version_id_generator": False}
+    __mapper_args__ = {"version_id_col": cursor, "version_id_generator": False}  # noqa: RUF012 (declared by SQLAlchemy)
 
     protocol: Mapped[Protocol] = relationship()
     from_version: Mapped[ProtocolVersion] = relationship(foreign_keys=[from_version_id])
     to_version: Mapped[ProtocolVersion] = relationship(foreign_keys=[to_version_id])
 
 
-class BatchRun(db.Model):
+class BatchRun(Model):
     """A CSV batch decided in the background: its rows (once stored, each row's answer), its progress, and state.
 
     All rows are stored in one transaction with the status `done`, or none are; the attempt number
@@ -451,7 +457,7 @@ class BatchRun(db.Model):
     finished_at: Mapped[dt.datetime | None]
 
 
-class ImpactChange(db.Model):
+class ImpactChange(Model):
     """One screening whose decision the other version changes, and the criteria that caused it."""
 
     __tablename__ = "impact_changes"
@@ -464,7 +470,7 @@ class ImpactChange(db.Model):
     causes: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
-class DecisionRecord(db.Model):
+class DecisionRecord(Model):
     """One link of the hash chain over stored screenings (see service/record.py). Append-only."""
 
     __tablename__ = "decision_records"
@@ -475,7 +481,7 @@ class DecisionRecord(db.Model):
     record_hash: Mapped[str] = mapped_column(String(64))
 
 
-class AuditEntry(db.Model):
+class AuditEntry(Model):
     """Who changed which protocol data, when, from what to what. Append-only (database triggers)."""
 
     __tablename__ = "audit_log"
@@ -489,6 +495,10 @@ class AuditEntry(db.Model):
     summary: Mapped[str] = mapped_column(String(300))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+# Audit rows are written in bulk on the flush's own connection, below the ORM (audit.py).
+AUDIT_TABLE = cast(Table, AuditEntry.__table__)
 
 
 class ImmutableVersionError(Exception):
@@ -506,7 +516,7 @@ _ALLOWED_TRANSITIONS = {
 
 def _stored_status(version: ProtocolVersion) -> str:
     """The status as the database has it, before this flush's changes."""
-    history = inspect(version).attrs.status.history
+    history: Any = inspect(version).attrs.status.history
     return history.deleted[0] if history.deleted else version.status
 
 
@@ -528,7 +538,7 @@ def guard_published(session: Session, flush_context: Any, instances: Any) -> Non
                 continue
             if obj in session.deleted:
                 raise _refuse(obj, stored)
-            state = inspect(obj)
+            state: Any = inspect(obj)
             changed = {a.key for a in state.attrs if a.key not in _VERSION_RELATIONS and a.history.has_changes()}
             if changed - {"status"} or (stored, obj.status) not in _ALLOWED_TRANSITIONS:
                 raise _refuse(obj, stored)
