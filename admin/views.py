@@ -409,8 +409,9 @@ class SignView(RoleAccess, BaseView):
                 signature = sign(current_user, form.password.data, form.reason.data)
                 versions.publish(version, signature)
                 db.session.commit()
+                short_hash = (version.content_hash or "")[:12]
                 flash(
-                    f"{version.protocol.code} version {version.number} published (hash {(version.content_hash or "")[:12]}), "
+                    f"{version.protocol.code} version {version.number} published (hash {short_hash}), "
                     f"signed by {signature.signer}."
                 )
                 return redirect(url_for("versions.index_view"))
