@@ -7,9 +7,11 @@ plain 500 body that leaks no stack trace.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Flask, current_app, jsonify, make_response, request
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -32,6 +34,65 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.errors = errors or []
+
+
+# What a value of each pydantic error type should have been, in plain words (a field's own
+# `description` says it better, and is used where the model has one).
+EXPECTED = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "list_type": "a list",
+    "date_type": "a date as YYYY-MM-DD",
+    "date_parsing": "a date as YYYY-MM-DD",
+    "date_from_datetime_parsing": "a date as YYYY-MM-DD",
+    "missing": "a value",
+}
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool | None):
+        return value
+    return json.dumps(value, default=str)[:200]
+
+
+def _description(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str | None:
+    """The `description` of the field a pydantic error points at, following nested models."""
+    for part in loc:
+        if model is None:
+            return None
+        fields = model.model_fields
+        info = fields.get(str(part)) or next((f for f in fields.values() if f.alias == part), None)
+        if info is None:
+            return None
+        if part == loc[-1]:
+            return info.description
+        nested = info.annotation
+        model = nested if isinstance(nested, type) and issubclass(nested, BaseModel) else None
+    return None
+
+
+def validation_problems(error: ValidationError, model: type[BaseModel] | None = None) -> list[dict[str, Any]]:
+    """Pydantic's errors as ours: `loc` joined with "." as the field, the input as the value, and what was
+    expected in plain words: the field's description, or the words for the error's type."""
+    problems = []
+    for e in error.errors():
+        field = ".".join(str(part) for part in e["loc"]) or "body"
+        if e["type"] == "extra_forbidden":
+            allowed = [f.alias or name for name, f in model.model_fields.items()] if model else []
+            expected = f"one of {', '.join(allowed)}" if allowed else "no such field"
+        elif e["type"] == "literal_error":
+            expected = f"one of {e['ctx']['expected']}"
+        else:
+            expected = _description(model, e["loc"]) or EXPECTED.get(e["type"]) or e["msg"]
+        value = None if e["type"] == "missing" else _shown(e.get("input"))
+        problems.append({"field": field, "value": value, "expected": expected})
+    return problems
 
 
 def error_response(status: int, message: str, errors: list[dict[str, Any]] | None = None):
