@@ -187,7 +187,7 @@ def create_screening(json: ScreeningRequest, headers: ScreeningHeaders):
     time. 503: the engine failed on this subject or the database is unavailable; nothing was stored.
     """
     key = headers.idempotency_key
-    screening, stored = screenings.screen(request.get_json(), created_by=actor(), idempotency_key=key)
+    screening, stored = screenings.screen(request.get_json(), actor(), key, site=own_site())
     response = _created(screenings.describe(screening), "api.get_screening", screening_id=screening.id)
     if not stored:
         response.headers["Idempotent-Replayed"] = "true"
@@ -264,7 +264,7 @@ def batch_screen(query: BatchQuery, headers: BatchHeaders):
     rows = batch.read(text, query.protocol, query.version)
     if job is not None or len(rows) > int(current_app.config.get("BATCH_INLINE_ROWS", 1000)):
         return _batch_job(rows, key)
-    results = batch.decide_rows(rows)
+    results = batch.decide_rows(rows, site=own_site())
     try:
         stored = batch.store(results, created_by=actor(), key=key)
     except IntegrityError:  # the same batch, racing: it stored first
@@ -281,7 +281,7 @@ def batch_screen(query: BatchQuery, headers: BatchHeaders):
 
 def _batch_job(rows: list[dict[str, Any]], key: str | None):
     """A big batch: one job per (user, key); sent again, the job answers, or restarts if it was interrupted."""
-    batch.check_sites(rows)
+    batch.check_sites(rows, own_site())
     digest = batch_jobs.request_hash(rows)
     key = key or f"batch-{uuid.uuid4().hex}"
     run = batch_jobs.find(actor(), key)

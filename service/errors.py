@@ -1,7 +1,10 @@
-"""One JSON error shape for the API, and the mapping from our error tree to HTTP status codes.
+"""The service's domain errors, one JSON error shape for the API, and the mapping from our error tree to
+HTTP status codes.
 
-Bad input is the client's to fix (400 for unreadable requests, 422 for readable
-requests with bad values); an unexpected failure is logged and answered with a
+Domain code (screenings, batches, signatures) raises `DomainError`s, which say what is wrong in the
+domain's terms and name each problem's field, value and what was expected; only `init_app`'s handler
+turns them into HTTP (DOMAIN_STATUS). Bad input is the client's to fix (400 for unreadable requests,
+422 for readable requests with bad values); an unexpected failure is logged and answered with a
 plain 500 body that leaks no stack trace.
 """
 
@@ -16,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from rules.errors import (
+    EligoError,
     EngineCrashed,
     EngineError,
     EngineTimeout,
@@ -26,8 +30,56 @@ from rules.errors import (
 )
 
 
+class DomainError(EligoError):
+    """A request the service refuses: a message, and each problem as {field, value, expected}."""
+
+    def __init__(self, message: str, problems: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+
+class InvalidInput(DomainError):
+    """Readable, but the values cannot be used (an unknown cohort, a date in the future, a bad CSV row)."""
+
+
+class Unreadable(InvalidInput):
+    """The request's form itself is wrong: unknown fields, a filter that cannot be read."""
+
+
+class TooLarge(InvalidInput):
+    """More than the service takes in one request (a batch beyond its row limit)."""
+
+
+class NotFound(DomainError):
+    """What the request names does not exist (or is not the actor's to see)."""
+
+
+class Forbidden(DomainError):
+    """The actor may not do this (another site's subject, a signature with the wrong password)."""
+
+
+class Conflict(DomainError):
+    """The request clashes with the state of things (a run already finished, a concurrent change)."""
+
+
+# Most specific first: the status of the first class an error is an instance of.
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    Unreadable: 400,
+    TooLarge: 413,
+    InvalidInput: 422,
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+}
+
+
+def http_status(error: DomainError) -> int:
+    return next(status for kind, status in DOMAIN_STATUS.items() if isinstance(error, kind))
+
+
 class ApiError(Exception):
-    """A client error raised by a view: status, a message, and the fields at fault."""
+    """A client error raised by the web layer itself (a view, a decorator): status, message, the fields at fault."""
 
     def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
@@ -201,6 +253,11 @@ def init_app(app: Flask) -> None:
     @rolled_back
     def api_error(error: ApiError):
         return error_response(error.status, error.message, error.errors)
+
+    @app.errorhandler(DomainError)
+    @rolled_back
+    def domain_error(error: DomainError):
+        return error_response(http_status(error), error.message, error.problems)
 
     @app.errorhandler(VersionError)
     @rolled_back

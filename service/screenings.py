@@ -18,9 +18,8 @@ from rules.decision import Decision
 from rules.errors import SubjectInputError, SubjectInputErrors
 from service import csvsafe
 from service import record as decision_record
-from service.auth import check_site
 from service.engine import engine
-from service.errors import ApiError
+from service.errors import Forbidden, InvalidInput, NotFound, Unreadable
 from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db, iso, utcnow
 from service.registry import registry
 from service.versions import VersionError, find_version
@@ -56,7 +55,7 @@ def parse_request(data: Mapping[str, Any], today: dt.date | None = None) -> Scre
     """Check a screening request's envelope; every problem is reported with its field."""
     problems = [_problem(k, data[k], f"one of {', '.join(REQUEST_FIELDS)}") for k in data if k not in REQUEST_FIELDS]
     if problems:
-        raise ApiError(400, "unknown fields in the request", problems)
+        raise Unreadable("unknown fields in the request", problems)
 
     def text(field: str, pattern: re.Pattern[str] | None = None, what: str = "a non-empty string") -> str:
         value = data.get(field)
@@ -95,7 +94,7 @@ def parse_request(data: Mapping[str, Any], today: dt.date | None = None) -> Scre
         if key in inputs:
             problems.append(_problem(f"inputs.{key}", inputs[key], f"nothing: give {key} beside inputs, not inside"))
     if problems:
-        raise ApiError(422, "the screening request cannot be used", problems)
+        raise InvalidInput("the screening request cannot be used", problems)
     return ScreeningRequest(protocol, version, subject_id, site, screening_date, cohort, inputs)
 
 
@@ -112,12 +111,10 @@ def version_for(request: ScreeningRequest) -> ProtocolVersion:
     try:
         version = find_version(request.protocol, request.version)
     except VersionError as error:
-        raise ApiError(
-            error.status, error.message, [_problem(error.field or "protocol", error.value, "an existing one")]
-        ) from None
+        kind = NotFound if error.status == 404 else InvalidInput
+        raise kind(error.message, [_problem(error.field or "protocol", error.value, "an existing one")]) from None
     if version.status != PUBLISHED:
-        raise ApiError(
-            422,
+        raise InvalidInput(
             f"version {version.number} is {version.status}; screenings are decided by published versions",
             [_problem("version", version.number, "a published version")],
         )
@@ -129,7 +126,7 @@ def decide(request: ScreeningRequest) -> tuple[ProtocolVersion, Decision]:
     try:
         return version, rules.decide(registry().compiled(version), request.subject(), engine())
     except (SubjectInputErrors, SubjectInputError) as error:
-        raise ApiError(422, "the subject's data cannot be used as submitted", input_problems(error)) from None
+        raise InvalidInput("the subject's data cannot be used as submitted", input_problems(error)) from None
 
 
 def record(
@@ -174,16 +171,27 @@ def record(
     return screening
 
 
+def check_site(site: str, allowed: str | None) -> None:
+    """Refuse acting for another site than the actor's own (`allowed`; None: every site)."""
+    if allowed is not None and site != allowed:
+        raise Forbidden(f"you screen for site {allowed}", [_problem("site", site, allowed)])
+
+
 def screen(
-    data: Mapping[str, Any], created_by: str | None = None, idempotency_key: str | None = None
+    data: Mapping[str, Any],
+    created_by: str | None,
+    idempotency_key: str | None = None,
+    *,
+    site: str | None,
 ) -> tuple[Screening, bool]:
-    """Decide and store a screening; with a key already used by this user, the screening stored then.
+    """Decide and store a screening for `created_by`, who may screen at `site` only (None: any site); with
+    a key already used by this user, the screening stored then.
 
     Returns the screening and whether it was stored by this call. A client that lost the answer
     retries with the same key and can never store the subject twice, even when both calls race.
     """
     request = parse_request(data)
-    check_site(request.site)
+    check_site(request.site, site)
     if idempotency_key and (earlier := _by_key(created_by, idempotency_key)):
         return _same_request(earlier, request, idempotency_key), False
     version, decision = decide(request)
@@ -198,7 +206,7 @@ def screen(
     return screening, True
 
 
-class KeyReused(ApiError):
+class KeyReused(InvalidInput):
     """An idempotency key already stored a different screening."""
 
 
@@ -229,7 +237,6 @@ def _same_request(earlier: Screening, request: ScreeningRequest, key: str) -> Sc
     )
     if asked != stored or request.version not in (None, earlier.version.number):
         raise KeyReused(
-            422,
             "this Idempotency-Key was used for a different screening",
             [_problem("Idempotency-Key", key, f"a new key, or the same request as screening {earlier.id}")],
         )
@@ -316,7 +323,7 @@ def parse_filter(args: Mapping[str, str]) -> LogFilter:
         subject_id=args.get("subject_id") or None,
     )
     if problems:
-        raise ApiError(400, "the log filter cannot be used", problems)
+        raise Unreadable("the log filter cannot be used", problems)
     return found
 
 
