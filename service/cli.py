@@ -65,6 +65,14 @@ def init_db() -> None:
         click.echo(f"database ready: {app.config['SQLALCHEMY_DATABASE_URI']}")
 
 
+@main.command("protocol-schema")
+def protocol_schema() -> None:
+    """Print the JSON Schema of protocol files (also in rules/protocol.schema.json), for editors."""
+    from rules.protocol import json_schema_text
+
+    click.echo(json_schema_text(), nl=False)
+
+
 @main.command("import")
 @click.argument("protocol_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_file(protocol_file: Path) -> None:
