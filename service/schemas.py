@@ -38,8 +38,15 @@ class DecideRequest(Body):
 
 
 class ScreeningRequest(Body):
-    """A subject to screen and store. The service checks what the values mean (the protocol exists, the date
-    is not in the future, the inputs fit the data dictionary) once they have these shapes."""
+    """A subject to screen and store (a JSON body, or a row of a batch CSV). The service checks what the values
+    mean (the protocol exists, the date is not in the future, the inputs fit the data dictionary) once they
+    have these shapes.
+
+    `inputs`: a number alone is in the variable's unit; otherwise `{"value", "unit"}` or `"800 /µL"`;
+    variables compared with their lab's limits of normal also take `"uln"` and/or `"lln"`. Booleans, codes
+    and ISO dates as such. Lists (histories) as arrays of `{code, system, label, start, end, value, unit}`;
+    `[]` says there are none.
+    """
 
     protocol: str = Field(description="a protocol id, e.g. NCT07193667", examples=["NCT07193667"])
     version: VersionNumber | None = Field(None, description="a version number (1, 2, …) or nothing for the current one")
@@ -49,12 +56,7 @@ class ScreeningRequest(Body):
     cohort: str | None = Field(None, description="the cohort code, e.g. SLE", examples=["SLE"])
     inputs: dict[str, Any] = Field(
         default_factory=dict,
-        description=(
-            'an object of variable: value. A number alone is in the variable\'s unit; otherwise {"value", "unit"} '
-            'or "800 /µL"; variables compared with their lab\'s limits of normal also take "uln" and/or "lln". '
-            "Booleans, codes and ISO dates as such. Lists (histories) as arrays of {code, system, label, start, "
-            "end, value, unit}; [] says there are none."
-        ),
+        description="an object of variable: value",
         examples=[{"age": 40, "anc": {"value": 800, "unit": "/µL"}, "hbsag_positive": False}],
     )
 

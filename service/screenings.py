@@ -5,27 +5,25 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 import rules
 from rules.decision import Decision
 from rules.errors import SubjectInputError, SubjectInputErrors
-from service import csvsafe
+from service import csvsafe, schemas
 from service import record as decision_record
 from service.engine import engine
-from service.errors import Forbidden, InvalidInput, NotFound, Unreadable
+from service.errors import Forbidden, InvalidInput, NotFound, Unreadable, validation_problems
 from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db, iso, utcnow
 from service.registry import registry
 from service.versions import VersionError, find_version
 
-REQUEST_FIELDS = ("protocol", "version", "subject_id", "site", "screening_date", "cohort", "inputs")
-IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,79}$")
 DECISIONS = ("eligible", "not_eligible", "incomplete")
 # Windows are counted back from the screening date (years, half-lives): far earlier dates overflow.
 EARLIEST_SCREENING = dt.date(1900, 1, 1)
@@ -52,50 +50,45 @@ def _problem(field: str, value: Any, expected: str) -> dict[str, Any]:
 
 
 def parse_request(data: Mapping[str, Any], today: dt.date | None = None) -> ScreeningRequest:
-    """Check a screening request's envelope; every problem is reported with its field."""
-    problems = [_problem(k, data[k], f"one of {', '.join(REQUEST_FIELDS)}") for k in data if k not in REQUEST_FIELDS]
-    if problems:
-        raise Unreadable("unknown fields in the request", problems)
-
-    def text(field: str, pattern: re.Pattern[str] | None = None, what: str = "a non-empty string") -> str:
-        value = data.get(field)
-        if not isinstance(value, str) or not value.strip() or (pattern and not pattern.match(value)):
-            problems.append(_problem(field, value, what))
-            return ""
-        return value.strip()
-
-    protocol = text("protocol", what="a protocol id, e.g. NCT07193667")
-    subject_id = text("subject_id", IDENTIFIER, "a pseudonymous id: 1-80 letters, digits, '.', '_' or '-'")
-    site = text("site", IDENTIFIER, "a site code: 1-80 letters, digits, '.', '_' or '-'")
-    cohort = text("cohort", what="the cohort code") if data.get("cohort") is not None else ""
-    version = data.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-        problems.append(_problem("version", version, "a version number (1, 2, …) or nothing for the current one"))
-    screening_date = dt.date.min
-    raw_date = data.get("screening_date")
+    """Check a screening request against its declaration (service/schemas.py: the API's body, a CSV row),
+    then what its values mean; every problem is reported with its field."""
     try:
-        screening_date = dt.date.fromisoformat(raw_date) if isinstance(raw_date, str) else None  # type: ignore[assignment]
-    except ValueError:
-        screening_date = None  # type: ignore[assignment]
+        checked = schemas.ScreeningRequest.model_validate(data)
+    except ValidationError as error:
+        problems = validation_problems(error, schemas.ScreeningRequest)
+        if all(e["type"] == "extra_forbidden" for e in error.errors()):
+            raise Unreadable("unknown fields in the request", problems) from None
+        raise InvalidInput("the screening request cannot be used", problems) from None
+    problems = []
+    if not checked.protocol.strip():
+        problems.append(_problem("protocol", checked.protocol, "a protocol id, e.g. NCT07193667"))
+    if checked.cohort is not None and not checked.cohort.strip():
+        problems.append(_problem("cohort", checked.cohort, "the cohort code"))
     latest = (today or dt.date.today()) + dt.timedelta(days=1)
-    if screening_date is None or not EARLIEST_SCREENING <= screening_date <= latest:
+    if not EARLIEST_SCREENING <= checked.screening_date <= latest:
         problems.append(
             _problem(
                 "screening_date",
-                raw_date,
+                checked.screening_date.isoformat(),
                 f"a date as YYYY-MM-DD, from {EARLIEST_SCREENING.isoformat()} to {latest.isoformat()}",
             )
         )
-    inputs = data.get("inputs", {})
-    if not isinstance(inputs, dict):
-        problems.append(_problem("inputs", inputs, "an object of variable: value"))
-        inputs = {}
     for key in ("cohort", "screening_date"):
-        if key in inputs:
-            problems.append(_problem(f"inputs.{key}", inputs[key], f"nothing: give {key} beside inputs, not inside"))
+        if key in checked.inputs:
+            problems.append(
+                _problem(f"inputs.{key}", checked.inputs[key], f"nothing: give {key} beside inputs, not inside")
+            )
     if problems:
         raise InvalidInput("the screening request cannot be used", problems)
-    return ScreeningRequest(protocol, version, subject_id, site, screening_date, cohort, inputs)
+    return ScreeningRequest(
+        checked.protocol.strip(),
+        checked.version,
+        checked.subject_id,
+        checked.site,
+        checked.screening_date,
+        (checked.cohort or "").strip(),
+        checked.inputs,
+    )
 
 
 def input_problems(error: SubjectInputErrors | SubjectInputError) -> list[dict[str, Any]]:
