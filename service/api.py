@@ -187,7 +187,7 @@ def create_screening(json: ScreeningRequest, headers: ScreeningHeaders):
     time. 503: the engine failed on this subject or the database is unavailable; nothing was stored.
     """
     key = headers.idempotency_key
-    screening, stored = screenings.screen(request.get_json(), actor(), key, site=own_site())
+    screening, stored = screenings.screen(json, actor(), key, site=own_site())
     response = _created(screenings.describe(screening), "api.get_screening", screening_id=screening.id)
     if not stored:
         response.headers["Idempotent-Replayed"] = "true"

@@ -49,11 +49,12 @@ def _problem(field: str, value: Any, expected: str) -> dict[str, Any]:
     return {"field": field, "value": shown, "expected": expected}
 
 
-def parse_request(data: Mapping[str, Any], today: dt.date | None = None) -> ScreeningRequest:
+def parse_request(data: Mapping[str, Any] | schemas.ScreeningRequest, today: dt.date | None = None) -> ScreeningRequest:
     """Check a screening request against its declaration (service/schemas.py: the API's body, a CSV row),
-    then what its values mean; every problem is reported with its field."""
+    then what its values mean; every problem is reported with its field. A body the API has already
+    validated is taken as it is."""
     try:
-        checked = schemas.ScreeningRequest.model_validate(data)
+        checked = data if isinstance(data, schemas.ScreeningRequest) else schemas.ScreeningRequest.model_validate(data)
     except ValidationError as error:
         problems = validation_problems(error, schemas.ScreeningRequest)
         if all(e["type"] == "extra_forbidden" for e in error.errors()):
@@ -171,7 +172,7 @@ def check_site(site: str, allowed: str | None) -> None:
 
 
 def screen(
-    data: Mapping[str, Any],
+    data: Mapping[str, Any] | schemas.ScreeningRequest,
     created_by: str | None,
     idempotency_key: str | None = None,
     *,

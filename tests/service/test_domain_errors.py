@@ -54,3 +54,13 @@ def test_a_batch_row_for_another_site_is_named_by_its_row(app):
             batch.decide_rows(rows, site="SITE-1")
     assert refused.value.problems[0] == {"row": 2, "field": "site", "value": "SITE-2", "expected": "SITE-1"}
     assert isinstance(refused.value, DomainError) and not isinstance(refused.value, Forbidden)
+
+
+def test_a_body_the_api_validated_is_screened_as_it_is(app, screening_request, monkeypatch):
+    from service import schemas
+
+    checked = schemas.ScreeningRequest.model_validate(screening_request())
+    monkeypatch.setattr(schemas.ScreeningRequest, "model_validate", None)  # not validated a second time
+    with app.app_context():
+        screening, stored = screenings.screen(checked, "someone", site=None)
+        assert stored and screening.subject_id == "S-001"
