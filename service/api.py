@@ -24,7 +24,7 @@ from service.schemas import (
     BatchQuery,
     DecideRequest,
     ExportQuery,
-    LogExportQuery,
+    LogFilters,
     LogQuery,
     PublishRequest,
     ScreeningHeaders,
@@ -204,8 +204,8 @@ def list_screenings(query: LogQuery):
 
 @bp.get("/screenings.csv")
 @api_roles("screener", "reviewer")
-@spec.validate(query=LogExportQuery, resp=responses(None, 400), tags=["screenings"])
-def export_screenings(query: LogExportQuery):
+@spec.validate(query=LogFilters, resp=responses(None, 400), tags=["screenings"])
+def export_screenings(query: LogFilters):
     """The screening log as CSV (same filters)."""
     log = _log(query)
     return Response(
@@ -355,17 +355,9 @@ def _batch_answer(rows: list[dict[str, Any]], replayed: bool):
     return response
 
 
-def _log(query: LogQuery) -> screenings.LogFilter:
+def _log(query: LogFilters) -> screenings.LogFilter:
     """The log's filter from its query; a screener's log is their own site's, whatever they ask for."""
-    log = screenings.LogFilter(
-        protocol=query.protocol,
-        version=query.version,
-        site=query.site,
-        decision=query.decision,
-        date_from=query.from_,
-        date_to=query.to,
-        subject_id=query.subject_id,
-    )
+    log = screenings.log_filter(query)
     mine = own_site()
     if mine is None:
         return log

@@ -102,8 +102,8 @@ class Paging(Query):
     per_page: int = Field(100, ge=1, le=1000, description="a page size from 1 to 1000")
 
 
-class LogQuery(Paging):
-    """Filters of the screening log, and its page."""
+class LogFilters(Query):
+    """Filters of the screening log (the API's, its CSV export's and the log page's)."""
 
     protocol: str | None = Field(None, description="a protocol id")
     version: VersionNumber | None = None
@@ -112,11 +112,12 @@ class LogQuery(Paging):
     from_: dt.date | None = Field(None, alias="from", description="a date as YYYY-MM-DD")
     to: dt.date | None = Field(None, description="a date as YYYY-MM-DD")
     subject_id: str | None = Field(None, description="a subject's pseudonymous id")
+
+
+class LogQuery(LogFilters, Paging):
+    """Filters of the screening log, and its page."""
+
     per_page: int = Field(50, ge=1, le=500, description="a page size from 1 to 500")
-
-
-class LogExportQuery(LogQuery):
-    """The log's filters (paging is ignored: the export streams every row)."""
 
 
 class ExportQuery(Query):

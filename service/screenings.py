@@ -24,7 +24,6 @@ from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db, 
 from service.registry import registry
 from service.versions import VersionError, find_version
 
-DECISIONS = ("eligible", "not_eligible", "incomplete")
 # Windows are counted back from the screening date (years, half-lives): far earlier dates overflow.
 EARLIEST_SCREENING = dt.date(1900, 1, 1)
 
@@ -286,39 +285,25 @@ class LogFilter:
     subject_id: str | None = None
 
 
-def parse_filter(args: Mapping[str, str]) -> LogFilter:
-    problems: list[dict[str, Any]] = []
-
-    def date(field: str) -> dt.date | None:
-        if not args.get(field):
-            return None
-        try:
-            return dt.date.fromisoformat(args[field])
-        except ValueError:
-            problems.append(_problem(field, args[field], "a date as YYYY-MM-DD"))
-            return None
-
-    version = None
-    if args.get("version"):
-        if args["version"].isdigit() and 1 <= int(args["version"]) < 2**31:
-            version = int(args["version"])
-        else:
-            problems.append(_problem("version", args["version"], "a version number"))
-    decision = args.get("decision") or None
-    if decision and decision not in DECISIONS:
-        problems.append(_problem("decision", decision, f"one of {', '.join(DECISIONS)}"))
-    found = LogFilter(
-        protocol=args.get("protocol") or None,
-        version=version,
-        site=args.get("site") or None,
-        decision=decision,
-        date_from=date("from"),
-        date_to=date("to"),
-        subject_id=args.get("subject_id") or None,
+def log_filter(query: schemas.LogFilters) -> LogFilter:
+    return LogFilter(
+        protocol=query.protocol,
+        version=query.version,
+        site=query.site,
+        decision=query.decision,
+        date_from=query.from_,
+        date_to=query.to,
+        subject_id=query.subject_id,
     )
-    if problems:
-        raise Unreadable("the log filter cannot be used", problems)
-    return found
+
+
+def parse_filter(args: Mapping[str, str]) -> LogFilter:
+    """The log's filters from query parameters (the first value of each), as the API declares them."""
+    try:
+        query = schemas.LogFilters.model_validate({key: args[key] for key in args})
+    except ValidationError as error:
+        raise Unreadable("the log filter cannot be used", validation_problems(error, schemas.LogFilters)) from None
+    return log_filter(query)
 
 
 def log_query(log: LogFilter) -> Select[tuple[Screening]]:
