@@ -208,11 +208,6 @@ def _compact(data: dict[str, Any], cls: type) -> dict[str, Any]:
 # -- the file form, declared once: checked here and published as JSON Schema (`eligo protocol-schema`) --
 
 
-def _text(value: Any) -> Any:
-    """Numbers written where text is meant (`version: 2`, a code `1234`) read as the text they spell."""
-    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-
-
 def _listed(value: Any) -> Any:
     """One item may be written without its list (`cohorts: SLE`)."""
     return [value] if isinstance(value, str | int | float) and not isinstance(value, bool) else value
@@ -222,95 +217,90 @@ def _absent(value: Any) -> Any:
     return None if value == "" else value
 
 
-Text = Annotated[str, BeforeValidator(_text)]
-
-
-def _limited(key: str) -> Any:
-    return Annotated[str, BeforeValidator(_text), StringConstraints(max_length=TEXT_LIMITS[key])]
-
-
-def _texts(key: str) -> Any:
-    return Annotated[list[_limited(key)], BeforeValidator(_listed)]
+# Lists of codes and units: one may be written without its list; each item is bounded (TEXT_LIMITS).
+Texts40 = Annotated[list[Annotated[str, StringConstraints(max_length=40)]], BeforeValidator(_listed)]
+Texts80 = Annotated[list[Annotated[str, StringConstraints(max_length=80)]], BeforeValidator(_listed)]
 
 
 Number = Annotated[StrictInt | StrictFloat, Field(description="a number")]
 
 
 class _File(BaseModel):
-    """Exactly the documented keys: an unknown key is a typo that would otherwise be ignored."""
+    """Exactly the documented keys: an unknown key is a typo that would otherwise be ignored. A number where
+    text is meant (`version: 2`) reads as the text it spells."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
 
 class CohortFile(_File):
-    code: _limited("cohort.code")
-    label: _limited("cohort.label") | None = None
+    code: str = Field(max_length=TEXT_LIMITS["cohort.code"])
+    label: str | None = Field(None, max_length=TEXT_LIMITS["cohort.label"])
 
 
 class VariableFile(_File):
     __doc__ = VariableDef.__doc__
 
-    name: _limited("variable.name")
-    label: _limited("variable.label") | None = None
+    name: str = Field(max_length=TEXT_LIMITS["variable.name"])
+    label: str | None = Field(None, max_length=TEXT_LIMITS["variable.label"])
     type: Literal[VARIABLE_TYPES] = "number"  # type: ignore[valid-type]
-    unit: _limited("variable.unit") | None = None
-    units: _texts("variable.units") = []
+    unit: str | None = Field(None, max_length=TEXT_LIMITS["variable.unit"])
+    units: Texts40 = []
     minimum: Number | None = None
     maximum: Number | None = None
-    codes: _texts("variable.codes") = []
+    codes: Texts80 = []
     uln: bool = False
     lln: bool = False
-    molar_mass: _limited("variable.molar_mass") | None = None
-    conversion: _limited("variable.conversion") | None = None
-    formula: _limited("variable.formula") | None = None
-    condition: _limited("variable.condition") | None = None
-    system: Text | None = None
-    section: _limited("variable.section") | None = None
-    help: _limited("variable.help") | None = None
+    molar_mass: str | None = Field(None, max_length=TEXT_LIMITS["variable.molar_mass"])
+    conversion: str | None = Field(None, max_length=TEXT_LIMITS["variable.conversion"])
+    formula: str | None = Field(None, max_length=TEXT_LIMITS["variable.formula"])
+    condition: str | None = Field(None, max_length=TEXT_LIMITS["variable.condition"])
+    system: str | None = None
+    section: str | None = Field(None, max_length=TEXT_LIMITS["variable.section"])
+    help: str | None = Field(None, max_length=TEXT_LIMITS["variable.help"])
 
 
 class ValueSetFile(_File):
     __doc__ = ValueSetDef.__doc__
 
-    name: Text
-    label: Text | None = None
-    system: Text
-    codes: Annotated[list[Text], BeforeValidator(_listed), Field(min_length=1)]
-    half_life: Annotated[Text | None, BeforeValidator(_absent)] = None
-    help: Text | None = None
+    name: str
+    label: str | None = None
+    system: str
+    codes: Annotated[list[str], BeforeValidator(_listed), Field(min_length=1)]
+    half_life: Annotated[str | None, BeforeValidator(_absent)] = None
+    help: str | None = None
 
 
 class CriterionFile(_File):
-    code: _limited("criterion.code")
+    code: str = Field(max_length=TEXT_LIMITS["criterion.code"])
     kind: Literal[KINDS]  # type: ignore[valid-type]
-    text: _limited("criterion.text")
-    rule: _limited("criterion.rule")
-    cohorts: _texts("criterion.cohorts") = []
-    section: _limited("criterion.section") | None = None
-    notes: _limited("criterion.notes") | None = None
-    rationale: _limited("criterion.rationale") | None = None
+    text: str = Field(max_length=TEXT_LIMITS["criterion.text"])
+    rule: str = Field(max_length=TEXT_LIMITS["criterion.rule"])
+    cohorts: Texts40 = []
+    section: str | None = Field(None, max_length=TEXT_LIMITS["criterion.section"])
+    notes: str | None = Field(None, max_length=TEXT_LIMITS["criterion.notes"])
+    rationale: str | None = Field(None, max_length=TEXT_LIMITS["criterion.rationale"])
 
 
 class TestCaseFile(_File):
-    name: _limited("test_case.name")
+    name: str = Field(max_length=TEXT_LIMITS["test_case.name"])
     subject: dict[str, Any] | None = None
-    expect: Text
-    outcomes: dict[str, Text] | None = None
-    missing: list[Text] | None = None
-    refused: Annotated[list[Text], BeforeValidator(_listed)] = []
+    expect: str
+    outcomes: dict[str, str] | None = None
+    missing: list[str] | None = None
+    refused: Annotated[list[str], BeforeValidator(_listed)] = []
 
 
 class ProtocolFile(_File):
     """A protocol version as a file (YAML or JSON): its cohorts, data dictionary, value sets, criteria, and
     the test cases that must pass before it is published."""
 
-    model_config = ConfigDict(extra="forbid", title="Eligo protocol file")
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, title="Eligo protocol file")
 
-    protocol: _limited("protocol")
-    title: _limited("title")
-    version: _limited("version")
-    source: _limited("source") | None = None
-    description: _limited("description") | None = None
+    protocol: str = Field(max_length=TEXT_LIMITS["protocol"])
+    title: str = Field(max_length=TEXT_LIMITS["title"])
+    version: str = Field(max_length=TEXT_LIMITS["version"])
+    source: str | None = Field(None, max_length=TEXT_LIMITS["source"])
+    description: str | None = Field(None, max_length=TEXT_LIMITS["description"])
     cohorts: list[CohortFile] = []
     variables: list[VariableFile] = []
     value_sets: list[ValueSetFile] = []
