@@ -39,7 +39,7 @@ from rules.protocol import VariableDef
 from service import amendments_rebase, versions
 from service.auth import has_role, hash_token, sign
 from service.engine import engine
-from service.errors import ApiError
+from service.errors import DomainError
 from service.models import DRAFT, ImmutableVersionError, ProtocolVersion, db
 from service.registry import registry
 
@@ -415,7 +415,7 @@ class SignView(RoleAccess, BaseView):
                     f"signed by {signature.signer}."
                 )
                 return redirect(url_for("versions.index_view"))
-            except ApiError as refused:
+            except DomainError as refused:
                 db.session.rollback()
                 form.password.errors = [*form.password.errors, refused.message]
             except versions.VersionError as refused:  # e.g. another version published meanwhile

@@ -13,9 +13,19 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+)
 
 from rules.errors import ProtocolError
 
@@ -195,129 +205,242 @@ def _compact(data: dict[str, Any], cls: type) -> dict[str, Any]:
     return out
 
 
-def _require(data: Mapping[str, Any], key: str, where: str, problems: list[str]) -> Any:
-    if key not in data or data[key] in (None, ""):
-        problems.append(f"{where}: `{key}` is required")
-        return None
-    return data[key]
+# -- the file form, declared once: checked here and published as JSON Schema (`eligo protocol-schema`) --
 
 
-def _known_keys(data: Mapping[str, Any], cls: type, where: str, problems: list[str]) -> None:
-    allowed = set(cls.__dataclass_fields__)
-    for key in data:
-        if key not in allowed:
-            problems.append(f"{where}: unknown key `{key}` (allowed: {', '.join(sorted(allowed))})")
+def _listed(value: Any) -> Any:
+    """One item may be written without its list (`cohorts: SLE`)."""
+    return [value] if isinstance(value, str | int | float) and not isinstance(value, bool) else value
 
 
-def _bound(data: Mapping[str, Any], key: str, where: str, problems: list[str]) -> float | None:
-    """A range bound as a float, so a file and its database copy hash alike (0 and 0.0)."""
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        problems.append(f"{where}: `{key}` must be a number, not {value!r}")
-        return None
-    return float(value)
+def _absent(value: Any) -> Any:
+    return None if value == "" else value
 
 
-def _tuple(value: Any) -> tuple:
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(value)
+# Lists of codes and units: one may be written without its list; each item is bounded (TEXT_LIMITS).
+Texts40 = Annotated[list[Annotated[str, StringConstraints(max_length=40)]], BeforeValidator(_listed)]
+Texts80 = Annotated[list[Annotated[str, StringConstraints(max_length=80)]], BeforeValidator(_listed)]
+
+
+Number = Annotated[StrictInt | StrictFloat, Field(description="a number")]
+
+
+class _File(BaseModel):
+    """Exactly the documented keys: an unknown key is a typo that would otherwise be ignored. A number where
+    text is meant (`version: 2`) reads as the text it spells."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+class CohortFile(_File):
+    code: str = Field(max_length=TEXT_LIMITS["cohort.code"])
+    label: str | None = Field(None, max_length=TEXT_LIMITS["cohort.label"])
+
+
+class VariableFile(_File):
+    __doc__ = VariableDef.__doc__
+
+    name: str = Field(max_length=TEXT_LIMITS["variable.name"])
+    label: str | None = Field(None, max_length=TEXT_LIMITS["variable.label"])
+    type: Literal[VARIABLE_TYPES] = "number"  # type: ignore[valid-type]
+    unit: str | None = Field(None, max_length=TEXT_LIMITS["variable.unit"])
+    units: Texts40 = []
+    minimum: Number | None = None
+    maximum: Number | None = None
+    codes: Texts80 = []
+    uln: bool = False
+    lln: bool = False
+    molar_mass: str | None = Field(None, max_length=TEXT_LIMITS["variable.molar_mass"])
+    conversion: str | None = Field(None, max_length=TEXT_LIMITS["variable.conversion"])
+    formula: str | None = Field(None, max_length=TEXT_LIMITS["variable.formula"])
+    condition: str | None = Field(None, max_length=TEXT_LIMITS["variable.condition"])
+    system: str | None = None
+    section: str | None = Field(None, max_length=TEXT_LIMITS["variable.section"])
+    help: str | None = Field(None, max_length=TEXT_LIMITS["variable.help"])
+
+
+class ValueSetFile(_File):
+    __doc__ = ValueSetDef.__doc__
+
+    name: str
+    label: str | None = None
+    system: str
+    codes: Annotated[list[str], BeforeValidator(_listed), Field(min_length=1)]
+    half_life: Annotated[str | None, BeforeValidator(_absent)] = None
+    help: str | None = None
+
+
+class CriterionFile(_File):
+    code: str = Field(max_length=TEXT_LIMITS["criterion.code"])
+    kind: Literal[KINDS]  # type: ignore[valid-type]
+    text: str = Field(max_length=TEXT_LIMITS["criterion.text"])
+    rule: str = Field(max_length=TEXT_LIMITS["criterion.rule"])
+    cohorts: Texts40 = []
+    section: str | None = Field(None, max_length=TEXT_LIMITS["criterion.section"])
+    notes: str | None = Field(None, max_length=TEXT_LIMITS["criterion.notes"])
+    rationale: str | None = Field(None, max_length=TEXT_LIMITS["criterion.rationale"])
+
+
+class TestCaseFile(_File):
+    name: str = Field(max_length=TEXT_LIMITS["test_case.name"])
+    subject: dict[str, Any] | None = None
+    expect: str
+    outcomes: dict[str, str] | None = None
+    missing: list[str] | None = None
+    refused: Annotated[list[str], BeforeValidator(_listed)] = []
+
+
+class ProtocolFile(_File):
+    """A protocol version as a file (YAML or JSON): its cohorts, data dictionary, value sets, criteria, and
+    the test cases that must pass before it is published."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, title="Eligo protocol file")
+
+    protocol: str = Field(max_length=TEXT_LIMITS["protocol"])
+    title: str = Field(max_length=TEXT_LIMITS["title"])
+    version: str = Field(max_length=TEXT_LIMITS["version"])
+    source: str | None = Field(None, max_length=TEXT_LIMITS["source"])
+    description: str | None = Field(None, max_length=TEXT_LIMITS["description"])
+    cohorts: list[CohortFile] = []
+    variables: list[VariableFile] = []
+    value_sets: list[ValueSetFile] = []
+    criteria: list[CriterionFile] = []
+    test_cases: list[TestCaseFile] = []
+
+
+ITEM_MODELS: dict[str, type[_File]] = {
+    "cohorts": CohortFile,
+    "variables": VariableFile,
+    "value_sets": ValueSetFile,
+    "criteria": CriterionFile,
+    "test_cases": TestCaseFile,
+}
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of protocol files, for editors to check a YAML file as it is written.
+
+    It describes the canonical form, which `dumps` writes: the loader also takes a number where text
+    is meant and a single item where a list is, and the schema nudges towards the canonical form.
+    """
+    schema = ProtocolFile.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def json_schema_text() -> str:
+    """The schema as published in rules/protocol.schema.json and printed by `eligo protocol-schema`."""
+    return json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def _problem(error: Any, data: Mapping[str, Any]) -> str:
+    """One pydantic error in the words of the old report: `criteria[2] (IN-03): `rule` is required`."""
+    loc = error["loc"]
+    index = next((i for i, part in enumerate(loc) if isinstance(part, int)), None)
+    if index is None:
+        where, key = "protocol", str(loc[0]) if loc else ""
+    else:
+        where, key = f"{loc[0]}[{loc[1]}]", next((str(p) for p in loc[2:] if isinstance(p, str)), "")
+        item = data.get(loc[0])
+        if isinstance(item, list) and isinstance(item[loc[1]], Mapping):
+            named = item[loc[1]].get("code", item[loc[1]].get("name"))
+            where += f" ({named})" if named not in (None, "") and key not in ("code", "name") else ""
+    kind, value = error["type"], error.get("input")
+    if kind == "missing" or (value in (None, "") and kind != "extra_forbidden"):
+        return f"{where}: `{key}` is required" if key else f"{where}: a value is required"
+    if kind == "extra_forbidden":
+        model = ITEM_MODELS.get(str(loc[0])) if index is not None else ProtocolFile
+        allowed = ", ".join(sorted(model.model_fields)) if model else ""
+        return f"{where}: unknown key `{loc[-1]}` (allowed: {allowed})"
+    if kind == "literal_error":
+        return f"{where}: {key} `{value}` is not one of {error['ctx']['expected']}"
+    if kind in ("string_too_long", "too_long") and isinstance(value, str):
+        limit = error["ctx"]["max_length"]
+        return f"{where}: `{key}` is {len(value)} characters long; at most {limit} are allowed"
+    if kind == "too_short" and key == "codes":
+        return f"{where}: `codes` needs at least one code"
+    if kind in ("model_type", "dict_type") and len(loc) == 2:
+        return f"{where}: must be a mapping"
+    if kind == "list_type":
+        return f"{where}: `{key}` must be a list" if key else f"{loc[0]}: must be a list"
+    if kind in ("int_type", "float_type"):
+        return f"{where}: `{key}` must be a number, not {value!r}"
+    return f"{where}: `{key}` {error['msg'][0].lower()}{error['msg'][1:]}, not {value!r}"
 
 
 def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
-    """Build a protocol from its file form, reporting every shape problem at once."""
+    """Build a protocol from its file form, reporting every problem at once, each with its path."""
     if not isinstance(data, Mapping):
         raise ProtocolError("a protocol file must be a mapping at the top level")
     problems: list[str] = []
-    _known_keys(data, ProtocolDef, "protocol", problems)
-    cohorts = []
-    for index, raw in enumerate(data.get("cohorts") or []):
-        where = f"cohorts[{index}]"
-        if not isinstance(raw, Mapping):
-            problems.append(f"{where}: must be a mapping with `code` and `label`")
-            continue
-        cohorts.append(Cohort(str(_require(raw, "code", where, problems)), str(raw.get("label", raw.get("code")))))
-    variables = []
-    for index, raw in enumerate(data.get("variables") or []):
-        where = f"variables[{index}]"
-        if not isinstance(raw, Mapping):
-            problems.append(f"{where}: must be a mapping")
-            continue
-        _known_keys(raw, VariableDef, where, problems)
-        name = _require(raw, "name", where, problems)
-        kind = raw.get("type", "number")
-        if kind not in VARIABLE_TYPES:
-            problems.append(f"{where} ({name}): type `{kind}` is not one of {', '.join(VARIABLE_TYPES)}")
-        variables.append(
-            VariableDef(
-                name=str(name),
-                label=str(raw.get("label") or name),
-                type=str(kind),
-                unit=raw.get("unit"),
-                units=_tuple(raw.get("units")),
-                minimum=_bound(raw, "minimum", where, problems),
-                maximum=_bound(raw, "maximum", where, problems),
-                codes=tuple(str(c) for c in _tuple(raw.get("codes"))),
-                uln=bool(raw.get("uln", False)),
-                lln=bool(raw.get("lln", False)),
-                molar_mass=raw.get("molar_mass"),
-                conversion=raw.get("conversion"),
-                formula=raw.get("formula"),
-                condition=raw.get("condition"),
-                system=raw.get("system"),
-                section=str(raw.get("section") or ""),
-                help=str(raw.get("help") or ""),
-            )
+    try:
+        file = ProtocolFile.model_validate(data)
+    except ValidationError as error:
+        # Number errors come in pairs (an int, or a float): one sentence is enough.
+        problems = list(dict.fromkeys(_problem(e, data) for e in error.errors()))
+        raise ProtocolError("the protocol file is not valid", problems) from None
+    cohorts = [Cohort(c.code, c.label or c.code) for c in file.cohorts]
+    variables = [
+        VariableDef(
+            name=v.name,
+            label=v.label or v.name,
+            type=v.type,
+            unit=v.unit,
+            units=tuple(v.units),
+            minimum=None if v.minimum is None else float(v.minimum),  # 0 and 0.0 hash alike
+            maximum=None if v.maximum is None else float(v.maximum),
+            codes=tuple(v.codes),
+            uln=v.uln,
+            lln=v.lln,
+            molar_mass=v.molar_mass,
+            conversion=v.conversion,
+            formula=v.formula,
+            condition=v.condition,
+            system=v.system,
+            section=v.section or "",
+            help=v.help or "",
         )
-    value_sets = _value_sets(data.get("value_sets") or [], problems)
-    criteria = []
-    for index, raw in enumerate(data.get("criteria") or []):
-        where = f"criteria[{index}]"
-        if not isinstance(raw, Mapping):
-            problems.append(f"{where}: must be a mapping")
-            continue
-        _known_keys(raw, CriterionDef, where, problems)
-        kind = raw.get("kind")
-        if kind not in KINDS:
-            problems.append(f"{where} ({raw.get('code')}): kind `{kind}` is not inclusion or exclusion")
-        criteria.append(
-            CriterionDef(
-                code=str(_require(raw, "code", where, problems)),
-                kind=str(kind),
-                text=str(_require(raw, "text", where, problems)),
-                rule=str(_require(raw, "rule", where, problems)),
-                cohorts=tuple(str(c) for c in _tuple(raw.get("cohorts"))),
-                section=str(raw.get("section") or ""),
-                notes=str(raw.get("notes") or ""),
-                rationale=str(raw.get("rationale") or ""),
-            )
+        for v in file.variables
+    ]
+    value_sets = [
+        ValueSetDef(
+            name=v.name,
+            label=v.label or v.name,
+            system=v.system,
+            codes=tuple(c.strip() for c in v.codes),
+            half_life=v.half_life,
+            help=v.help or "",
         )
-    test_cases = []
-    for index, raw in enumerate(data.get("test_cases") or []):
-        where = f"test_cases[{index}]"
-        if not isinstance(raw, Mapping):
-            problems.append(f"{where}: must be a mapping")
-            continue
-        _known_keys(raw, TestCaseDef, where, problems)
-        missing = raw.get("missing")
-        test_cases.append(
-            TestCaseDef(
-                name=str(_require(raw, "name", where, problems)),
-                subject=dict(raw.get("subject") or {}),
-                expect=str(_require(raw, "expect", where, problems)),
-                outcomes=dict(raw.get("outcomes") or {}),
-                missing=None if missing is None else tuple(missing),
-                refused=tuple(str(f) for f in _tuple(raw.get("refused"))),
-            )
+        for v in file.value_sets
+    ]
+    criteria = [
+        CriterionDef(
+            code=c.code,
+            kind=c.kind,
+            text=c.text,
+            rule=c.rule,
+            cohorts=tuple(c.cohorts),
+            section=c.section or "",
+            notes=c.notes or "",
+            rationale=c.rationale or "",
         )
-        if (test_cases[-1].expect == REFUSED) != bool(test_cases[-1].refused):
-            problems.append(f"{where}: `expect: refused` goes with the list of `refused` fields, and only with it")
-    for key in ("protocol", "title", "version"):
-        _require(data, key, "protocol", problems)
+        for c in file.criteria
+    ]
+    test_cases = [
+        TestCaseDef(
+            name=t.name,
+            subject=t.subject or {},
+            expect=t.expect,
+            outcomes=t.outcomes or {},
+            missing=None if t.missing is None else tuple(t.missing),
+            refused=tuple(t.refused),
+        )
+        for t in file.test_cases
+    ]
+    for index, case in enumerate(test_cases):
+        if (case.expect == REFUSED) != bool(case.refused):
+            problems.append(
+                f"test_cases[{index}]: `expect: refused` goes with the list of `refused` fields, and only with it"
+            )
     _check_unique([c.code for c in cohorts], "cohort code", problems)
     _check_unique([v.name for v in variables], "variable name", problems)
     _check_unique([c.code for c in criteria], "criterion code", problems)
@@ -328,74 +451,20 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
         for cohort in criterion.cohorts:
             if cohort not in cohort_codes:
                 problems.append(f"criterion {criterion.code}: unknown cohort `{cohort}`")
-    definition_fields = {
-        "protocol": data.get("protocol"),
-        "title": data.get("title"),
-        "version": data.get("version"),
-        "source": data.get("source"),
-        "description": data.get("description"),
-    }
-    _check_sizes(definition_fields, "", "protocol", problems)
-    parts = (("cohort", cohorts), ("variable", variables), ("criterion", criteria), ("test_case", test_cases))
-    for kind, items in parts:
-        for index, item in enumerate(items):
-            _check_sizes(asdict(item), kind, f"{kind}[{index}]", problems)
     if problems:
         raise ProtocolError("the protocol file is not valid", problems)
     return ProtocolDef(
-        protocol=str(data["protocol"]),
-        title=str(data["title"]),
-        version=str(data["version"]),
+        protocol=file.protocol,
+        title=file.title,
+        version=file.version,
         cohorts=tuple(cohorts),
         variables=tuple(variables),
         criteria=tuple(criteria),
         test_cases=tuple(test_cases),
-        source=str(data.get("source") or ""),
-        description=str(data.get("description") or ""),
+        source=file.source or "",
+        description=file.description or "",
         value_sets=tuple(value_sets),
     )
-
-
-def _check_sizes(values: Mapping[str, Any], kind: str, where: str, problems: list[str]) -> None:
-    """Every text field within its bound (TEXT_LIMITS), lists of codes item by item."""
-    for name, value in values.items():
-        limit = TEXT_LIMITS.get(f"{kind}.{name}" if kind else name)
-        if limit is None or value is None:
-            continue
-        for item in value if isinstance(value, tuple | list) else (value,):
-            size = len(item) if isinstance(item, str) else len(str(item))
-            if size > limit:
-                problems.append(f"{where}: `{name}` is {size} characters long; at most {limit} are allowed")
-
-
-def _value_sets(raws: Any, problems: list[str]) -> list[ValueSetDef]:
-    """The value sets' shapes; what their systems and codes mean is rules/lists.py's to check."""
-    found: list[ValueSetDef] = []
-    if not isinstance(raws, list):
-        problems.append("value_sets: must be a list")
-        return found
-    for index, raw in enumerate(raws):
-        where = f"value_sets[{index}]"
-        if not isinstance(raw, Mapping):
-            problems.append(f"{where}: must be a mapping with `name`, `system` and `codes`")
-            continue
-        _known_keys(raw, ValueSetDef, where, problems)
-        name = _require(raw, "name", where, problems)
-        codes = _tuple(raw.get("codes"))
-        if not codes:
-            problems.append(f"{where} ({name}): `codes` needs at least one code")
-        half_life = raw.get("half_life")
-        found.append(
-            ValueSetDef(
-                name=str(name),
-                label=str(raw.get("label") or name),
-                system=str(_require(raw, "system", where, problems)),
-                codes=tuple(str(c).strip() for c in codes),
-                half_life=None if half_life in (None, "") else str(half_life),
-                help=str(raw.get("help") or ""),
-            )
-        )
-    return found
 
 
 def _check_unique(values: list[str], what: str, problems: list[str]) -> None:

@@ -2,57 +2,26 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, url_for
 
-from service import amendments, amendments_rebase, impact, sdtm, versions
+from service import amendments, amendments_rebase, impact, schemas, sdtm, versions
 from service.auth import api_roles
 from service.errors import ApiError
 from service.models import ImpactRun, db
+from service.openapi import responses, spec
+from service.schemas import DiffQuery, IeQuery, ImpactRequest, Paging, SummaryQuery
 
 bp = Blueprint("amendments", __name__, url_prefix="/api/v1")
 
 
-def _version_arg(name: str, required: bool) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        if required:
-            raise ApiError(
-                400, f"`{name}` is required", [{"field": name, "value": None, "expected": "a version number"}]
-            )
-        return None
-    if not raw.isdigit() or int(raw) < 1:
-        raise ApiError(
-            400, f"`{name}` must be a version number", [{"field": name, "value": raw, "expected": "1, 2, …"}]
-        )
-    return int(raw)
-
-
-def _format(*allowed: str) -> str:
-    fmt = request.args.get("format", allowed[0])
-    if fmt not in allowed:
-        raise ApiError(400, "unknown format", [{"field": "format", "value": fmt, "expected": " or ".join(allowed)}])
-    return fmt
-
-
-def _page() -> tuple[int, int]:
-    values = []
-    for name, default, high in (("page", 1, 10**9), ("per_page", 100, 1000)):
-        raw = request.args.get(name) or str(default)
-        if not raw.isdigit() or not 1 <= int(raw) <= high:
-            raise ApiError(
-                400, f"`{name}` is out of range", [{"field": name, "value": raw, "expected": f"1 to {high}"}]
-            )
-        values.append(int(raw))
-    return values[0], values[1]
-
-
 @bp.get("/protocols/<code>/diff")
 @api_roles("writer", "reviewer")
-def diff(code: str):
-    """What changed between two versions: `?from=1&to=2`, as JSON or Markdown."""
-    fmt = _format("json", "markdown")
-    before = versions.find_version(code, _version_arg("from", True))
-    after = versions.find_version(code, _version_arg("to", True))
+@spec.validate(query=DiffQuery, resp=responses(schemas.Diff, 400, 404), tags=["amendments"])
+def diff(code: str, query: DiffQuery):
+    """What changed between two versions, criterion by criterion: `?from=1&to=2`, as JSON or Markdown."""
+    fmt = query.format
+    before = versions.find_version(code, query.from_)
+    after = versions.find_version(code, query.to)
     result = amendments.protocol_diff(before, after)
     if fmt == "markdown":
         return Response(amendments.markdown(result), mimetype="text/markdown")
@@ -61,8 +30,13 @@ def diff(code: str):
 
 @bp.post("/protocols/<code>/versions/<int:number>/rebase")
 @api_roles("writer")
+@spec.validate(resp=responses(schemas.Rebase, 404, 409), tags=["amendments"])
 def rebase(code: str, number: int):
-    """Merge what was published since a draft's base into the draft (three-way, item by item); conflicts listed."""
+    """Merge what was published since a draft's base into the draft (three-way, item by item); conflicts listed.
+
+    Changed on one side only, an item is taken from that side; changed differently on both, it is a
+    conflict: the draft keeps its own and each is listed. Nothing changes if the merge would not compile (422).
+    """
     draft = versions.find_version(code, number)
     try:
         result = amendments_rebase.rebase(draft)
@@ -78,21 +52,15 @@ def rebase(code: str, number: int):
 
 @bp.post("/protocols/<code>/impact")
 @api_roles("reviewer")
-def start_impact(code: str):
-    """Replay the screenings of version `from` under version `to` (published or draft)."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, 'the body must be a JSON object: {"from": 1, "to": 2}')
-    problems = []
-    for field in ("from", "to"):
-        value = data.get(field)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            problems.append({"field": field, "value": value, "expected": "a version number"})
-    unknown = sorted(set(data) - {"from", "to"})
-    problems += [{"field": f, "value": data[f], "expected": "from, to"} for f in unknown]
-    if problems:
-        raise ApiError(422, "the impact request cannot be used", problems)
-    run = impact.launch(impact.start(code, data["from"], data["to"]))
+@spec.validate(
+    json=ImpactRequest,
+    resp=responses(schemas.ImpactRun, 400, 404, status=202, HTTP_201=schemas.ImpactRun),
+    tags=["amendments"],
+)
+def start_impact(code: str, json: ImpactRequest):
+    """Replay the screenings of version `from` under version `to` (published or draft): 201 when finished
+    inline, 202 when started (follow Location for progress)."""
+    run = impact.launch(impact.start(code, json.from_, json.to))
     response = jsonify(impact.describe(run))
     response.status_code = 202 if run.status == impact.RUNNING else 201
     response.headers["Location"] = url_for("amendments.get_impact", run_id=run.id)
@@ -110,6 +78,7 @@ def _run(run_id: int) -> ImpactRun:
 
 @bp.post("/impact/<int:run_id>/resume")
 @api_roles("reviewer")
+@spec.validate(resp=responses(schemas.ImpactRun, 404, 409, HTTP_202=schemas.ImpactRun), tags=["amendments"])
 def resume_impact(run_id: int):
     """Carry on a run that failed or was interrupted, from the last chunk it committed."""
     try:
@@ -123,29 +92,36 @@ def resume_impact(run_id: int):
 
 @bp.get("/impact/<int:run_id>")
 @api_roles("reviewer")
+@spec.validate(resp=responses(schemas.ImpactRun, 404), tags=["amendments"])
 def get_impact(run_id: int):
+    """An impact run's progress and results."""
     return jsonify(impact.describe(_run(run_id)))
 
 
 @bp.get("/impact/<int:run_id>/changes")
 @api_roles("reviewer")
-def impact_changes(run_id: int):
-    page, per_page = _page()
-    return jsonify(impact.changes_page(_run(run_id), page, per_page))
+@spec.validate(query=Paging, resp=responses(schemas.ImpactChanges, 400, 404), tags=["amendments"])
+def impact_changes(run_id: int, query: Paging):
+    """The screenings whose decision changes, with the criteria that caused it."""
+    return jsonify(impact.changes_page(_run(run_id), query.page, query.per_page))
 
 
 @bp.delete("/impact/<int:run_id>")
 @api_roles("reviewer")
+@spec.validate(resp=responses(schemas.ImpactRun, 404), tags=["amendments"])
 def cancel_impact(run_id: int):
+    """Cancel a running impact run (results so far are kept)."""
     return jsonify(impact.describe(impact.cancel(_run(run_id))))
 
 
 @bp.get("/protocols/<code>/versions/<int:number>/summary")
 @api_roles("writer", "reviewer")
-def summary(code: str, number: int):
-    """The summary of changes against `?from=` (default: the version it was amended from)."""
-    fmt = _format("json", "markdown", "csv")
-    before, after = amendments.versions_to_compare(code, number, _version_arg("from", False))
+@spec.validate(query=SummaryQuery, resp=responses(schemas.Summary, 400, 404), tags=["amendments"])
+def summary(code: str, number: int, query: SummaryQuery):
+    """The summary of changes (criterion, before, after, rationale, subjects affected) against `?from=`
+    (default: the version it was amended from)."""
+    fmt = query.format
+    before, after = amendments.versions_to_compare(code, number, query.from_)
     if fmt == "markdown":
         return Response(amendments.summary_markdown(before, after), mimetype="text/markdown")
     if fmt == "csv":
@@ -165,22 +141,19 @@ def _csv(body: str, filename: str) -> Response:
 
 @bp.get("/protocols/<code>/versions/<int:number>/sdtm/ti.csv")
 @api_roles()
+@spec.validate(resp=responses(None, 404), tags=["amendments"])
 def sdtm_ti(code: str, number: int):
+    """The version's criteria as a CDISC SDTM TI dataset."""
     version = versions.find_version(code, number)
     return _csv(sdtm.to_csv(sdtm.TI_COLUMNS, sdtm.ti_rows(version)), f"{code}-v{number}-ti.csv")
 
 
 @bp.get("/sdtm/ie.csv")
 @api_roles("reviewer")
-def sdtm_ie():
+@spec.validate(query=IeQuery, resp=responses(None, 400, 404), tags=["amendments"])
+def sdtm_ie(query: IeQuery):
     """IE records (criteria not met) from the latest screening of each subject: `?protocol=…&version=…&site=…`."""
-    code = request.args.get("protocol")
-    if not code:
-        raise ApiError(
-            400, "`protocol` is required", [{"field": "protocol", "value": None, "expected": "a protocol id"}]
-        )
-    protocol = versions.find_protocol(code)
-    number = _version_arg("version", False)
-    version = versions.find_version(code, number) if number else None
-    rows = sdtm.ie_rows(protocol, version, request.args.get("site") or None)
-    return _csv(sdtm.to_csv(sdtm.IE_COLUMNS, rows), f"{code}-ie.csv")
+    protocol = versions.find_protocol(query.protocol)
+    version = versions.find_version(query.protocol, query.version) if query.version else None
+    rows = sdtm.ie_rows(protocol, version, query.site)
+    return _csv(sdtm.to_csv(sdtm.IE_COLUMNS, rows), f"{query.protocol}-ie.csv")

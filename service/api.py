@@ -3,51 +3,42 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 import uuid
-from importlib.resources import files
 from typing import Any
 
-import yaml
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 import rules
-from service import batch, batch_jobs, screenings, versions
+from service import batch, batch_jobs, schemas, screenings, versions
 from service.auth import actor, api_roles, check_site, has_role, own_site, sign
 from service.engine import engine
 from service.errors import ApiError, error_response
 from service.models import BatchRun, Protocol, Screening, db
+from service.openapi import document, responses, spec
 from service.registry import registry
+from service.schemas import (
+    AmendRequest,
+    BatchHeaders,
+    BatchQuery,
+    DecideRequest,
+    ExportQuery,
+    LogFilters,
+    LogQuery,
+    PublishRequest,
+    ScreeningHeaders,
+    ScreeningRequest,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 BATCH_MAX_BYTES = 16 * 1024 * 1024
-
-
-def _json_object() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "the body must be a JSON object (Content-Type: application/json)")
-    return data
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(
-            400, f"`{name}` is out of range", [{"field": name, "value": raw, "expected": f"{low} to {high}"}]
-        )
-    return int(raw)
 
 
 @bp.get("/openapi.json")
 def openapi():
-    document = yaml.safe_load(files("service").joinpath("openapi.yaml").read_text(encoding="utf-8"))
-    return jsonify(document)
+    """The OpenAPI document, generated from the views' declarations (service/schemas.py)."""
+    return jsonify(document())
 
 
 # -- protocols and versions ----------------------------------------------------------------
@@ -55,7 +46,9 @@ def openapi():
 
 @bp.get("/protocols")
 @api_roles()
+@spec.validate(resp=responses(schemas.ProtocolList), tags=["protocols"])
 def list_protocols():
+    """List protocols with their versions."""
     protocols = db.session.execute(db.select(Protocol).order_by(Protocol.code)).scalars()
     out = []
     for protocol in protocols:
@@ -75,7 +68,9 @@ def list_protocols():
 
 @bp.get("/protocols/<code>")
 @api_roles()
+@spec.validate(resp=responses(schemas.ProtocolDetail, 404), tags=["protocols"])
 def get_protocol(code: str):
+    """One protocol and its versions."""
     protocol = versions.find_protocol(code)
     current = protocol.current()
     return jsonify(
@@ -90,16 +85,18 @@ def get_protocol(code: str):
 
 @bp.get("/protocols/<code>/versions/<int:number>")
 @api_roles()
+@spec.validate(resp=responses(schemas.VersionDetail, 404), tags=["protocols"])
 def get_version(code: str, number: int):
+    """A version with its data dictionary and criteria."""
     return jsonify(versions.describe(versions.find_version(code, number), full=True))
 
 
 @bp.get("/protocols/<code>/versions/<int:number>/export")
 @api_roles()
-def export_version(code: str, number: int):
-    fmt = request.args.get("format", "yaml")
-    if fmt not in ("yaml", "json"):
-        raise ApiError(400, "unknown export format", [{"field": "format", "value": fmt, "expected": "yaml or json"}])
+@spec.validate(query=ExportQuery, resp=responses(None, 400, 404), tags=["protocols"])
+def export_version(code: str, number: int, query: ExportQuery):
+    """The version as a protocol file (YAML or JSON)."""
+    fmt = query.format
     version = versions.find_version(code, number)
     body = rules.dump_protocol(version.to_definition(), fmt)
     mimetype = "application/json" if fmt == "json" else "application/yaml"
@@ -109,6 +106,7 @@ def export_version(code: str, number: int):
 
 @bp.post("/protocols/import")
 @api_roles("writer")
+@spec.validate(resp=responses(schemas.Version, 400, 409, 413, 422, status=201), tags=["protocols"])
 def import_protocol():
     """Import a protocol file (YAML or JSON body) as a new draft version."""
     text = request.get_data(as_text=True)
@@ -121,17 +119,10 @@ def import_protocol():
 
 @bp.post("/protocols/<code>/versions")
 @api_roles("writer")
-def amend(code: str):
+@spec.validate(json=AmendRequest, resp=responses(schemas.Version, 400, 404, 409, status=201), tags=["protocols"])
+def amend(code: str, json: AmendRequest):
     """Start an amendment: a draft copied from a published version (`{"from": n}`, default current)."""
-    data = _json_object() if request.get_data() else {}
-    unknown = sorted(set(data) - {"from"})
-    if unknown:
-        raise ApiError(400, "unknown fields", [{"field": f, "value": data[f], "expected": "from"} for f in unknown])
-    source = data.get("from")
-    if source is not None and (isinstance(source, bool) or not isinstance(source, int)):
-        raise ApiError(
-            422, "`from` must be a version number", [{"field": "from", "value": source, "expected": "an integer"}]
-        )
+    source = json.from_
     try:
         draft = versions.amend(code, source)
         db.session.commit()
@@ -147,12 +138,16 @@ def amend(code: str):
 
 @bp.post("/protocols/<code>/versions/<int:number>/publish")
 @api_roles("reviewer")
-def publish(code: str, number: int):
-    """Signed: the body carries the reviewer's password, re-entered, and the reason for approving."""
+@spec.validate(json=PublishRequest, resp=responses(schemas.Version, 400, 404, 409), tags=["protocols"])
+def publish(code: str, number: int, json: PublishRequest):
+    """Publish a draft after running its test cases, signed with the reviewer's password and a reason.
+
+    403: the signature was refused; 409: the draft's base is no longer the current version (rebase it);
+    422: each failing test case, with what was expected and what came out.
+    """
     version = versions.find_version(code, number)
     versions.check_draft(version)
-    body = _json_object()
-    signature = sign(current_user, body.get("password"), body.get("reason"))
+    signature = sign(current_user, json.password, json.reason)
     version = versions.publish(version, signature)
     db.session.commit()
     return jsonify(versions.describe(version))
@@ -160,34 +155,11 @@ def publish(code: str, number: int):
 
 @bp.post("/decide")
 @api_roles()
-def decide():
-    """Decide a subject without storing anything (drafts allowed): `{"protocol", "version"?, "subject"}`."""
-    data = _json_object()
-    unknown = sorted(set(data) - {"protocol", "version", "subject"})
-    if unknown:
-        raise ApiError(
-            400,
-            "unknown fields in the body",
-            [{"field": f, "value": data[f], "expected": "protocol, version, subject"} for f in unknown],
-        )
-    code = data.get("protocol")
-    if not isinstance(code, str):
-        raise ApiError(
-            422, "`protocol` is required", [{"field": "protocol", "value": code, "expected": "a protocol id"}]
-        )
-    number = data.get("version")
-    if number is not None and (isinstance(number, bool) or not isinstance(number, int)):
-        raise ApiError(
-            422, "`version` must be a number", [{"field": "version", "value": number, "expected": "an integer"}]
-        )
-    subject = data.get("subject")
-    if not isinstance(subject, dict):
-        raise ApiError(
-            422,
-            "`subject` must be an object",
-            [{"field": "subject", "value": None, "expected": "an object of variable: value"}],
-        )
-    version = versions.find_version(code, number)
+@spec.validate(json=DecideRequest, resp=responses(schemas.DecisionResult, 400, 404, 413, 503), tags=["screenings"])
+def decide(json: DecideRequest):
+    """Decide a subject without storing it (drafts allowed, for trying a version)."""
+    number, subject = json.version, json.subject
+    version = versions.find_version(json.protocol, number)
     if version.status != "published" and not has_role(current_user, "writer", "reviewer"):
         raise ApiError(
             403,
@@ -202,39 +174,40 @@ def decide():
 
 @bp.post("/screenings")
 @api_roles("screener")
-def create_screening():
-    """Decide and store; an `Idempotency-Key` header makes retrying safe (the same key answers the same record)."""
-    key = _idempotency_key()
-    screening, stored = screenings.screen(_json_object(), created_by=actor(), idempotency_key=key)
+@spec.validate(
+    json=ScreeningRequest,
+    headers=ScreeningHeaders,
+    resp=responses(schemas.Screening, 400, 404, 413, 503, status=201),
+    tags=["screenings"],
+)
+def create_screening(json: ScreeningRequest, headers: ScreeningHeaders):
+    """Screen a subject and keep the screening.
+
+    An `Idempotency-Key` header makes retrying safe: the same key answers the screening stored the first
+    time. 503: the engine failed on this subject or the database is unavailable; nothing was stored.
+    """
+    key = headers.idempotency_key
+    screening, stored = screenings.screen(json, actor(), key, site=own_site())
     response = _created(screenings.describe(screening), "api.get_screening", screening_id=screening.id)
     if not stored:
         response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
-def _idempotency_key(limit: int = 200) -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and (not IDEMPOTENCY_KEY.match(key) or len(key) > limit):
-        shown = key[:80]
-        raise ApiError(
-            400,
-            "the Idempotency-Key header is not usable",
-            [{"field": "Idempotency-Key", "value": shown, "expected": f"1 to {limit} visible ASCII characters"}],
-        )
-    return key
-
-
 @bp.get("/screenings")
 @api_roles("screener", "reviewer")
-def list_screenings():
-    log = _scoped(screenings.parse_filter(request.args))
-    return jsonify(screenings.page(log, _int_arg("page", 1, 1, 10**9), _int_arg("per_page", 50, 1, 500)))
+@spec.validate(query=LogQuery, resp=responses(schemas.ScreeningPage, 400), tags=["screenings"])
+def list_screenings(query: LogQuery):
+    """The screening log, newest first."""
+    return jsonify(screenings.page(_log(query), query.page, query.per_page))
 
 
 @bp.get("/screenings.csv")
 @api_roles("screener", "reviewer")
-def export_screenings():
-    log = _scoped(screenings.parse_filter(request.args))
+@spec.validate(query=LogFilters, resp=responses(None, 400), tags=["screenings"])
+def export_screenings(query: LogFilters):
+    """The screening log as CSV (same filters)."""
+    log = _log(query)
     return Response(
         stream_with_context(screenings.csv_rows(log)),
         mimetype="text/csv",
@@ -244,20 +217,32 @@ def export_screenings():
 
 @bp.get("/screenings/<int:screening_id>")
 @api_roles("screener", "reviewer")
+@spec.validate(resp=responses(schemas.Screening, 404), tags=["screenings"])
 def get_screening(screening_id: int):
+    """One screening with its inputs and full explanation."""
     return jsonify(screenings.describe(_screening(screening_id)))
 
 
 @bp.post("/screenings/<int:screening_id>/replay")
 @api_roles("reviewer")
+@spec.validate(resp=responses(schemas.Replay, 404, 503), tags=["screenings"])
 def replay(screening_id: int):
+    """Decide a stored screening again under its own version: whether it gave the same record."""
     same, again = screenings.replay(_screening(screening_id))
     return jsonify({"screening_id": screening_id, "same": same, "result": again})
 
 
 @bp.post("/screenings/batch")
 @api_roles("screener")
-def batch_screen():
+@spec.validate(
+    query=BatchQuery,
+    headers=BatchHeaders,
+    resp=responses(
+        schemas.BatchAnswer, 400, 404, 413, 503, status=201, HTTP_202=schemas.BatchRun, HTTP_200=schemas.BatchRun
+    ),
+    tags=["screenings"],
+)
+def batch_screen(query: BatchQuery, headers: BatchHeaders):
     """Screen a CSV body (`?protocol=…&version=…`); all rows are stored, or none.
 
     Up to BATCH_INLINE_ROWS rows (default 1,000) are answered at once (201, every row). A bigger
@@ -266,30 +251,20 @@ def batch_screen():
     killed) answers what the first one did instead of storing the rows twice.
     """
     request.max_content_length = BATCH_MAX_BYTES
-    key = _idempotency_key(limit=190)  # each row is stored under `<key>#row<n>`
+    key = headers.idempotency_key
     job = batch_jobs.find(actor(), key) if key else None
     if key and job is None and (earlier := batch.stored_before(key, actor())):
         return _batch_replayed(earlier)
-    code = request.args.get("protocol")
-    if not code:
-        raise ApiError(
-            400, "`protocol` is required", [{"field": "protocol", "value": None, "expected": "a protocol id"}]
-        )
-    number = request.args.get("version")
-    if number is not None and (not number.isdigit() or not 1 <= int(number) < 2**31):
-        raise ApiError(
-            400, "`version` must be a number", [{"field": "version", "value": number, "expected": "an integer"}]
-        )
     upload = request.files.get("file")
     raw = upload.read() if upload else request.get_data()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "the CSV must be UTF-8 text") from None
-    rows = batch.read(text, code, int(number) if number else None)
+    rows = batch.read(text, query.protocol, query.version)
     if job is not None or len(rows) > current_app.config["BATCH_INLINE_ROWS"]:
         return _batch_job(rows, key)
-    results = batch.decide_rows(rows)
+    results = batch.decide_rows(rows, site=own_site())
     try:
         stored = batch.store(results, created_by=actor(), key=key)
     except IntegrityError:  # the same batch, racing: it stored first
@@ -306,7 +281,7 @@ def batch_screen():
 
 def _batch_job(rows: list[dict[str, Any]], key: str | None):
     """A big batch: one job per (user, key); sent again, the job answers, or restarts if it was interrupted."""
-    batch.check_sites(rows)
+    batch.check_sites(rows, own_site())
     digest = batch_jobs.request_hash(rows)
     key = key or f"batch-{uuid.uuid4().hex}"
     run = batch_jobs.find(actor(), key)
@@ -354,6 +329,7 @@ def _job_answer(run, replayed: bool = False):
 
 @bp.get("/batches/<int:batch_id>")
 @api_roles("screener")
+@spec.validate(resp=responses(schemas.BatchRun, 404), tags=["screenings"])
 def get_batch(batch_id: int):
     """A background batch's progress; once stored, every row's answer (`stored` says whether it was)."""
     run = db.session.get(BatchRun, batch_id)
@@ -379,8 +355,9 @@ def _batch_answer(rows: list[dict[str, Any]], replayed: bool):
     return response
 
 
-def _scoped(log: screenings.LogFilter) -> screenings.LogFilter:
-    """A screener's log is their own site's, whatever they ask for."""
+def _log(query: LogFilters) -> screenings.LogFilter:
+    """The log's filter from its query; a screener's log is their own site's, whatever they ask for."""
+    log = screenings.log_filter(query)
     mine = own_site()
     if mine is None:
         return log

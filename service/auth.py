@@ -25,7 +25,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from service.errors import ApiError
+from service.errors import ApiError, Forbidden, InvalidInput
 from service.models import User, db
 from service.vocabulary import Role
 
@@ -111,13 +111,12 @@ def sign(user: User, password: str | None, reason: str | None) -> Signature:
     if not isinstance(password, str) or not password:
         problems.append({"field": "password", "value": None, "expected": f"the password of {user.username}"})
     if problems:
-        raise ApiError(422, "a publication is signed with your password and a reason", problems)
+        raise InvalidInput("a publication is signed with your password and a reason", problems)
     assert isinstance(password, str) and isinstance(reason, str)  # both checked just above
     if not check_password(user, password):
         current_app.logger.warning("signature refused: wrong password for %s", user.username)
         record_failure("signature_failed", user.username, user, "signature refused: the password does not match")
-        raise ApiError(
-            403,
+        raise Forbidden(
             "the signature was refused: the password does not match",
             [{"field": "password", "value": None, "expected": f"the password of {user.username}"}],
         )
@@ -193,7 +192,7 @@ def page_roles(*roles: str) -> Callable[[F], F]:
     return decorate
 
 
-class NoSite(ApiError):
+class NoSite(Forbidden):
     """A screener account without a site: it may see nothing (an empty scope never means every site)."""
 
 
@@ -206,20 +205,16 @@ def own_site() -> str | None:
 
     if has_request_context() and current_user.is_authenticated and current_user.role == "screener":
         if not (current_user.site or "").strip():
-            raise NoSite(403, "your account has no site; ask an admin to give it one")
+            raise NoSite("your account has no site; ask an admin to give it one")
         return current_user.site
     return None
 
 
 def check_site(site: str) -> None:
     """Refuse a screener acting for another site than their own."""
-    mine = own_site()
-    if mine is not None and site != mine:
-        raise ApiError(
-            403,
-            f"you screen for site {mine}",
-            [{"field": "site", "value": site, "expected": mine}],
-        )
+    from service.screenings import check_site as check
+
+    check(site, own_site())
 
 
 def actor() -> str:

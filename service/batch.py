@@ -23,13 +23,12 @@ import rules
 from rules.errors import SubjectInputError, SubjectInputErrors
 from rules.isolation import decision_payload
 from service import record as decision_record
-from service.auth import check_site
 from service.db import RawJSON
 from service.engine import engine, replay_engine
-from service.errors import ApiError
+from service.errors import DomainError, InvalidInput, TooLarge
 from service.models import ProtocolVersion, Screening, db, utcnow
 from service.registry import registry
-from service.screenings import ScreeningRequest, input_problems, parse_request, version_for
+from service.screenings import ScreeningRequest, check_site, input_problems, parse_request, version_for
 
 ENVELOPE = ("subject_id", "site", "screening_date", "cohort")
 HEADER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:[\[(]\s*(.*?)\s*[\])])?\s*$")
@@ -55,7 +54,7 @@ def _columns(header: list[str]) -> list[Column]:
     missing = [name for name in ENVELOPE if name not in {c.name for c in columns}]
     problems += [{"field": "header", "value": None, "expected": f"a `{name}` column"} for name in missing]
     if problems:
-        raise ApiError(422, "the CSV header cannot be used", problems)
+        raise InvalidInput("the CSV header cannot be used", problems)
     return columns
 
 
@@ -65,17 +64,14 @@ def read(text: str, protocol: str, version: int | None) -> list[dict[str, Any]]:
     try:
         header = next(reader)
     except StopIteration:
-        raise ApiError(
-            422, "the CSV is empty", [{"field": "body", "value": None, "expected": "a header row"}]
-        ) from None
+        raise InvalidInput("the CSV is empty", [{"field": "body", "value": None, "expected": "a header row"}]) from None
     columns = _columns(header)
     rows = []
     for line, cells in enumerate(reader, 2):
         if not any(cell.strip() for cell in cells):
             continue
         if len(cells) != len(columns):
-            raise ApiError(
-                422,
+            raise InvalidInput(
                 f"row {line} has {len(cells)} cells for {len(columns)} columns",
                 [{"field": f"row {line}", "value": len(cells), "expected": f"{len(columns)} cells"}],
             )
@@ -90,7 +86,7 @@ def read(text: str, protocol: str, version: int | None) -> list[dict[str, Any]]:
                 request["inputs"][column.name] = {"value": cell, "unit": column.unit} if column.unit else cell
         rows.append(request)
         if len(rows) > MAX_ROWS:
-            raise ApiError(413, f"a batch holds at most {MAX_ROWS} rows; split the file")
+            raise TooLarge(f"a batch holds at most {MAX_ROWS} rows; split the file")
     return rows
 
 
@@ -107,35 +103,38 @@ class RowResult:
     result_canonical: str  # the whole explanation as canonical JSON: stored as it is, and hashed
 
 
-def _row_problems(line: int, error: ApiError) -> list[dict[str, Any]]:
-    return [{"row": line, **p} for p in error.errors] or [{"row": line, "field": None, "expected": error.message}]
+def _row_problems(line: int, error: DomainError) -> list[dict[str, Any]]:
+    return [{"row": line, **p} for p in error.problems] or [{"row": line, "field": None, "expected": error.message}]
 
 
-def decide_rows(rows: Iterable[dict[str, Any]], progress: Callable[[int], None] | None = None) -> list[RowResult]:
-    """Decide every row, or raise one error listing each bad row's problems.
+def decide_rows(
+    rows: Iterable[dict[str, Any]], progress: Callable[[int], None] | None = None, site: str | None = None
+) -> list[RowResult]:
+    """Decide every row, or raise one error listing each bad row's problems. Rows for another site than
+    `site` (the actor's own; None: any) are refused.
 
     Rows are checked here, then decided a chunk at a time by the engine pool (one process per
     core), which also normalises and explains them: a batch uses every core, like a replay.
     """
     checked: list[tuple[int, ScreeningRequest, ProtocolVersion]] = []
     problems: list[dict[str, Any]] = []
-    versions: dict[tuple[str, int | None], ProtocolVersion | ApiError] = {}
+    versions: dict[tuple[str, int | None], ProtocolVersion | DomainError] = {}
     for data in rows:
         line = data.pop("row")
         try:
             request = parse_request(data)
-            check_site(request.site)
+            check_site(request.site, site)
             found = versions.get((request.protocol, request.version))
             if found is None:
                 try:
                     found = version_for(request)
-                except ApiError as error:
+                except DomainError as error:
                     found = error
                 versions[(request.protocol, request.version)] = found
-            if isinstance(found, ApiError):
+            if isinstance(found, DomainError):
                 raise found
             checked.append((line, request, found))
-        except ApiError as error:
+        except DomainError as error:
             problems += _row_problems(line, error)
     results: list[RowResult] = []
     for start in range(0, len(checked), CHUNK):
@@ -158,24 +157,24 @@ def decide_rows(rows: Iterable[dict[str, Any]], progress: Callable[[int], None] 
             progress(len(chunk))
     if problems:
         problems.sort(key=lambda p: p["row"])
-        raise ApiError(
-            422, f"{len({p['row'] for p in problems})} row(s) cannot be screened; nothing was stored", problems
+        raise InvalidInput(
+            f"{len({p['row'] for p in problems})} row(s) cannot be screened; nothing was stored", problems
         )
     return results
 
 
-def check_sites(rows: Iterable[dict[str, Any]]) -> None:
+def check_sites(rows: Iterable[dict[str, Any]], site: str | None) -> None:
     """Refuse, in the request, rows for a site the user may not screen for: a background job runs
     without the request's user, so it cannot check this itself."""
     problems = []
     for data in rows:
         try:
-            check_site(str(data.get("site") or "").strip())
-        except ApiError as error:
+            check_site(str(data.get("site") or "").strip(), site)
+        except DomainError as error:
             problems += _row_problems(data["row"], error)
     if problems:
-        raise ApiError(
-            422, f"{len({p['row'] for p in problems})} row(s) cannot be screened; nothing was stored", problems
+        raise InvalidInput(
+            f"{len({p['row'] for p in problems})} row(s) cannot be screened; nothing was stored", problems
         )
 
 

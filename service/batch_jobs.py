@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 
 from rules import jsonfast
 from service import batch
-from service.errors import ApiError
+from service.errors import DomainError, http_status
 from service.models import BatchRun, db, iso, utcnow
 from service.vocabulary import RunStatus
 
@@ -92,9 +92,9 @@ def execute(run_id: int, attempt: int) -> None:
         db.session.commit()
     except _Superseded:
         db.session.rollback()
-    except ApiError as refused:
+    except DomainError as refused:
         db.session.rollback()
-        _fail(run_id, attempt, {"status": refused.status, "message": refused.message, "errors": refused.errors})
+        _fail(run_id, attempt, {"status": http_status(refused), "message": refused.message, "errors": refused.problems})
     except Exception as error:
         db.session.rollback()
         current_app.logger.exception("batch %s failed", run_id)

@@ -71,6 +71,14 @@ def init_db() -> None:
         click.echo(f"database ready: {app.config['SQLALCHEMY_DATABASE_URI']}")
 
 
+@main.command("protocol-schema")
+def protocol_schema() -> None:
+    """Print the JSON Schema of protocol files (also in rules/protocol.schema.json), for editors."""
+    from rules.protocol import json_schema_text
+
+    click.echo(json_schema_text(), nl=False)
+
+
 @main.command("import")
 @click.argument("protocol_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_file(protocol_file: Path) -> None:
@@ -113,7 +121,7 @@ def publish(protocol: str, version: int, username: str, reason: str) -> None:
     """Publish a draft after running its test cases, signed with a reviewer's password."""
     from service import versions
     from service.auth import has_role, sign
-    from service.errors import ApiError
+    from service.errors import DomainError
     from service.models import User, db
 
     with _context():
@@ -125,7 +133,7 @@ def publish(protocol: str, version: int, username: str, reason: str) -> None:
             g.actor = username
             versions.publish(versions.find_version(protocol, version), sign(user, password, reason))
             db.session.commit()
-        except ApiError as refused:
+        except DomainError as refused:
             raise click.ClickException(refused.message) from None
         except versions.PublishRefused as refused:
             for failure in refused.failures:
@@ -143,7 +151,7 @@ def publish(protocol: str, version: int, username: str, reason: str) -> None:
 def screen_csv(csv_file, protocol: str, version: int | None) -> None:
     """Screen every row of a CSV and store the screenings (all rows, or none if any is bad)."""
     from service import batch
-    from service.errors import ApiError
+    from service.errors import DomainError
 
     with _context():
         try:
@@ -151,8 +159,8 @@ def screen_csv(csv_file, protocol: str, version: int | None) -> None:
             with click.progressbar(length=len(rows), label="screening", file=sys.stderr) as bar:
                 results = batch.decide_rows(rows, progress=bar.update)
             stored = batch.store(results, created_by="cli")
-        except ApiError as error:
-            for problem in error.errors:
+        except DomainError as error:
+            for problem in error.problems:
                 where = f"row {problem['row']}: " if "row" in problem else ""
                 click.echo(
                     f"  {where}{problem.get('field')}: got {problem.get('value')!r}, expected {problem['expected']}",

@@ -1,19 +1,25 @@
-"""One JSON error shape for the API, and the mapping from our error tree to HTTP status codes.
+"""The service's domain errors, one JSON error shape for the API, and the mapping from our error tree to
+HTTP status codes.
 
-Bad input is the client's to fix (400 for unreadable requests, 422 for readable
-requests with bad values); an unexpected failure is logged and answered with a
+Domain code (screenings, batches, signatures) raises `DomainError`s, which say what is wrong in the
+domain's terms and name each problem's field, value and what was expected; only `init_app`'s handler
+turns them into HTTP (DOMAIN_STATUS). Bad input is the client's to fix (400 for unreadable requests,
+422 for readable requests with bad values); an unexpected failure is logged and answered with a
 plain 500 body that leaks no stack trace.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Flask, current_app, jsonify, make_response, request
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from rules.errors import (
+    EligoError,
     EngineCrashed,
     EngineError,
     EngineTimeout,
@@ -24,14 +30,121 @@ from rules.errors import (
 )
 
 
+class DomainError(EligoError):
+    """A request the service refuses: a message, and each problem as {field, value, expected}."""
+
+    def __init__(self, message: str, problems: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+
+class InvalidInput(DomainError):
+    """Readable, but the values cannot be used (an unknown cohort, a date in the future, a bad CSV row)."""
+
+
+class Unreadable(InvalidInput):
+    """The request's form itself is wrong: unknown fields, a filter that cannot be read."""
+
+
+class TooLarge(InvalidInput):
+    """More than the service takes in one request (a batch beyond its row limit)."""
+
+
+class NotFound(DomainError):
+    """What the request names does not exist (or is not the actor's to see)."""
+
+
+class Forbidden(DomainError):
+    """The actor may not do this (another site's subject, a signature with the wrong password)."""
+
+
+class Conflict(DomainError):
+    """The request clashes with the state of things (a run already finished, a concurrent change)."""
+
+
+# Most specific first: the status of the first class an error is an instance of.
+DOMAIN_STATUS: dict[type[DomainError], int] = {
+    Unreadable: 400,
+    TooLarge: 413,
+    InvalidInput: 422,
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+}
+
+
+def http_status(error: DomainError) -> int:
+    return next(status for kind, status in DOMAIN_STATUS.items() if isinstance(error, kind))
+
+
 class ApiError(Exception):
-    """A client error raised by a view: status, a message, and the fields at fault."""
+    """A client error raised by the web layer itself (a view, a decorator): status, message, the fields at fault."""
 
     def __init__(self, status: int, message: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = errors or []
+
+
+# What a value of each pydantic error type should have been, in plain words (a field's own
+# `description` says it better, and is used where the model has one).
+EXPECTED = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "list_type": "a list",
+    "date_type": "a date as YYYY-MM-DD",
+    "date_parsing": "a date as YYYY-MM-DD",
+    "date_from_datetime_parsing": "a date as YYYY-MM-DD",
+    "missing": "a value",
+}
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool | None):
+        return value
+    return json.dumps(value, default=str)[:200]
+
+
+def _description(model: type[BaseModel] | None, loc: tuple[int | str, ...]) -> str | None:
+    """The `description` of the field a pydantic error points at, following nested models."""
+    for part in loc:
+        if model is None:
+            return None
+        fields = model.model_fields
+        info = fields.get(str(part)) or next((f for f in fields.values() if f.alias == part), None)
+        if info is None:
+            return None
+        if part == loc[-1]:
+            return info.description
+        nested = info.annotation
+        model = nested if isinstance(nested, type) and issubclass(nested, BaseModel) else None
+    return None
+
+
+def validation_problems(error: ValidationError, model: type[BaseModel] | None = None) -> list[dict[str, Any]]:
+    """Pydantic's errors as ours: `loc` joined with "." as the field, the input as the value, and what was
+    expected in plain words: the field's description, or the words for the error's type."""
+    problems = []
+    for e in error.errors():
+        field = ".".join(str(part) for part in e["loc"]) or "body"
+        if e["type"] == "extra_forbidden":
+            allowed = [f.alias or name for name, f in model.model_fields.items()] if model else []
+            expected = f"one of {', '.join(allowed)}" if allowed else "no such field"
+        elif e["type"] == "literal_error":
+            expected = f"one of {e['ctx']['expected']}"
+        else:
+            expected = _description(model, e["loc"]) or EXPECTED.get(e["type"]) or e["msg"]
+        value = None if e["type"] == "missing" else _shown(e.get("input"))
+        problems.append({"field": field, "value": value, "expected": expected})
+    return problems
 
 
 def error_response(status: int, message: str, errors: list[dict[str, Any]] | None = None):
@@ -140,6 +253,11 @@ def init_app(app: Flask) -> None:
     @rolled_back
     def api_error(error: ApiError):
         return error_response(error.status, error.message, error.errors)
+
+    @app.errorhandler(DomainError)
+    @rolled_back
+    def domain_error(error: DomainError):
+        return error_response(http_status(error), error.message, error.problems)
 
     @app.errorhandler(VersionError)
     @rolled_back

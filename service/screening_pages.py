@@ -22,7 +22,7 @@ from rules.relevance import Relevance, input_sections, relevance
 from service import screenings
 from service.attrition import attrition, chart_svg
 from service.auth import actor, own_site, page_roles
-from service.errors import ApiError
+from service.errors import DomainError
 from service.models import Protocol, Screening, db
 from service.registry import registry
 from service.versions import VersionError, find_version
@@ -247,19 +247,17 @@ def screen(code: str, cohort: str):
         try:
             key = f"form-{form.submission.data}" if form.submission.data else None
             try:
-                screening, _ = screenings.screen(payload, created_by=actor(), idempotency_key=key)
+                screening, _ = screenings.screen(payload, actor(), key, site=site)
             except screenings.KeyReused:
                 # Back, edit, submit again: the page's key already stored the earlier values. This is a
                 # new screening, not a double submit; it gets a key of its own.
                 db.session.rollback()
-                screening, _ = screenings.screen(
-                    payload, created_by=actor(), idempotency_key=f"form-{uuid.uuid4().hex}"
-                )
+                screening, _ = screenings.screen(payload, actor(), f"form-{uuid.uuid4().hex}", site=site)
             return redirect(url_for("screening_pages.result", screening_id=screening.id))
-        except ApiError as error:
+        except DomainError as error:
             db.session.rollback()
             problem = error.message
-            unplaced = _place_errors(form, error.errors)
+            unplaced = _place_errors(form, error.problems)
     return render_template(
         "screen_form.html",
         form=form,
@@ -429,8 +427,8 @@ def to_collect(compiled: CompiledProtocol, screening: Screening) -> list[ToColle
 def log():
     try:
         chosen = screenings.parse_filter(request.args)
-    except ApiError as error:
-        chosen, problem = screenings.LogFilter(), error.errors
+    except DomainError as error:
+        chosen, problem = screenings.LogFilter(), error.problems
     else:
         problem = None
     site = own_site()

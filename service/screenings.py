@@ -5,29 +5,25 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
 import rules
-from rules.decision import Decision, Verdict
+from rules.decision import Decision
 from rules.errors import SubjectInputError, SubjectInputErrors
-from service import csvsafe
+from service import csvsafe, schemas
 from service import record as decision_record
-from service.auth import check_site
 from service.engine import engine
-from service.errors import ApiError
+from service.errors import Forbidden, InvalidInput, NotFound, Unreadable, validation_problems
 from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db, iso, utcnow
 from service.registry import registry
 from service.versions import VersionError, find_version
 
-REQUEST_FIELDS = ("protocol", "version", "subject_id", "site", "screening_date", "cohort", "inputs")
-IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,79}$")
-DECISIONS = tuple(Verdict)
 # Windows are counted back from the screening date (years, half-lives): far earlier dates overflow.
 EARLIEST_SCREENING = dt.date(1900, 1, 1)
 
@@ -52,51 +48,47 @@ def _problem(field: str, value: Any, expected: str) -> dict[str, Any]:
     return {"field": field, "value": shown, "expected": expected}
 
 
-def parse_request(data: Mapping[str, Any], today: dt.date | None = None) -> ScreeningRequest:
-    """Check a screening request's envelope; every problem is reported with its field."""
-    problems = [_problem(k, data[k], f"one of {', '.join(REQUEST_FIELDS)}") for k in data if k not in REQUEST_FIELDS]
-    if problems:
-        raise ApiError(400, "unknown fields in the request", problems)
-
-    def text(field: str, pattern: re.Pattern[str] | None = None, what: str = "a non-empty string") -> str:
-        value = data.get(field)
-        if not isinstance(value, str) or not value.strip() or (pattern and not pattern.match(value)):
-            problems.append(_problem(field, value, what))
-            return ""
-        return value.strip()
-
-    protocol = text("protocol", what="a protocol id, e.g. NCT07193667")
-    subject_id = text("subject_id", IDENTIFIER, "a pseudonymous id: 1-80 letters, digits, '.', '_' or '-'")
-    site = text("site", IDENTIFIER, "a site code: 1-80 letters, digits, '.', '_' or '-'")
-    cohort = text("cohort", what="the cohort code") if data.get("cohort") is not None else ""
-    version = data.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
-        problems.append(_problem("version", version, "a version number (1, 2, …) or nothing for the current one"))
-    screening_date = dt.date.min
-    raw_date = data.get("screening_date")
+def parse_request(data: Mapping[str, Any] | schemas.ScreeningRequest, today: dt.date | None = None) -> ScreeningRequest:
+    """Check a screening request against its declaration (service/schemas.py: the API's body, a CSV row),
+    then what its values mean; every problem is reported with its field. A body the API has already
+    validated is taken as it is."""
     try:
-        screening_date = dt.date.fromisoformat(raw_date) if isinstance(raw_date, str) else None  # type: ignore[assignment]
-    except ValueError:
-        screening_date = None  # type: ignore[assignment]
+        checked = data if isinstance(data, schemas.ScreeningRequest) else schemas.ScreeningRequest.model_validate(data)
+    except ValidationError as error:
+        problems = validation_problems(error, schemas.ScreeningRequest)
+        if all(e["type"] == "extra_forbidden" for e in error.errors()):
+            raise Unreadable("unknown fields in the request", problems) from None
+        raise InvalidInput("the screening request cannot be used", problems) from None
+    problems = []
+    if not checked.protocol.strip():
+        problems.append(_problem("protocol", checked.protocol, "a protocol id, e.g. NCT07193667"))
+    if checked.cohort is not None and not checked.cohort.strip():
+        problems.append(_problem("cohort", checked.cohort, "the cohort code"))
     latest = (today or dt.date.today()) + dt.timedelta(days=1)
-    if screening_date is None or not EARLIEST_SCREENING <= screening_date <= latest:
+    if not EARLIEST_SCREENING <= checked.screening_date <= latest:
         problems.append(
             _problem(
                 "screening_date",
-                raw_date,
+                checked.screening_date.isoformat(),
                 f"a date as YYYY-MM-DD, from {EARLIEST_SCREENING.isoformat()} to {latest.isoformat()}",
             )
         )
-    inputs = data.get("inputs", {})
-    if not isinstance(inputs, dict):
-        problems.append(_problem("inputs", inputs, "an object of variable: value"))
-        inputs = {}
     for key in ("cohort", "screening_date"):
-        if key in inputs:
-            problems.append(_problem(f"inputs.{key}", inputs[key], f"nothing: give {key} beside inputs, not inside"))
+        if key in checked.inputs:
+            problems.append(
+                _problem(f"inputs.{key}", checked.inputs[key], f"nothing: give {key} beside inputs, not inside")
+            )
     if problems:
-        raise ApiError(422, "the screening request cannot be used", problems)
-    return ScreeningRequest(protocol, version, subject_id, site, screening_date, cohort, inputs)
+        raise InvalidInput("the screening request cannot be used", problems)
+    return ScreeningRequest(
+        checked.protocol.strip(),
+        checked.version,
+        checked.subject_id,
+        checked.site,
+        checked.screening_date,
+        (checked.cohort or "").strip(),
+        checked.inputs,
+    )
 
 
 def input_problems(error: SubjectInputErrors | SubjectInputError) -> list[dict[str, Any]]:
@@ -112,12 +104,10 @@ def version_for(request: ScreeningRequest) -> ProtocolVersion:
     try:
         version = find_version(request.protocol, request.version)
     except VersionError as error:
-        raise ApiError(
-            error.status, error.message, [_problem(error.field or "protocol", error.value, "an existing one")]
-        ) from None
+        kind = NotFound if error.status == 404 else InvalidInput
+        raise kind(error.message, [_problem(error.field or "protocol", error.value, "an existing one")]) from None
     if version.status != PUBLISHED:
-        raise ApiError(
-            422,
+        raise InvalidInput(
             f"version {version.number} is {version.status}; screenings are decided by published versions",
             [_problem("version", version.number, "a published version")],
         )
@@ -129,7 +119,7 @@ def decide(request: ScreeningRequest) -> tuple[ProtocolVersion, Decision]:
     try:
         return version, rules.decide(registry().compiled(version), request.subject(), engine())
     except (SubjectInputErrors, SubjectInputError) as error:
-        raise ApiError(422, "the subject's data cannot be used as submitted", input_problems(error)) from None
+        raise InvalidInput("the subject's data cannot be used as submitted", input_problems(error)) from None
 
 
 def record(
@@ -174,16 +164,27 @@ def record(
     return screening
 
 
+def check_site(site: str, allowed: str | None) -> None:
+    """Refuse acting for another site than the actor's own (`allowed`; None: every site)."""
+    if allowed is not None and site != allowed:
+        raise Forbidden(f"you screen for site {allowed}", [_problem("site", site, allowed)])
+
+
 def screen(
-    data: Mapping[str, Any], created_by: str | None = None, idempotency_key: str | None = None
+    data: Mapping[str, Any] | schemas.ScreeningRequest,
+    created_by: str | None,
+    idempotency_key: str | None = None,
+    *,
+    site: str | None,
 ) -> tuple[Screening, bool]:
-    """Decide and store a screening; with a key already used by this user, the screening stored then.
+    """Decide and store a screening for `created_by`, who may screen at `site` only (None: any site); with
+    a key already used by this user, the screening stored then.
 
     Returns the screening and whether it was stored by this call. A client that lost the answer
     retries with the same key and can never store the subject twice, even when both calls race.
     """
     request = parse_request(data)
-    check_site(request.site)
+    check_site(request.site, site)
     if idempotency_key and (earlier := _by_key(created_by, idempotency_key)):
         return _same_request(earlier, request, idempotency_key), False
     version, decision = decide(request)
@@ -198,7 +199,7 @@ def screen(
     return screening, True
 
 
-class KeyReused(ApiError):
+class KeyReused(InvalidInput):
     """An idempotency key already stored a different screening."""
 
 
@@ -229,7 +230,6 @@ def _same_request(earlier: Screening, request: ScreeningRequest, key: str) -> Sc
     )
     if asked != stored or request.version not in (None, earlier.version.number):
         raise KeyReused(
-            422,
             "this Idempotency-Key was used for a different screening",
             [_problem("Idempotency-Key", key, f"a new key, or the same request as screening {earlier.id}")],
         )
@@ -285,39 +285,25 @@ class LogFilter:
     subject_id: str | None = None
 
 
-def parse_filter(args: Mapping[str, str]) -> LogFilter:
-    problems: list[dict[str, Any]] = []
-
-    def date(field: str) -> dt.date | None:
-        if not args.get(field):
-            return None
-        try:
-            return dt.date.fromisoformat(args[field])
-        except ValueError:
-            problems.append(_problem(field, args[field], "a date as YYYY-MM-DD"))
-            return None
-
-    version = None
-    if args.get("version"):
-        if args["version"].isdigit() and 1 <= int(args["version"]) < 2**31:
-            version = int(args["version"])
-        else:
-            problems.append(_problem("version", args["version"], "a version number"))
-    decision = args.get("decision") or None
-    if decision and decision not in DECISIONS:
-        problems.append(_problem("decision", decision, f"one of {', '.join(DECISIONS)}"))
-    found = LogFilter(
-        protocol=args.get("protocol") or None,
-        version=version,
-        site=args.get("site") or None,
-        decision=decision,
-        date_from=date("from"),
-        date_to=date("to"),
-        subject_id=args.get("subject_id") or None,
+def log_filter(query: schemas.LogFilters) -> LogFilter:
+    return LogFilter(
+        protocol=query.protocol,
+        version=query.version,
+        site=query.site,
+        decision=query.decision,
+        date_from=query.from_,
+        date_to=query.to,
+        subject_id=query.subject_id,
     )
-    if problems:
-        raise ApiError(400, "the log filter cannot be used", problems)
-    return found
+
+
+def parse_filter(args: Mapping[str, str]) -> LogFilter:
+    """The log's filters from query parameters (the first value of each), as the API declares them."""
+    try:
+        query = schemas.LogFilters.model_validate({key: args[key] for key in args})
+    except ValidationError as error:
+        raise Unreadable("the log filter cannot be used", validation_problems(error, schemas.LogFilters)) from None
+    return log_filter(query)
 
 
 def log_query(log: LogFilter) -> Select[tuple[Screening]]:

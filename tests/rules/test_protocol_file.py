@@ -150,3 +150,72 @@ def test_dictionary_and_rule_problems_are_reported_together():
     assert "only numbers have units" in text
     assert "unknown variable `nope`" in text  # and the rules', in the same answer
     assert "C3" in text and "^" in text  # each rule problem with its caret
+
+
+def test_every_problem_is_reported_at_once_with_its_path():
+    bad = {
+        **MINIMAL,
+        "title": None,
+        "cohorts": [{"code": "A"}, "B"],
+        "variables": [{"name": "level", "type": "number", "minimum": "low"}],
+        "criteria": [{"code": "C1", "kind": "inclusion", "text": "t", "rule": "level", "colour": "red"}],
+    }
+    with pytest.raises(ProtocolError) as caught:
+        from_dict(bad)
+    assert caught.value.problems == [
+        "protocol: `title` is required",
+        "cohorts[1]: must be a mapping",
+        "variables[0] (level): `minimum` must be a number, not 'low'",
+        "criteria[0] (C1): unknown key `colour` (allowed: code, cohorts, kind, notes, rationale, rule, section, text)",
+    ]
+
+
+def test_numbers_where_text_is_meant_and_single_items_read_as_before():
+    protocol = from_dict(
+        {**MINIMAL, "version": 2, "criteria": [{**MINIMAL["criteria"][0], "cohorts": "A"}], "variables": []}
+    )
+    assert protocol.version == "2"
+    assert protocol.criteria[0].cohorts == ("A",)
+
+
+SCHEMA = files("rules").joinpath("protocol.schema.json")
+
+
+def test_the_published_schema_is_current():
+    """rules/protocol.schema.json is the file model's schema: `eligo protocol-schema > rules/protocol.schema.json`
+    regenerates it when the model changes."""
+    from rules.protocol import json_schema_text
+
+    assert SCHEMA.read_text(encoding="utf-8") == json_schema_text()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "protocols/NCT07193667.yaml",
+        *(
+            f"protocols/examples/{p.name}"
+            for p in files("rules").joinpath("protocols/examples").iterdir()
+            if p.name.endswith(".yaml")
+        ),
+    ],
+)
+def test_the_seed_and_example_files_validate_against_the_schema(path):
+    import json
+
+    import jsonschema
+    import yaml
+
+    document = yaml.safe_load(files("rules").joinpath(path).read_text(encoding="utf-8"))
+    jsonschema.validate(document, json.loads(SCHEMA.read_text(encoding="utf-8")))
+
+
+def test_the_schema_refuses_what_the_loader_refuses():
+    import json
+
+    import jsonschema
+
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    bad = {**MINIMAL, "criteria": [{**MINIMAL["criteria"][0], "kind": "maybe", "colour": "red"}]}
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(bad))
+    assert len(errors) == 2

@@ -22,7 +22,7 @@ MEANINGFUL_REFUSALS = ["2xx", "3xx", 400, 401, 403, 404, 405, 409, 413, 422, 429
 
 @pytest.fixture
 def api_schema(make_app):
-    app = make_app(BATCH_INLINE=True)
+    app = make_app(BATCH_INLINE=True, API_CHECK_RESPONSES=True)
     config = SchemathesisConfig.from_dict(
         {"checks": {"positive_data_acceptance": {"expected-statuses": MEANINGFUL_REFUSALS}}}
     )

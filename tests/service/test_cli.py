@@ -23,3 +23,12 @@ def test_decide_reports_bad_input_without_a_traceback():
     assert result.exit_code == 1
     assert "anc: got 'lots', expected a number" in result.output
     assert "Traceback" not in result.output
+
+
+def test_protocol_schema_prints_the_published_schema():
+    from rules.protocol import json_schema_text
+
+    result = CliRunner().invoke(main, ["protocol-schema"])
+    assert result.exit_code == 0
+    assert result.output == json_schema_text()
+    assert json.loads(result.output)["title"] == "Eligo protocol file"

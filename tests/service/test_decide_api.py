@@ -87,3 +87,33 @@ def test_the_engine_can_run_in_process_when_isolation_is_turned_off(make_app, su
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
     body = {"protocol": "NCT07193667", "subject": subject("SLE", {"anc": "800 /µL"})}
     assert client.post("/api/v1/decide", json=body).get_json()["decision"] == "not_eligible"
+
+
+def test_a_body_error_names_the_field_the_value_and_what_was_expected(client):
+    response = client.post("/api/v1/decide", json={"protocol": "NCT07193667", "version": "1", "subject": {}})
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["errors"] == [
+        {"field": "version", "value": "1", "expected": "a version number, or nothing for the current one"}
+    ]
+    assert error["message"] == "`version` must be a version number, or nothing for the current one"
+
+
+def test_unknown_fields_name_the_fields_the_body_takes(client):
+    response = client.post("/api/v1/decide", json={"protocol": "NCT07193667", "subject": {}, "colour": "red"})
+    assert response.status_code == 400
+    (problem,) = response.get_json()["error"]["errors"]
+    assert problem == {"field": "colour", "value": "red", "expected": "one of protocol, version, subject"}
+
+
+def test_a_response_that_drifts_from_its_declaration_is_a_logged_500_when_checked(app, client, monkeypatch, caplog):
+    """API_CHECK_RESPONSES (set by the schemathesis test) turns a drift between code and document into a failure."""
+    from service import versions
+
+    describe = versions.describe
+    monkeypatch.setattr(versions, "describe", lambda v, full=False: {**describe(v, full), "version": "one"})
+    assert client.get("/api/v1/protocols/NCT07193667").status_code == 200
+    app.config["API_CHECK_RESPONSES"] = True
+    response = client.get("/api/v1/protocols/NCT07193667")
+    assert response.status_code == 500
+    assert "does not fit its declared schema" in caplog.text
