@@ -1,12 +1,15 @@
-"""Benchmark: screenings over HTTP under load, beside a bare Flask endpoint, in one run.
+"""Benchmark: screenings over HTTP under load, beside a storing floor and a bare Flask endpoint, in one run.
 
-    python bench/http_load.py                    # 60 s each, 16 connections, gunicorn with one worker per core
+    python bench/http_load.py                    # 60 s each, 8 connections, gunicorn with one worker per core
     python bench/http_load.py --seconds 10
 
-Both servers run under gunicorn on 127.0.0.1 with the same worker count; wrk (a
-second process, from Debian) posts the same screening request to each. The
-bare endpoint answers a JSON body of the size of a real screening answer: the
-ceiling. Afterwards the screenings stored are counted against the 201s wrk saw.
+The three servers run under gunicorn on 127.0.0.1 with the same worker count; wrk (a
+second process, from Debian) posts the same screening request to each. The storing
+floor (bench/storing.py) parses the request, inserts a JSON row the size of Eligo's
+answer into SQLite (write-ahead log, synchronous FULL) and answers it: what storing a
+screening costs without deciding it, the yardstick of issue 15 (Eligo at least 0.5x).
+The bare endpoint only answers a body of that size: the ceiling. Afterwards the
+screenings stored are counted against the 201s wrk saw, for Eligo and the floor.
 The database is ELIGO_BENCH_DATABASE_URL, or a SQLite file by default.
 """
 
@@ -17,6 +20,7 @@ import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -86,12 +90,13 @@ def _wrk(port: int, seconds: int, connections: int, env: dict[str, str]) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench/http_load.py needs the wrk load generator: apt-get install wrk")
 
+    from bench import storing
     from bench.cohort import subjects
     from service import create_app
     from service.auth import create_user
@@ -132,9 +137,16 @@ def main() -> None:
                     headers={"Authorization": f"Bearer {token}"},
                 ).data
             )
-        env["BARE_BYTES"] = str(size)
+        env["BARE_BYTES"] = env["STORING_BYTES"] = str(size)
+        env["STORING_DATABASE"] = f"{folder}/floor.db"
+        storing.create(env["STORING_DATABASE"])
         results = {}
-        for name, target in (("eligo", "service:create_app()"), ("bare flask", "bench.bare:app")):
+        servers = (
+            ("eligo", "service:create_app()"),
+            ("storing floor", "bench.storing:app"),
+            ("bare flask", "bench.bare:app"),
+        )
+        for name, target in servers:
             server, port = _serve(target, env, args.workers, Path(folder) / f"{name.replace(' ', '_')}.log")
             try:
                 results[name] = _wrk(port, args.seconds, args.connections, env)
@@ -144,21 +156,33 @@ def main() -> None:
         with app.app_context():
             stored = db.session.query(Screening).count() - before - 1  # minus the sizing request
             db.engine.dispose()
+        with sqlite3.connect(env["STORING_DATABASE"]) as connection:
+            floor_stored = connection.execute("SELECT count(*) FROM screenings").fetchone()[0]
 
-    eligo, bare = results["eligo"], results["bare flask"]
+    eligo, floor, bare = results["eligo"], results["storing floor"], results["bare flask"]
     print(
         f"http (bench/http_load.py): {args.seconds} s each, {args.connections} connections,"
         f" gunicorn x{args.workers} on 127.0.0.1, wrk; answer {size:,} bytes"
     )
-    print(f"  {'':12} {'req/s':>9} {'p50':>9} {'p99':>9} {'201':>8} {'errors':>7}")
+    print(f"  {'':14} {'req/s':>9} {'p50':>9} {'p99':>9} {'201':>8} {'errors':>7}")
     for name, r in results.items():
         latency = f"{r['p50_ms']:8.1f}ms {r['p99_ms']:8.1f}ms"
-        print(f"  {name:12} {r['per_second']:9.0f} {latency} {r['created']:8} {r['other']:7}")
-    ratio = eligo["per_second"] / bare["per_second"]
-    # Requests still in flight when wrk stops are stored but not counted: at most one per connection.
-    lost = max(0, eligo["created"] - stored)
-    verdict = "none lost" if lost == 0 and stored - eligo["created"] <= args.connections else f"{lost} LOST"
-    print(f"  eligo / bare: {ratio:.2f}   stored {stored} for {eligo['created']} answered 201 ({verdict})")
+        print(f"  {name:14} {r['per_second']:9.0f} {latency} {r['created']:8} {r['other']:7}")
+    print(
+        f"  eligo / storing floor: {eligo['per_second'] / floor['per_second']:.2f}"
+        f"   eligo / bare: {eligo['per_second'] / bare['per_second']:.2f}   load average {os.getloadavg()[0]:.1f}"
+    )
+    print(f"  eligo: stored {stored} for {eligo['created']} answered 201 ({_verdict(stored, eligo, args.connections)})")
+    print(
+        f"  floor: stored {floor_stored} for {floor['created']} answered 201"
+        f" ({_verdict(floor_stored, floor, args.connections)})"
+    )
+
+
+def _verdict(stored: int, result: dict[str, float], connections: int) -> str:
+    """Requests still in flight when wrk stops are stored but not counted: at most one per connection."""
+    lost = max(0, int(result["created"]) - stored)
+    return "none lost" if lost == 0 and stored - result["created"] <= connections else f"{lost} LOST"
 
 
 if __name__ == "__main__":
