@@ -2,8 +2,9 @@
 
 Flask's `jsonify` always asks its provider for compact or indented output (`separators` or
 `indent`), so overriding `dumps` alone never reached orjson for a response: `response` is
-overridden too, and encodes straight to bytes. The output is the one Flask's own provider
-gives (keys sorted, dates as HTTP dates, dataclasses as objects), only faster.
+overridden too, and encodes straight to bytes. A response reads as Flask's own provider wrote
+it (keys sorted, dates as HTTP dates, dataclasses as objects), only faster; `dumps` without
+arguments (the test client's `json=`) stays plain orjson (ISO dates), as before.
 """
 
 from __future__ import annotations
@@ -14,18 +15,23 @@ import orjson
 from flask import Response
 from flask.json.provider import DefaultJSONProvider
 
-# Dates and dataclasses go to Flask's `default`, so they read as they always did (HTTP dates).
-_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+# In a response, dates and dataclasses go to Flask's `default`, so they read as they always did.
+_RESPONSE = (
+    orjson.OPT_SORT_KEYS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+    | orjson.OPT_APPEND_NEWLINE
+)
 
 
 class FastJSONProvider(DefaultJSONProvider):
     """Encodes with orjson; anything it cannot encode goes to Flask's own provider, unchanged."""
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
-        if kwargs and kwargs != {"separators": (",", ":")}:
+        if kwargs:
             return super().dumps(obj, **kwargs)
         try:
-            return self._encode(obj).decode()
+            return orjson.dumps(obj).decode()
         except TypeError:  # a 65-bit integer, a non-string key, ...: the standard library takes it
             return super().dumps(obj, **kwargs)
 
@@ -34,10 +40,7 @@ class FastJSONProvider(DefaultJSONProvider):
             return super().response(*args, **kwargs)
         obj = self._prepare_response_obj(args, kwargs)
         try:
-            body = self._encode(obj, orjson.OPT_APPEND_NEWLINE)
+            body = orjson.dumps(obj, default=self.default, option=_RESPONSE)
         except TypeError:
             return super().response(*args, **kwargs)
         return self._app.response_class(body, mimetype=self.mimetype)
-
-    def _encode(self, obj: Any, option: int = 0) -> bytes:
-        return orjson.dumps(obj, default=self.default, option=_OPTIONS | option)
