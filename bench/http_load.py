@@ -37,12 +37,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(app: str, env: dict[str, str], workers: int, log: Path) -> tuple[subprocess.Popen, int]:
+def _serve(app: str, env: dict[str, str], workers: int, log: Path, cwd: Path = ROOT) -> tuple[subprocess.Popen, int]:
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--preload", app],
         env=env,
-        cwd=ROOT,
+        cwd=cwd,
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
@@ -91,6 +91,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=10, help="seconds of load before the measured run")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also serve Eligo from this checkout (e.g. `git archive main`), on the same database: before/after",
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -141,21 +147,27 @@ def main() -> None:
         env["STORING_DATABASE"] = f"{folder}/floor.db"
         storing.create(env["STORING_DATABASE"])
         results = {}
-        servers = (
-            ("eligo", "service:create_app()"),
-            ("storing floor", "bench.storing:app"),
-            ("bare flask", "bench.bare:app"),
-        )
-        for name, target in servers:
-            server, port = _serve(target, env, args.workers, Path(folder) / f"{name.replace(' ', '_')}.log")
+        servers = [("eligo", "service:create_app()", ROOT)]
+        if args.before:
+            servers.append(("eligo before", "service:create_app()", args.before.resolve()))
+        servers += [("storing floor", "bench.storing:app", ROOT), ("bare flask", "bench.bare:app", ROOT)]
+        for name, target, cwd in servers:
+            log = Path(folder) / f"{name.replace(' ', '_')}.log"
+            server, port = _serve(target, env, args.workers, log, cwd)
             try:
+                # Warm up first (each worker starts its engine process and compiles the version on its
+                # first request): the figures are the steady state. Its 201s count for the stored check.
+                warm = _wrk(port, args.warmup, args.connections, env)["created"]
                 results[name] = _wrk(port, args.seconds, args.connections, env)
+                results[name]["warm"] = warm
             finally:
                 server.terminate()
                 server.wait(timeout=20)
-        with app.app_context():
-            stored = db.session.query(Screening).count() - before - 1  # minus the sizing request
-            db.engine.dispose()
+            if name == "eligo":  # counted before another server stores into the same database
+                with app.app_context():
+                    stored = db.session.query(Screening).count() - before - 1  # minus the sizing request
+                    db.session.remove()
+                    db.engine.dispose()
         with sqlite3.connect(env["STORING_DATABASE"]) as connection:
             floor_stored = connection.execute("SELECT count(*) FROM screenings").fetchone()[0]
 
@@ -168,21 +180,24 @@ def main() -> None:
     for name, r in results.items():
         latency = f"{r['p50_ms']:8.1f}ms {r['p99_ms']:8.1f}ms"
         print(f"  {name:14} {r['per_second']:9.0f} {latency} {r['created']:8} {r['other']:7}")
+    if args.before:
+        print(f"  eligo before / storing floor: {results['eligo before']['per_second'] / floor['per_second']:.2f}")
     print(
         f"  eligo / storing floor: {eligo['per_second'] / floor['per_second']:.2f}"
         f"   eligo / bare: {eligo['per_second'] / bare['per_second']:.2f}   load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"  eligo: stored {stored} for {eligo['created']} answered 201 ({_verdict(stored, eligo, args.connections)})")
-    print(
-        f"  floor: stored {floor_stored} for {floor['created']} answered 201"
-        f" ({_verdict(floor_stored, floor, args.connections)})"
-    )
+    for name, count, result in (("eligo", stored, eligo), ("floor", floor_stored, floor)):
+        answered = int(result["created"] + result["warm"])
+        verdict = _verdict(count, result, args.connections)
+        print(f"  {name}: stored {count} for {answered} answered 201, warm-up included ({verdict})")
 
 
 def _verdict(stored: int, result: dict[str, float], connections: int) -> str:
-    """Requests still in flight when wrk stops are stored but not counted: at most one per connection."""
-    lost = max(0, int(result["created"]) - stored)
-    return "none lost" if lost == 0 and stored - result["created"] <= connections else f"{lost} LOST"
+    """Requests still in flight when wrk stops are stored but not counted: at most one per connection,
+    twice (the warm-up and the measured run)."""
+    answered = int(result["created"] + result["warm"])
+    lost = max(0, answered - stored)
+    return "none lost" if lost == 0 and stored - answered <= 2 * connections else f"{lost} LOST"
 
 
 if __name__ == "__main__":

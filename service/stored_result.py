@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from rules.compiler import CompiledProtocol
-from rules.decision import Decision
+from rules.decision import Decision, combine
+from rules.dictionary import Subject
 from rules.engine import Evaluation
-from rules.explain import explain
+from rules.explain import Explainer, explain
 
 FORMAT = "engine-1"
 
@@ -40,6 +41,34 @@ def compact(decision: Decision, evaluation: Evaluation) -> dict[str, Any]:
         "decision": decision.decision,
         "missing": list(decision.missing),
         "criteria": [{"code": c.code, "outcome": c.outcome} for c in decision.criteria],
+        "values": evaluation.values,
+        "rules_fired": list(evaluation.fired),
+    }
+
+
+def summarize(compiled: CompiledProtocol, subject: Subject, evaluation: Evaluation) -> dict[str, Any]:
+    """`compact(explain(...), evaluation)` without explaining every criterion (batches): only the
+    undecided ones are explained, for the variables they miss. The rest is derived when shown."""
+    explainer = Explainer(compiled, subject, evaluation.values)
+    fired: dict[str, list[str]] | None = None
+    criteria, missing = [], set()
+    for criterion in compiled.criteria:
+        outcome = evaluation.outcomes[criterion.code]
+        criteria.append({"code": criterion.definition.code, "outcome": outcome})
+        if outcome == "unknown":
+            fired = fired if fired is not None else evaluation.fired_by_criterion(compiled.node_owners)
+            missing.update(explainer.criterion(criterion, outcome, fired.get(criterion.code, [])).missing)
+    definition = compiled.definition
+    return {
+        "format": FORMAT,
+        "protocol": definition.protocol,
+        "version": definition.version,
+        "content_hash": compiled.content_hash,
+        "cohort": subject.cohort,
+        "screening_date": subject.screening_date.isoformat(),
+        "decision": combine([c["outcome"] for c in criteria]),
+        "missing": sorted(missing),
+        "criteria": criteria,
         "values": evaluation.values,
         "rules_fired": list(evaluation.fired),
     }
