@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import func, select
 
 from rules.dictionary import Subject
 from rules.errors import SubjectInputError, SubjectInputErrors
@@ -253,25 +253,33 @@ def store(results: list[RowResult], created_by: str | None, key: str | None = No
                 "idempotency_key": _row_key(key, result.row) if key else None,
             }
         )
-    # One statement for all rows (SQLAlchemy's insertmanyvalues), the ids back in the rows' order.
-    inserted = connection.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
-    ids = [row[0] for row in inserted]
-    # A subject screened twice in one batch: the later row links to the earlier, whose id is known only now.
-    seen: dict[tuple[int, str, str], int] = {}
-    relinked = []
-    for values, screening_id in zip(rows, ids, strict=True):
-        values["id"] = screening_id
+    # One statement per wave (SQLAlchemy's insertmanyvalues), the ids back in the rows' order. A subject
+    # screened twice in one batch links to its earlier row, whose id is known only once that row is in:
+    # each repeat goes in a later wave (screenings are never updated).
+    waves: list[list[int]] = []
+    times_seen: dict[tuple[int, str, str], int] = {}
+    for index, values in enumerate(rows):
         subject = (values["protocol_id"], values["site"], values["subject_id"])
-        if subject in seen:
-            values["previous_id"] = seen[subject]
-            relinked.append({"row_id": screening_id, "previous": seen[subject]})
-        seen[subject] = screening_id
-    if relinked:
-        connection.execute(
-            update(table).where(table.c.id == bindparam("row_id")).values(previous_id=bindparam("previous")),
-            relinked,
-        )
-    chained = [(values, result.result_canonical) for values, result in zip(rows, results, strict=True)]
+        wave = times_seen[subject] = times_seen.get(subject, -1) + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(index)
+    latest: dict[tuple[int, str, str], int] = {}
+    statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+    for wave in waves:
+        for index in wave:
+            values = rows[index]
+            subject = (values["protocol_id"], values["site"], values["subject_id"])
+            values["previous_id"] = latest.get(subject, values["previous_id"])
+        inserted = connection.execute(statement, [rows[index] for index in wave])
+        for index, (screening_id,) in zip(wave, inserted, strict=True):
+            values = rows[index]
+            values["id"] = latest[(values["protocol_id"], values["site"], values["subject_id"])] = screening_id
+    ids = [values["id"] for values in rows]
+    chained = sorted(
+        ((values, result.result_canonical) for values, result in zip(rows, results, strict=True)),
+        key=lambda pair: pair[0]["id"],
+    )
     decision_record.append_many(connection, chained)
     if commit:
         db.session.commit()
