@@ -6,12 +6,15 @@
 Builds distinct synthetic subjects (bench/cohort.py) as parsed CSV rows, then, on a fresh SQLite database,
 times the two phases of a batch: deciding every row (checked here, normalised, decided and
 explained by the engine processes, a chunk at a time) and storing every row in one transaction
-with its decision record. Prints rows per second for each and overall.
+with its decision record. Prints rows per second for each and overall, the load average, and the
+CPU time a row costs in this process and in the engine processes: on a shared machine the rate
+follows the load, the CPU time much less.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -40,6 +43,19 @@ def make_rows(count: int) -> list[dict]:
     return rows
 
 
+def _children_cpu() -> float:
+    """CPU seconds used so far by this process's live children (the engine processes), from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():  # ppid; utime and stime follow at 12 and 13
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000)
@@ -55,19 +71,27 @@ def main() -> None:
         prepare(app)
         with app.app_context():
             template = make_rows(args.rows)
-            batch.decide_rows(copy.deepcopy(template[:10]))  # start the engine processes, load the version
+            # Start the engine pool (a batch of POOL_FROM rows or more uses it) and load the version.
+            batch.decide_rows(copy.deepcopy(template[: max(batch.POOL_FROM, 10)]))
             rows = copy.deepcopy(template)
+            load = os.getloadavg()[0]
+            cpu, engines = time.process_time(), _children_cpu()
             started = time.perf_counter()
             results = batch.decide_rows(rows)
             decided = time.perf_counter()
             batch.store(results, created_by="bench", key="bench")
             stored = time.perf_counter()
+            cpu, engines = time.process_time() - cpu, _children_cpu() - engines
             db.session.remove()
     n = len(results)
     print(
         f"{n} rows: decided in {decided - started:.1f} s ({n / (decided - started):,.0f} rows/s), "
         f"stored in {stored - decided:.1f} s ({n / (stored - decided):,.0f} rows/s), "
-        f"overall {n / (stored - started):,.0f} rows/s"
+        f"overall {n / (stored - started):,.0f} rows/s; load average {load:.1f} before, {os.getloadavg()[0]:.1f} after"
+    )
+    print(
+        f"CPU a row: {cpu / n * 1000:.2f} ms in this process, {engines / n * 1000:.2f} ms in the engine processes"
+        f" ({(cpu + engines) / n * 1000:.2f} ms in all)"
     )
 
 

@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-import rules
+from rules.dictionary import Subject
 from rules.errors import SubjectInputError, SubjectInputErrors
-from rules.isolation import decision_payload
 from service import record as decision_record
+from service import stored_result
 from service.db import RawJSON
 from service.engine import engine, replay_engine
 from service.errors import DomainError, InvalidInput, TooLarge
@@ -100,7 +100,7 @@ class RowResult:
     request: ScreeningRequest
     version: ProtocolVersion
     decision: dict[str, Any]  # the summary: decision, cohort, content_hash, failed, unknown, missing
-    result_canonical: str  # the whole explanation as canonical JSON: stored as it is, and hashed
+    result_canonical: str  # the stored result as canonical JSON (service/stored_result.py): stored as is, and hashed
 
 
 def _row_problems(line: int, error: DomainError) -> list[dict[str, Any]]:
@@ -113,8 +113,8 @@ def decide_rows(
     """Decide every row, or raise one error listing each bad row's problems. Rows for another site than
     `site` (the actor's own; None: any) are refused.
 
-    Rows are checked here, then decided a chunk at a time by the engine pool (one process per
-    core), which also normalises and explains them: a batch uses every core, like a replay.
+    Rows are checked and normalised here, then decided a chunk at a time by the engine pool (one
+    process per core), like a replay; each row's stored result is summarised here.
     """
     checked: list[tuple[int, ScreeningRequest, ProtocolVersion]] = []
     problems: list[dict[str, Any]] = []
@@ -179,20 +179,39 @@ def check_sites(rows: Iterable[dict[str, Any]], site: str | None) -> None:
 
 
 def _decide_many(version: ProtocolVersion, subjects: list[dict[str, Any]]) -> list[dict[str, Any] | SubjectInputErrors]:
+    """Each subject's stored result and summary, or its input errors: normalised here, decided by the
+    engine processes in one round trip, summarised here without the whole explanation (it is derived
+    when a screening is shown, service/stored_result.py)."""
     compiled = registry().compiled(version)
     # A few rows go to the service's own engine process, already warm; a chunk is worth every core.
     pool = replay_engine(version) if len(subjects) >= POOL_FROM else engine(version)
-    if hasattr(pool, "decisions_many"):
-        return pool.decisions_many(compiled, subjects)
     decided: list[dict[str, Any] | SubjectInputErrors] = []
-    for subject in subjects:  # the in-process engine (ENGINE_ISOLATED off): one by one
+    usable: list[tuple[int, Subject]] = []
+    for subject in subjects:
         try:
-            decided.append(decision_payload(rules.decide(compiled, subject, pool).to_dict()))
+            usable.append((len(decided), compiled.dictionary.normalize(subject)))
+            decided.append({})
         except SubjectInputErrors as errors:
             decided.append(errors)
         except SubjectInputError as error:
             decided.append(SubjectInputErrors([error]))
+    evaluations = pool.evaluate_many(compiled, [normalized.values for _, normalized in usable])
+    for (index, normalized), evaluation in zip(usable, evaluations, strict=True):
+        stored = stored_result.summarize(compiled, normalized, evaluation)
+        decided[index] = {"summary": _summary(stored), "canonical": stored_result.canonical(stored)}
     return decided
+
+
+def _summary(stored: Mapping[str, Any]) -> dict[str, Any]:
+    outcomes = [(c["code"], c["outcome"]) for c in stored["criteria"]]
+    return {
+        "decision": stored["decision"],
+        "cohort": stored["cohort"],
+        "content_hash": stored["content_hash"],
+        "failed": [code for code, outcome in outcomes if outcome == "fail"],
+        "unknown": [code for code, outcome in outcomes if outcome == "unknown"],
+        "missing": list(stored["missing"]),
+    }
 
 
 def _row_key(key: str, row: int) -> str:
@@ -203,7 +222,7 @@ def store(results: list[RowResult], created_by: str | None, key: str | None = No
     """Record every row in one transaction, with its decision record; returns the screening ids.
 
     With a batch key, each row is stored under `<key>#row<n>`. Written with plain inserts: the
-    explanations go in as the engine processes encoded them (canonical JSON, the very text the record
+    compact results go in as `decide_rows` encoded them (canonical JSON, the very text the record
     hashes, so nothing is encoded twice), and the record is chained in one go.
     """
     if not results:
@@ -212,29 +231,54 @@ def store(results: list[RowResult], created_by: str | None, key: str | None = No
     table = Screening.__table__
     previous = _latest(results)
     now = utcnow()
-    ids, chained = [], []
+    rows = []
     for result in results:
         request, version = result.request, result.version
-        values = {
-            "protocol_id": version.protocol_id,
-            "version_id": version.id,
-            "content_hash": result.decision["content_hash"],
-            "subject_id": request.subject_id,
-            "site": request.site,
-            "cohort": result.decision["cohort"],
-            "screening_date": request.screening_date,
-            "inputs": request.inputs,
-            "decision": result.decision["decision"],
-            "result": RawJSON(result.result_canonical),
-            "previous_id": previous.get((version.protocol_id, request.site, request.subject_id)),
-            "created_at": now,
-            "created_by": created_by,
-            "idempotency_key": _row_key(key, result.row) if key else None,
-        }
-        values["id"] = connection.execute(table.insert().values(values).returning(table.c.id)).scalar_one()
-        previous[(version.protocol_id, request.site, request.subject_id)] = values["id"]
-        ids.append(values["id"])
-        chained.append((values, result.result_canonical))
+        rows.append(
+            {
+                "protocol_id": version.protocol_id,
+                "version_id": version.id,
+                "content_hash": result.decision["content_hash"],
+                "subject_id": request.subject_id,
+                "site": request.site,
+                "cohort": result.decision["cohort"],
+                "screening_date": request.screening_date,
+                "inputs": request.inputs,
+                "decision": result.decision["decision"],
+                "result": RawJSON(result.result_canonical),
+                "previous_id": previous.get((version.protocol_id, request.site, request.subject_id)),
+                "created_at": now,
+                "created_by": created_by,
+                "idempotency_key": _row_key(key, result.row) if key else None,
+            }
+        )
+    # One statement per wave (SQLAlchemy's insertmanyvalues), the ids back in the rows' order. A subject
+    # screened twice in one batch links to its earlier row, whose id is known only once that row is in:
+    # each repeat goes in a later wave (screenings are never updated).
+    waves: list[list[int]] = []
+    times_seen: dict[tuple[int, str, str], int] = {}
+    for index, values in enumerate(rows):
+        subject = (values["protocol_id"], values["site"], values["subject_id"])
+        wave = times_seen[subject] = times_seen.get(subject, -1) + 1
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append(index)
+    latest: dict[tuple[int, str, str], int] = {}
+    statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+    for wave in waves:
+        for index in wave:
+            values = rows[index]
+            subject = (values["protocol_id"], values["site"], values["subject_id"])
+            values["previous_id"] = latest.get(subject, values["previous_id"])
+        inserted = connection.execute(statement, [rows[index] for index in wave])
+        for index, (screening_id,) in zip(wave, inserted, strict=True):
+            values = rows[index]
+            values["id"] = latest[(values["protocol_id"], values["site"], values["subject_id"])] = screening_id
+    ids = [values["id"] for values in rows]
+    chained = sorted(
+        ((values, result.result_canonical) for values, result in zip(rows, results, strict=True)),
+        key=lambda pair: pair[0]["id"],
+    )
     decision_record.append_many(connection, chained)
     if commit:
         db.session.commit()

@@ -102,16 +102,31 @@ def append_many(connection: Connection, screenings: list[tuple[Mapping[str, Any]
     connection.execute(_records.insert(), rows)
 
 
-def append(connection: Connection, screening: Mapping[str, Any]) -> str:
-    """Chain a just-written screening (by its column values) in the current transaction."""
+@dataclass(frozen=True)
+class Link:
+    """A screening's place in the chain, as its answer shows it."""
+
+    seq: int
+    prev_hash: str
+    record_hash: str
+
+
+def append(connection: Connection, screening: Mapping[str, Any], result_text: str | None = None) -> Link:
+    """Chain a just-written screening (by its column values) in the current transaction.
+
+    `result_text` is the result's canonical JSON when the caller already encoded it (the very text
+    it stored): the hash then splices it in rather than encoding the result a second time.
+    """
     if connection.dialect.name == "postgresql":
         connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
     seq, prev = _head(connection)
-    digest = record_hash(seq + 1, prev, screening)
+    link = Link(seq + 1, prev, record_hash(seq + 1, prev, screening, result_text))
     connection.execute(
-        _records.insert().values(seq=seq + 1, screening_id=screening["id"], prev_hash=prev, record_hash=digest)
+        _records.insert().values(
+            seq=link.seq, screening_id=screening["id"], prev_hash=prev, record_hash=link.record_hash
+        )
     )
-    return digest
+    return link
 
 
 def chain_existing(connection: Connection) -> int:

@@ -363,14 +363,15 @@ def _visible(screening: Screening) -> Screening:
 def result(screening_id: int):
     screening = db.session.get(Screening, screening_id) or abort(404)
     _visible(screening)
-    criteria = screening.result["criteria"]
+    explained = screenings.full_result(screening)
+    criteria = explained["criteria"]
     order = {"fail": 0, "unknown": 1, "pass": 2, "not_applicable": 3}
     compiled = registry().compiled(screening.version)
     return render_template(
         "screen_result.html",
         screening=screening,
-        result=screening.result,
-        to_collect=to_collect(compiled, screening) if screening.result["decision"] == "incomplete" else [],
+        result=explained,
+        to_collect=to_collect(compiled, screening) if explained["decision"] == "incomplete" else [],
         applicable=sorted((c for c in criteria if c["outcome"] != "not_applicable"), key=lambda c: order[c["outcome"]]),
         not_applicable=[c for c in criteria if c["outcome"] == "not_applicable"],
     )
@@ -401,7 +402,7 @@ def to_collect(compiled: CompiledProtocol, screening: Screening) -> list[ToColle
     except (SubjectInputError, SubjectInputErrors):  # decided by an older dictionary: list as recorded
         values = {}
     found = []
-    for criterion in screening.result["criteria"]:
+    for criterion in screenings.full_result(screening)["criteria"]:
         if criterion["outcome"] != "unknown":
             continue
         scope = relevance(compiled, screening.cohort, criterion["code"])

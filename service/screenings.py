@@ -13,14 +13,15 @@ from pydantic import ValidationError
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
-import rules
 from rules.decision import Decision
 from rules.errors import SubjectInputError, SubjectInputErrors
-from service import csvsafe, schemas
+from rules.explain import explain
+from service import csvsafe, schemas, stored_result
 from service import record as decision_record
+from service.db import RawJSON
 from service.engine import engine
 from service.errors import Forbidden, InvalidInput, NotFound, Unreadable, validation_problems
-from service.models import PUBLISHED, Protocol, ProtocolVersion, Screening, db, iso, utcnow
+from service.models import PUBLISHED, DecisionRecord, Protocol, ProtocolVersion, Screening, db, iso, utcnow
 from service.registry import registry
 from service.versions import VersionError, find_version
 
@@ -114,53 +115,73 @@ def version_for(request: ScreeningRequest) -> ProtocolVersion:
     return version
 
 
-def decide(request: ScreeningRequest) -> tuple[ProtocolVersion, Decision]:
+def decide(request: ScreeningRequest) -> tuple[ProtocolVersion, Decision, dict[str, Any]]:
+    """Decide a request: its version, the whole explanation (for the answer) and the compact result
+    that is stored (service/stored_result.py), both from the one engine evaluation."""
     version = version_for(request)
+    compiled = registry().compiled(version)
     try:
-        return version, rules.decide(registry().compiled(version), request.subject(), engine())
+        subject = compiled.dictionary.normalize(request.subject())
     except (SubjectInputErrors, SubjectInputError) as error:
         raise InvalidInput("the subject's data cannot be used as submitted", input_problems(error)) from None
+    evaluation = engine().evaluate(compiled, subject.values)
+    decision = explain(compiled, subject, evaluation)
+    return version, decision, stored_result.compact(decision, evaluation)
 
 
 def record(
     request: ScreeningRequest,
     version: ProtocolVersion,
-    decision: Decision | Mapping[str, Any],
+    decision: Decision,
+    stored: Mapping[str, Any],
     created_by: str | None,
     idempotency_key: str | None = None,
 ) -> Screening:
     """Write the screening, linked to the subject's previous one at this site under this protocol, and
-    chain its record. The decision is a `Decision` or its plain form (`Decision.to_dict()`)."""
-    result = decision.to_dict() if isinstance(decision, Decision) else dict(decision)
-    previous = db.session.execute(
-        select(Screening.id)
+    chain its record: two inserts and a read of the chain's head, in the caller's transaction.
+
+    The stored result is encoded once (its canonical JSON is both the column's text and what the
+    record hashes). Returns the screening as written, not attached to the session, with its
+    explanation already derived: answering it reads nothing back.
+    """
+    text = stored_result.canonical(stored)
+    table = Screening.__table__
+    previous = (
+        select(func.max(table.c.id))
         .where(
-            Screening.protocol_id == version.protocol_id,
-            Screening.site == request.site,  # subject ids are pseudonyms chosen per site
-            Screening.subject_id == request.subject_id,
+            table.c.protocol_id == version.protocol_id,
+            table.c.site == request.site,  # subject ids are pseudonyms chosen per site
+            table.c.subject_id == request.subject_id,
         )
-        .order_by(Screening.id.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-    screening = Screening(
-        protocol_id=version.protocol_id,
-        version_id=version.id,
-        content_hash=result["content_hash"],
-        subject_id=request.subject_id,
-        site=request.site,
-        cohort=result["cohort"],
-        screening_date=request.screening_date,
-        inputs=request.inputs,
-        decision=result["decision"],
-        result=result,
-        previous_id=previous,
-        created_at=utcnow(),
-        created_by=created_by,
-        idempotency_key=idempotency_key,
+        .scalar_subquery()
     )
-    db.session.add(screening)
-    db.session.flush()
-    decision_record.append(db.session.connection(), {name: getattr(screening, name) for name in decision_record.HASHED})
+    values: dict[str, Any] = {
+        "protocol_id": version.protocol_id,
+        "version_id": version.id,
+        "content_hash": stored["content_hash"],
+        "subject_id": request.subject_id,
+        "site": request.site,
+        "cohort": stored["cohort"],
+        "screening_date": request.screening_date,
+        "inputs": request.inputs,
+        "decision": stored["decision"],
+        "result": RawJSON(text),
+        "created_at": utcnow(),
+        "created_by": created_by,
+        "idempotency_key": idempotency_key,
+    }
+    connection = db.session.connection()
+    inserted = table.insert().values({**values, "previous_id": previous}).returning(table.c.id, table.c.previous_id)
+    values["id"], values["previous_id"] = connection.execute(inserted).one()
+    link = decision_record.append(connection, values, result_text=text)
+    screening = Screening(**{**values, "result": stored}, version=version)
+    screening.record = DecisionRecord(
+        seq=link.seq, screening_id=values["id"], prev_hash=link.prev_hash, record_hash=link.record_hash
+    )
+    setattr(screening, _EXPLANATION, decision.to_dict())
+    # The answer, built now: the commit expires the version it reads. The protocol is the one the
+    # request named (found by that exact code).
+    setattr(screening, _ANSWER, _description(screening, request.protocol, version.number, full=True))
     return screening
 
 
@@ -187,9 +208,9 @@ def screen(
     check_site(request.site, site)
     if idempotency_key and (earlier := _by_key(created_by, idempotency_key)):
         return _same_request(earlier, request, idempotency_key), False
-    version, decision = decide(request)
+    version, decision, stored = decide(request)
     try:
-        screening = record(request, version, decision, created_by, idempotency_key)
+        screening = record(request, version, decision, stored, created_by, idempotency_key)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -204,9 +225,12 @@ class KeyReused(InvalidInput):
 
 
 def _by_key(created_by: str | None, key: str) -> Screening | None:
-    return db.session.execute(
-        select(Screening).where(Screening.created_by == created_by, Screening.idempotency_key == key)
+    """The screening this user stored with this key: its id looked up first (the index alone answers),
+    the row loaded only when there is one, as on a retry."""
+    found = db.session.execute(
+        select(Screening.id).where(Screening.created_by == created_by, Screening.idempotency_key == key)
     ).scalar_one_or_none()
+    return None if found is None else db.session.get(Screening, found)
 
 
 def _same_request(earlier: Screening, request: ScreeningRequest, key: str) -> Screening:
@@ -237,22 +261,58 @@ def _same_request(earlier: Screening, request: ScreeningRequest, key: str) -> Sc
 
 
 def replay(screening: Screening) -> tuple[bool, dict[str, Any]]:
-    """Decide a stored screening again under its own version: must give the same record."""
+    """Decide a stored screening again under its own version: must give the same record.
+
+    A compact result is compared as stored (the engine's facts, rules and outcomes); an older, whole
+    one as the whole explanation. The answer carries the whole explanation either way."""
     compiled = registry().compiled(screening.version)
     subject = {
         **screening.inputs,
         "cohort": screening.cohort,
         "screening_date": screening.screening_date.isoformat(),
     }
-    again = json.loads(json.dumps(rules.decide(compiled, subject, engine()).to_dict()))
-    return again == screening.result and compiled.content_hash == screening.content_hash, again
+    normalized = compiled.dictionary.normalize(subject)
+    evaluation = engine().evaluate(compiled, normalized.values)
+    decision = explain(compiled, normalized, evaluation)
+    again = json.loads(json.dumps(decision.to_dict()))
+    if stored_result.is_compact(screening.result):
+        same = json.loads(stored_result.canonical(stored_result.compact(decision, evaluation))) == screening.result
+    else:
+        same = again == screening.result
+    return same and compiled.content_hash == screening.content_hash, again
+
+
+_EXPLANATION = "_eligo_explanation"  # a screening object's explanation, once derived
+_ANSWER = "_eligo_answer"  # a just-recorded screening's answer
+
+
+def full_result(screening: Screening) -> dict[str, Any]:
+    """A screening's whole explanation: stored whole (older screenings) or derived from its compact
+    result, once per object (service/stored_result.py)."""
+    explained = getattr(screening, _EXPLANATION, None)
+    if explained is None:
+        result = screening.result
+        if stored_result.is_compact(result):
+            explained = stored_result.expand(registry().compiled(screening.version), result, screening.inputs)
+        else:
+            explained = result
+        setattr(screening, _EXPLANATION, explained)
+    return explained
 
 
 def describe(screening: Screening, full: bool = True) -> dict[str, Any]:
+    """A screening as the API shows it; a screening just recorded answers what `record` built."""
+    answer = getattr(screening, _ANSWER, None)
+    if full and answer is not None:
+        return answer
+    return _description(screening, screening.protocol.code, screening.version.number, full)
+
+
+def _description(screening: Screening, protocol: str, version: int, full: bool) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": screening.id,
-        "protocol": screening.protocol.code,
-        "version": screening.version.number,
+        "protocol": protocol,
+        "version": version,
         "content_hash": screening.content_hash,
         "subject_id": screening.subject_id,
         "site": screening.site,
@@ -265,7 +325,7 @@ def describe(screening: Screening, full: bool = True) -> dict[str, Any]:
     }
     if full:
         data["inputs"] = screening.inputs
-        data["result"] = screening.result
+        data["result"] = full_result(screening)
         record = screening.record
         data["record"] = {"seq": record.seq, "hash": record.record_hash} if record else None
     return data

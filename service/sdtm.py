@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from service import csvsafe
+from service import csvsafe, screenings
 from service.models import Protocol, ProtocolVersion, Screening, db
 
 TI_COLUMNS = ["STUDYID", "DOMAIN", "IETESTCD", "IETEST", "IECAT", "IESCAT", "TIRL", "TIVERS"]
@@ -101,7 +101,7 @@ def ie_rows(
             codes_by_version[screening.version_id] = testcd_codes([c.code for c in screening.version.criteria])
         codes = codes_by_version[screening.version_id]
         sequence = 0
-        for criterion in screening.result["criteria"]:
+        for criterion in screenings.full_result(screening)["criteria"]:
             if criterion["outcome"] != "fail":
                 continue
             sequence += 1
