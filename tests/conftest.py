@@ -258,3 +258,45 @@ def gunicorn(database_url, tmp_path):
     for server in started:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture
+def queue_worker(database_url, tmp_path):
+    """Start `eligo worker` processes on this test's database and queue (settings as ELIGO_ variables); each
+    is stopped after the test. Their logs are in the test's folder."""
+    started: list[subprocess.Popen] = []
+
+    def start(**settings: str) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "ELIGO_DATABASE_URL": database_url,
+            "ELIGO_DEMO_ACCOUNTS": "false",
+            "ELIGO_SECRET_KEY": "live-tests",
+            **{f"ELIGO_{name}": value for name, value in settings.items()},
+        }
+        log_path = tmp_path / f"worker-{len(started) + 1}.log"
+        with log_path.open("w") as log:
+            command = [sys.executable, "-m", "service.cli", "worker", "--threads", "1"]
+            started.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+        return started[-1]
+
+    yield start
+    for worker in started:
+        if worker.poll() is None:
+            worker.terminate()
+        worker.wait(timeout=30)
+
+
+@pytest.fixture
+def drain():
+    """Run every job waiting on an app's queue, here and now, as a worker would."""
+    from service.queue import for_app
+
+    def run(app) -> int:
+        huey, done = for_app(app).huey, 0
+        while (task := huey.dequeue()) is not None:
+            huey.execute(task)
+            done += 1
+        return done
+
+    return run
