@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from click.testing import CliRunner
 from huey import RedisHuey, SqliteHuey
 from huey.registry import Message
 from sqlalchemy import select, update
@@ -257,3 +258,36 @@ def test_jobs_sent_while_no_worker_runs_are_done_once_one_starts(make_app, amend
     assert (stored["status"], stored["stored"], stored["screened"]) == ("done", True, 3)
     with app.app_context():
         assert db.session.execute(select(BatchRun.attempt)).scalar_one() == 1
+
+
+def test_serve_starts_a_job_worker_beside_gunicorn_and_stops_it_after(make_app, database_url, monkeypatch):
+    from gunicorn.app import wsgiapp
+
+    from service import cli
+
+    for name, value in {"DATABASE_URL": database_url, "DEMO_ACCOUNTS": "false", "SECRET_KEY": "t"}.items():
+        monkeypatch.setenv(f"ELIGO_{name}", value)
+    started: list[subprocess.Popen] = []
+    real_start = cli._start_job_worker
+    monkeypatch.setattr(cli, "_start_job_worker", lambda threads: started.append(real_start(threads)) or started[-1])
+    served: list[list[str]] = []
+
+    def gunicorn_serving_a_big_batch() -> None:
+        """While "gunicorn" serves, a big batch sent to the app is done by the job worker serve started."""
+        served.append(list(cli.sys.argv))
+        app = make_app(BATCH_INLINE_ROWS=2)
+        client = app.test_client()
+        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+        accepted = client.post(BATCH_URL, data=GOOD, content_type="text/csv")
+        assert accepted.status_code == 202
+        location = accepted.headers["Location"]
+        _until(lambda: client.get(location).get_json()["status"] == "done", 120, "the job worker did not run it")
+
+    monkeypatch.setattr(wsgiapp, "run", gunicorn_serving_a_big_batch)
+    result = CliRunner().invoke(cli.main, ["serve", "--workers", "1", "--job-threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert "jobs sqlite:///" in result.output
+    assert served[0][:2] == ["gunicorn", "--preload"]
+    (worker,) = started
+    assert worker.args[-3:] == ["worker", "--threads", "1"]
+    assert worker.poll() is not None  # stopped with gunicorn
