@@ -23,6 +23,7 @@ def _context() -> Iterator[Flask]:
     """An app context for one command, whose database connections are closed when it ends."""
     from service import create_app
     from service.models import db
+    from service.queue import for_app
 
     app = create_app()
     with app.app_context():
@@ -32,6 +33,7 @@ def _context() -> Iterator[Flask]:
         finally:
             db.session.remove()
             db.engine.dispose()
+            for_app(app).close()
 
 
 @click.group()

@@ -164,6 +164,15 @@ class Queue:
     def enqueue(self, name: str, run_id: int, attempt: int) -> None:
         self.huey.enqueue(self._tasks[name].s(run_id, attempt))
 
+    def close(self) -> None:
+        """Let go of the broker's connections (the app is done with, or this process is about to end)."""
+        with self._lock:
+            if self._huey is not None:
+                self._huey.storage.close()
+                pool = getattr(self._huey.storage, "pool", None)  # Redis
+                if pool is not None:
+                    pool.disconnect()
+
 
 def init_app(app: Flask) -> None:
     from service import batch_jobs, impact  # noqa: F401  (each registers its kind of job)
@@ -224,7 +233,8 @@ def _lease() -> dt.timedelta:
 def rescue(name: str, run: Any) -> bool:
     """Hand a running job whose worker stopped to a new attempt; send an unclaimed one again.
 
-    An unclaimed job is normally a message waiting for a free worker; one unclaimed for a whole lease
+    `run` is the job's row, or a row of its id, status, attempt, worker and heartbeat_at. An
+    unclaimed job is normally a message waiting for a free worker; one unclaimed for a whole lease
     may have been lost (its worker killed right after taking it), so it is sent again: a duplicate
     finds the job claimed or finished and does nothing. Returns whether the job was handed on.
     """
@@ -265,7 +275,9 @@ def sweep() -> int:
     """Rescue every running job that needs it; how many were handed on."""
     handed = 0
     for name, kind in _kinds.items():
-        for run in db.session.execute(select(kind.model).where(kind.model.status == RUNNING)).scalars().all():
+        model = kind.model
+        lease = select(model.id, model.status, model.attempt, model.worker, model.heartbeat_at)
+        for run in db.session.execute(lease.where(model.status == RUNNING)).all():
             handed += rescue(name, run)
     return handed
 

@@ -146,16 +146,29 @@ def empty_database_url(tmp_path) -> str:
 
 
 @pytest.fixture
-def make_app(database_url):
+def queue_url(tmp_path) -> str:
+    """This test's job queue: a file of its own, whatever the database."""
+    return f"sqlite:///{tmp_path / 'eligo-queue.db'}"
+
+
+@pytest.fixture
+def make_app(database_url, queue_url):
     """An app on this test's database, with extra configuration; every one made is closed after the test."""
     from service import create_app
     from service.models import db
+    from service.queue import for_app
 
     made = []
 
     def make(**config: Any):
         # Impact runs inline: a background thread outliving its test would leak a connection into the next.
-        settings = {"TESTING": True, "DATABASE_URL": database_url, "DEMO_ACCOUNTS": False, "IMPACT_INLINE": True}
+        settings = {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "QUEUE": queue_url,
+            "DEMO_ACCOUNTS": False,
+            "IMPACT_INLINE": True,
+        }
         made.append(create_app({**settings, **config}))
         return made[-1]
 
@@ -164,6 +177,7 @@ def make_app(database_url):
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+        for_app(app).close()
 
 
 @pytest.fixture
@@ -221,7 +235,7 @@ class LiveServer:
 
 
 @pytest.fixture
-def gunicorn(database_url, tmp_path):
+def gunicorn(database_url, queue_url, tmp_path):
     """Start gunicorn on 127.0.0.1 against this test's database, as in production; stopped after the test."""
     started: list[subprocess.Popen] = []
 
@@ -232,6 +246,7 @@ def gunicorn(database_url, tmp_path):
         env = {
             **os.environ,
             "ELIGO_DATABASE_URL": database_url,
+            "ELIGO_QUEUE": queue_url,
             "ELIGO_DEMO_ACCOUNTS": "false",
             "ELIGO_SECRET_KEY": "live-tests",
             "ELIGO_IMPACT_INLINE": "true",
@@ -261,7 +276,7 @@ def gunicorn(database_url, tmp_path):
 
 
 @pytest.fixture
-def queue_worker(database_url, tmp_path):
+def queue_worker(database_url, queue_url, tmp_path):
     """Start `eligo worker` processes on this test's database and queue (settings as ELIGO_ variables); each
     is stopped after the test. Their logs are in the test's folder."""
     started: list[subprocess.Popen] = []
@@ -270,6 +285,7 @@ def queue_worker(database_url, tmp_path):
         env = {
             **os.environ,
             "ELIGO_DATABASE_URL": database_url,
+            "ELIGO_QUEUE": queue_url,
             "ELIGO_DEMO_ACCOUNTS": "false",
             "ELIGO_SECRET_KEY": "live-tests",
             **{f"ELIGO_{name}": value for name, value in settings.items()},

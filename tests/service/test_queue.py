@@ -55,13 +55,18 @@ def test_a_pickled_message_is_refused_not_unpickled():
         queue.JsonSerializer().deserialize(pickle.dumps(_message()))
 
 
-def test_the_queue_is_a_file_beside_the_sqlite_database_unless_set(make_app, database_url, tmp_path):
-    app = make_app()
-    beside = database_url.removesuffix(".db") + "-queue.db"
-    assert queue.for_app(app).url == beside
-    assert isinstance(queue.for_app(app).huey, SqliteHuey)
+def test_the_queue_is_a_file_beside_the_sqlite_database_unless_set(tmp_path):
+    from service import create_app
+
+    def url(**config) -> str:
+        app = create_app({"TESTING": True, "AUTO_UPGRADE": False, "SECRET_KEY": "t", **config})
+        return queue.for_app(app).url
+
+    assert url(DATABASE_URL=f"sqlite:///{tmp_path}/trial.db") == f"sqlite:///{tmp_path}/trial-queue.db"
+    assert url(DATABASE_URL="postgresql+psycopg://db.internal/eligo").endswith("/instance/eligo-queue.db")
     redis_url = "redis://127.0.0.1:1/0"
-    assert queue.for_app(make_app(QUEUE=redis_url)).url == redis_url
+    assert url(DATABASE_URL="postgresql+psycopg://db.internal/eligo", QUEUE=redis_url) == redis_url
+    assert isinstance(queue.make_huey(f"sqlite:///{tmp_path}/q.db"), SqliteHuey)
     assert isinstance(queue.make_huey(redis_url), RedisHuey)  # connects on first use only
 
 
@@ -193,11 +198,21 @@ def redis_url():
     server.wait(timeout=10)
 
 
-@pytest.mark.parametrize("broker", ["sqlite", "redis"])
-def test_two_workers_share_a_replay_one_is_killed_the_other_finishes_it(
-    make_app, amended, queue_worker, request, broker
-):
-    settings = {"QUEUE": request.getfixturevalue("redis_url")} if broker == "redis" else {}
+@pytest.fixture
+def broker_url(request, database_url, queue_url) -> str:
+    """The queue a test's parameter names: the SQLite file, a Redis server, or the PostgreSQL database."""
+    if request.param == "redis":
+        return request.getfixturevalue("redis_url")
+    if request.param == "postgresql":
+        if not database_url.startswith("postgresql"):
+            pytest.skip("the tests run on SQLite (ELIGO_TEST_DATABASE_URL names a PostgreSQL server)")
+        return database_url
+    return queue_url
+
+
+@pytest.mark.parametrize("broker_url", ["sqlite", "redis", "postgresql"], indirect=True)
+def test_two_workers_share_a_replay_one_is_killed_the_other_finishes_it(make_app, amended, queue_worker, broker_url):
+    settings = {"QUEUE": broker_url}
     app = make_app(IMPACT_INLINE=False, **settings)
     expected = _reference(app)
     slow = {
