@@ -2,8 +2,11 @@
 
 Screenings are read in id order a chunk at a time (keyset pagination), so
 memory stays flat however long the log, and progress is committed after every
-chunk so another process can show it. Each chunk first checks whether the run
-was cancelled. Changed screenings go to their own table, listed page by page.
+chunk so another process can show it, in the same transaction as the cursor. A
+run is a job on the queue (service/queue.py): a job worker that takes over a killed
+worker's run carries on from the last chunk committed, and a chunk whose run was
+cancelled meanwhile is not stored. Changed screenings go to their own table, listed
+page by page.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def causes(before: dict[str, str], after: dict[str, str], order: list[str]) -> l
     return found
 
 
-def execute(run_id: int, attempt: int | None = None, progress: Callable[[int], None] | None = None) -> ImpactRun:
+def execute(run_id: int, attempt: int | None = None, progress: Callable[[int], None] | None = None) -> ImpactRun | None:
     """Replay the run's screenings from its cursor on, committing each chunk with the cursor.
 
     The attempt (default: the run's current one) is claimed first, and every chunk commits only if
