@@ -42,7 +42,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret(app)
 
-    from service import audit, auth, db, engine, errors, registry, security  # noqa: F401  (audit registers its listener)
+    from service import audit, auth, db, engine, errors, queue, registry, security  # noqa: F401  (audit: its listener)
 
     app.url_map.converters["int"] = BoundedInt
     errors.init_app(app)
@@ -51,6 +51,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     engine.init_app(app)
     auth.init_app(app)
     db.init_app(app)
+    queue.init_app(app)
 
     from service import amendments_api, api, pages, screening_pages
 

@@ -1,28 +1,25 @@
 """Big CSV batches as background jobs: accepted at once (202), decided in chunks with progress, stored whole.
 
-The job is a `BatchRun` row: the parsed rows, a status, progress counts and a heartbeat. `execute`
-takes only the run's id and attempt number, so a task queue could call it in place of the thread
-started here (the same machinery as impact replays, service/impact.py). All rows are stored in one
-transaction together with the status `done`, or none are: a worker killed half-way leaves the run
-`running` with a stale heartbeat, which the next look at it reports as interrupted (nothing stored);
-the same batch sent again with the same Idempotency-Key then starts a new attempt, and an older
-attempt still alive can no longer commit (every write is conditional on the attempt number).
+The job is a `BatchRun` row: the parsed rows, a status, progress counts and a lease (the worker that
+claimed the attempt, its heartbeat), run by a worker of the job queue (service/queue.py), as impact
+replays are. All rows are stored in one transaction together with the status `done`, or none are: a
+worker killed half-way leaves the run `running` with a stale lease, and a sweep (any worker's, or the
+next look at the job) starts it again as a new attempt on another worker; an older attempt still
+alive can no longer commit (every write is conditional on the attempt number). A job whose workers
+keep dying fails as interrupted after QUEUE_MAX_ATTEMPTS; sent again with the same Idempotency-Key,
+it starts again.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
-import os
-import socket
-import threading
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import select, update
 
 from rules import jsonfast
-from service import batch
+from service import batch, queue
 from service.errors import DomainError, http_status
 from service.models import BatchRun, db, iso, utcnow
 from service.vocabulary import RunStatus
@@ -63,14 +60,11 @@ def _claim(run_id: int, attempt: int, **values: Any) -> bool:
 
 def execute(run_id: int, attempt: int) -> None:
     """Decide every row a chunk at a time (progress committed per chunk), then store all rows at once."""
-    run = db.session.get(BatchRun, run_id)
-    if run is None or run.attempt != attempt or run.status != RUNNING:
+    if not queue.claim(BatchRun, run_id, attempt):
         return
+    run = db.session.get(BatchRun, run_id)
     rows = [dict(r) for r in run.rows or []]
     created_by, key = run.created_by, run.idempotency_key
-    if not _claim(run_id, attempt, worker=_this_worker()):
-        return
-    db.session.commit()
     processed = [0]
 
     def progress(count: int) -> None:
@@ -110,32 +104,9 @@ def _fail(run_id: int, attempt: int, error: dict[str, Any]) -> None:
     db.session.commit()
 
 
-def _this_worker() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"[:300]
-
-
-def _worker_gone(worker: str | None) -> bool:
-    """Whether the process that ran an attempt is known to be dead (it ran on this host)."""
-    host, _, pid = (worker or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 def check_alive(run: BatchRun) -> BatchRun:
-    """A running job was interrupted if its process died (on this host), or if its heartbeat stopped
-    for BATCH_STALE_SECONDS (default 120; the heartbeat is not seen while the rows are being stored)."""
-    stale = dt.timedelta(seconds=current_app.config["BATCH_STALE_SECONDS"])
-    if run.status == RUNNING and (_worker_gone(run.worker) or utcnow() - run.heartbeat_at > stale):
-        message = "the worker running this batch stopped; nothing was stored; send it again with the same key"
-        _fail(run.id, run.attempt, {"status": 503, "message": message, "reason": INTERRUPTED})
-        db.session.refresh(run)
+    """A running job whose worker stopped is handed to another worker at once (see service/queue.py)."""
+    queue.rescue("batch", run)
     return run
 
 
@@ -159,23 +130,27 @@ def restart(run: BatchRun) -> BatchRun:
     return run
 
 
+def _give_up(run_id: int, attempt: int, why: str) -> None:
+    message = f"the workers running this batch stopped ({why}); nothing was stored; send it again with the same key"
+    _fail(run_id, attempt, {"status": 503, "message": message, "reason": INTERRUPTED})
+
+
+queue.register(
+    queue.JobKind(
+        name="batch",
+        model=BatchRun,
+        execute=execute,
+        inline_setting="BATCH_INLINE",
+        restart={"processed": 0},
+        give_up=_give_up,
+    )
+)
+
+
 def launch(run: BatchRun) -> BatchRun:
-    """Inline when configured (tests: BATCH_INLINE), in a background thread otherwise."""
-    if current_app.config["BATCH_INLINE"]:
-        execute(run.id, run.attempt)
-        db.session.refresh(run)
-        return run
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
-    run_id, attempt = run.id, run.attempt
-
-    def work() -> None:
-        with app.app_context():
-            try:
-                execute(run_id, attempt)
-            finally:
-                db.session.remove()
-
-    threading.Thread(target=work, name=f"batch-{run_id}", daemon=True).start()
+    """Inline when configured (tests: BATCH_INLINE), on the job queue otherwise."""
+    queue.dispatch("batch", run.id, run.attempt)
+    db.session.refresh(run)
     return run
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ def _context() -> Iterator[Flask]:
     """An app context for one command, whose database connections are closed when it ends."""
     from service import create_app
     from service.models import db
+    from service.queue import for_app
 
     app = create_app()
     with app.app_context():
@@ -30,6 +33,7 @@ def _context() -> Iterator[Flask]:
         finally:
             db.session.remove()
             db.engine.dispose()
+            for_app(app).close()
 
 
 @click.group()
@@ -44,8 +48,15 @@ def main() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--workers", default=os.cpu_count() or 1, show_default=True, type=int)
-def serve(host: str, port: int, workers: int) -> None:
-    """Prepare the database (as `eligo init-db`) and serve with gunicorn."""
+@click.option(
+    "--job-threads",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Threads of the job worker started beside the web workers (0: none; run `eligo worker` elsewhere).",
+)
+def serve(host: str, port: int, workers: int, job_threads: int) -> None:
+    """Prepare the database (as `eligo init-db`), start a job worker, and serve with gunicorn."""
     from gunicorn.app.wsgiapp import run
 
     from service.db import prepare
@@ -53,12 +64,49 @@ def serve(host: str, port: int, workers: int) -> None:
     with _context() as app:
         prepare(app)
         database = app.config["SQLALCHEMY_DATABASE_URI"]
-    click.echo(f"Eligo on http://{host}:{port}/api/v1/protocols  (database {database})")
+        from service.queue import for_app
+
+        queue_url = for_app(app).url
+    click.echo(f"Eligo on http://{host}:{port}/api/v1/protocols  (database {database}, jobs {queue_url})")
+    # The job worker is a process of its own (`eligo worker`), started before gunicorn forks: impact
+    # replays and big batches run there, never in a web worker, and survive a web worker's restart.
+    job_worker = _start_job_worker(job_threads) if job_threads else None
     # --preload: the app starts once in the master (its database prepared above), before the workers fork.
     # Each worker starts its own engine process on its first decision (rules/isolation.py), which
     # is also where the engine's per-ruleset memory is bounded: workers need no recycling.
     sys.argv = ["gunicorn", "--preload", "--bind", f"{host}:{port}", "--workers", str(workers), "service:create_app()"]
-    run()
+    try:
+        run()
+    finally:
+        if job_worker is not None:
+            # Stop at once: a job in hand is taken over, from its last chunk, by the next worker to start.
+            job_worker.terminate()
+            try:
+                job_worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                job_worker.kill()
+
+
+def _start_job_worker(threads: int) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--threads", str(threads)])
+
+
+@main.command()
+@click.option("--threads", default=2, show_default=True, type=click.IntRange(min=1), help="Jobs run at once.")
+def worker(threads: int) -> None:
+    """Run queued jobs (impact replays, big CSV batches) until stopped; start as many as you like.
+
+    Every worker shares the database and the queue (ELIGO_QUEUE: sqlite:///file beside the SQLite
+    database by default, redis://… or postgresql://… for workers on several hosts). A job whose worker
+    is killed is taken over by another from its last committed chunk. SIGINT lets the jobs in hand
+    finish; SIGTERM stops at once (they are taken over).
+    """
+    from service.queue import for_app, run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    with _context() as app:
+        click.echo(f"Eligo job worker, {threads} thread(s), queue {for_app(app).url}", err=True)
+        run_worker(app, threads)
 
 
 @main.command("init-db")
@@ -293,3 +341,7 @@ def verify() -> None:
     if not result.intact:
         raise click.ClickException(f"the decision record is broken in {len(result.problems)} place(s)")
     click.echo("the decision record is intact")
+
+
+if __name__ == "__main__":  # `python -m service.cli worker`: how `eligo serve` starts its job worker
+    main()

@@ -2,30 +2,34 @@
 
 Screenings are read in id order a chunk at a time (keyset pagination), so
 memory stays flat however long the log, and progress is committed after every
-chunk so another process can show it. Each chunk first checks whether the run
-was cancelled. Changed screenings go to their own table, listed page by page.
+chunk so another process can show it, in the same transaction as the cursor. A
+run is a job on the queue (service/queue.py): a job worker that takes over a killed
+worker's run carries on from the last chunk committed, and a chunk whose run was
+cancelled meanwhile is not stored. Changed screenings go to their own table, listed
+page by page.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from flask import Flask, current_app, url_for
-from sqlalchemy import Row, func, select
+from flask import current_app, url_for
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm.exc import StaleDataError
 
 import rules
 from rules.errors import EligoError, SubjectInputErrors
+from service import queue
 from service.engine import replay_engine
 from service.models import ImpactChange, ImpactRun, ProtocolVersion, Screening, db, iso, utcnow
 from service.registry import registry
 from service.versions import find_version
 from service.vocabulary import RunStatus
 
-CHUNK = 500
 RUNNING, DONE, CANCELLED, FAILED = RunStatus.RUNNING, RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED
 
 
@@ -63,21 +67,43 @@ def causes(before: dict[str, str], after: dict[str, str], order: list[str]) -> l
     return found
 
 
-def execute(run_id: int, progress: Callable[[int], None] | None = None) -> ImpactRun:
+def execute(run_id: int, attempt: int | None = None, progress: Callable[[int], None] | None = None) -> ImpactRun | None:
     """Replay the run's screenings from its cursor on, committing each chunk with the cursor.
 
-    A process killed half-way loses at most the chunk in flight, which its transaction never
-    wrote: the changes, counts and cursor stored always agree, and `resume` carries on from there.
+    The attempt (default: the run's current one) is claimed first, and every chunk commits only if
+    the run is still running, still this attempt's, and its cursor where this chunk started: a run
+    cancelled or taken over by another worker stops here without writing, and no chunk is ever
+    counted twice. A process killed half-way loses at most the chunk in flight, which its
+    transaction never wrote; the attempt that takes over carries on from the stored cursor.
     """
     run = db.session.get(ImpactRun, run_id)
+    if run is None:
+        return run
+    attempt = run.attempt if attempt is None else attempt
+    if not queue.claim(ImpactRun, run_id, attempt):
+        db.session.refresh(run)
+        return run
+    db.session.refresh(run)
+    try:
+        _replay(run, attempt, progress)
+    except Exception as error:
+        db.session.rollback()
+        _finish(run_id, attempt, FAILED, str(error))
+        raise
+    db.session.refresh(run)
+    return run
+
+
+def _replay(run: ImpactRun, attempt: int, progress: Callable[[int], None] | None) -> None:
+    run_id = run.id
     compiled = registry().compiled(run.to_version)
     if compiled.content_hash != run.to_content_hash:
-        run.status, run.error, run.finished_at = FAILED, "the draft changed since this run started", utcnow()
-        db.session.commit()
-        return run
+        _finish(run_id, attempt, FAILED, "the draft changed since this run started")
+        return
     order = [c.code for c in compiled.criteria]
-    transitions: dict[str, int] = dict(run.transitions)
-    counts: dict[str, int] = dict(run.criteria)
+    state = _Progress(run.cursor, run.processed, run.changed, dict(run.transitions), dict(run.criteria))
+    size = current_app.config["IMPACT_CHUNK"]
+    read = partial(_read, run.from_version_id, size)
     engine = replay_engine(run.to_version)
     # One chunk ahead: while the engine processes decide a chunk, this thread stores the previous
     # chunk's changes and reads the next one.
@@ -90,43 +116,75 @@ def execute(run_id: int, progress: Callable[[int], None] | None = None) -> Impac
         return ahead.submit(rules.outcomes_many, compiled, subjects, engine)
 
     try:
-        chunk = _read(run, run.cursor)
+        chunk = read(state.cursor)
         pending = decide(chunk)
         while pending is not None:
-            db.session.refresh(run)
-            if run.status != RUNNING:
-                return run
-            following = _read(run, chunk[-1].id)
+            following = read(chunk[-1].id)
             results = pending.result()
             pending = decide(following)
             for screening, outcome in zip(chunk, results, strict=True):
-                _record_change(run, screening, outcome, order, transitions, counts)
-            run.cursor = chunk[-1].id
-            run.processed += len(chunk)
-            run.transitions = dict(transitions)
-            run.criteria = dict(counts)
-            db.session.commit()
-            run = db.session.get(ImpactRun, run_id)
+                _record_change(run_id, screening, outcome, order, state)
+            if not _commit_chunk(run_id, attempt, state, chunk[-1].id, len(chunk)):
+                db.session.rollback()  # cancelled, or another attempt took the run over
+                return
             if progress:
                 progress(len(chunk))
             chunk = following
-        run.status, run.finished_at = DONE, utcnow()
-        db.session.commit()
-    except StaleDataError:  # another process resumed this run and is ahead: it finishes it
-        db.session.rollback()
-        return db.session.get(ImpactRun, run_id)
-    except Exception as error:
-        db.session.rollback()
-        run = db.session.get(ImpactRun, run_id)
-        run.status, run.error, run.finished_at = FAILED, str(error), utcnow()
-        db.session.commit()
-        raise
+        _finish(run_id, attempt, DONE)
     finally:
         ahead.shutdown(wait=True, cancel_futures=True)
-    return run
 
 
-def _read(run: ImpactRun, after_id: int) -> list[Row]:
+@dataclass
+class _Progress:
+    """The run's counts as this attempt has them: what the next chunk's commit writes."""
+
+    cursor: int
+    processed: int
+    changed: int
+    transitions: dict[str, int]
+    criteria: dict[str, int]
+
+
+def _commit_chunk(run_id: int, attempt: int, state: _Progress, last_id: int, count: int) -> bool:
+    """Store a chunk's counts and cursor, and renew the lease, if the run is still this attempt's."""
+    result = db.session.execute(
+        update(ImpactRun)
+        .where(
+            ImpactRun.id == run_id,
+            ImpactRun.attempt == attempt,
+            ImpactRun.status == RUNNING,
+            ImpactRun.cursor == state.cursor,
+        )
+        .values(
+            cursor=last_id,
+            processed=state.processed + count,
+            changed=state.changed,
+            transitions=dict(state.transitions),
+            criteria=dict(state.criteria),
+            heartbeat_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    db.session.commit()
+    state.cursor, state.processed = last_id, state.processed + count
+    return True
+
+
+def _finish(run_id: int, attempt: int, status: str, error: str | None = None) -> None:
+    """End the run, if it is still running this attempt."""
+    db.session.execute(
+        update(ImpactRun)
+        .where(ImpactRun.id == run_id, ImpactRun.attempt == attempt, ImpactRun.status == RUNNING)
+        .values(status=status, error=error, finished_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def _read(from_version_id: int, size: int, after_id: int) -> list[Row]:
     """The next chunk of the run's screenings after a screening id.
 
     Plain rows, not ORM objects: nothing to track, expire or expunge per screening; the stored
@@ -135,14 +193,14 @@ def _read(run: ImpactRun, after_id: int) -> list[Row]:
     return list(
         db.session.execute(
             select(Screening.id, Screening.inputs, Screening.cohort, Screening.screening_date, Screening.decision)
-            .where(Screening.version_id == run.from_version_id, Screening.id > after_id)
+            .where(Screening.version_id == from_version_id, Screening.id > after_id)
             .order_by(Screening.id)
-            .limit(CHUNK)
+            .limit(size)
         ).all()
     )
 
 
-def _record_change(run, screening, outcome, order, transitions, counts) -> None:
+def _record_change(run_id: int, screening: Row, outcome: Any, order: list[str], state: _Progress) -> None:
     before = screening.decision
     if isinstance(outcome, SubjectInputErrors):
         after, found = "error", [e.field for e in outcome.errors]
@@ -154,18 +212,20 @@ def _record_change(run, screening, outcome, order, transitions, counts) -> None:
         old = {c["code"]: c["outcome"] for c in stored["criteria"]}
         found = causes(old, new, order)
     key = f"{before}→{after}"
-    transitions[key] = transitions.get(key, 0) + 1
+    state.transitions[key] = state.transitions.get(key, 0) + 1
     for code in found:
-        counts[code] = counts.get(code, 0) + 1
-    run.changed += 1
-    db.session.add(ImpactChange(run_id=run.id, screening_id=screening.id, before=before, after=after, causes=found))
+        state.criteria[code] = state.criteria.get(code, 0) + 1
+    state.changed += 1
+    db.session.add(ImpactChange(run_id=run_id, screening_id=screening.id, before=before, after=after, causes=found))
 
 
 def resume(run: ImpactRun) -> ImpactRun:
-    """Carry on a run that failed or whose process died (still `running` with nobody running it)."""
+    """Carry on a failed run (or one still `running`) from its cursor, as a new attempt: an older
+    attempt still going can no longer commit."""
     if run.status not in (RUNNING, FAILED):
         raise ImpactError(f"impact run {run.id} is {run.status}; only a failed or interrupted run resumes")
     run.status, run.error, run.finished_at = RUNNING, None, None
+    run.attempt, run.worker, run.heartbeat_at = run.attempt + 1, None, utcnow()
     db.session.commit()
     return run
 
@@ -185,24 +245,26 @@ def cancel(run: ImpactRun) -> ImpactRun:
     raise ImpactError(f"impact run {run.id} could not be cancelled; try again")
 
 
-def run_in_background(app: Flask, run_id: int) -> None:
-    def work() -> None:
-        with app.app_context():
-            try:
-                execute(run_id)
-            except Exception:
-                app.logger.exception("impact run %s failed", run_id)
-            finally:
-                db.session.remove()
+def _give_up(run_id: int, attempt: int, why: str) -> None:
+    _finish(run_id, attempt, FAILED, f"{why}; resume it to try again from where it stopped")
 
-    threading.Thread(target=work, name=f"impact-{run_id}", daemon=True).start()
+
+queue.register(
+    queue.JobKind(
+        name="impact",
+        model=ImpactRun,
+        execute=execute,
+        inline_setting="IMPACT_INLINE",
+        restart={},
+        give_up=_give_up,
+    )
+)
 
 
 def launch(run: ImpactRun) -> ImpactRun:
-    """Run inline when configured (tests, CLI), in a background thread otherwise."""
-    if current_app.config["IMPACT_INLINE"]:
-        return execute(run.id)
-    run_in_background(current_app._get_current_object(), run.id)  # type: ignore[attr-defined]
+    """Run inline when configured (IMPACT_INLINE: tests, CLI), on the job queue otherwise."""
+    queue.dispatch("impact", run.id, run.attempt)
+    db.session.refresh(run)
     return run
 
 

@@ -421,6 +421,11 @@ class ImpactRun(Model):
     cursor: Mapped[int] = mapped_column(default=0)  # the last screening id replayed and committed
     started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None]
+    # The lease (service/queue.py): the attempt a worker runs, which process claimed it, and when it last
+    # committed a chunk. A takeover starts a new attempt; an older one can no longer commit.
+    attempt: Mapped[int] = mapped_column(default=1, server_default="1")
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(default=utcnow)
+    worker: Mapped[str | None] = mapped_column(String(300))
 
     # The cursor doubles as the row's version: a chunk's commit updates the row only where the cursor is
     # still the one it started from, so two processes resuming the same run can never count a chunk twice.

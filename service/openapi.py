@@ -40,7 +40,7 @@ class Plugin(FlaskPlugin):
         super().request_validation(request, query, json, form, headers, cookies)
 
     def validate_response(self, resp, resp_model, skip_validation, force_resp_serialize):
-        if not current_app.config.get("API_CHECK_RESPONSES"):
+        if not current_app.config["API_CHECK_RESPONSES"]:
             return make_response(resp), None
         return super().validate_response(resp, resp_model, skip_validation, force_resp_serialize)
 

@@ -48,9 +48,19 @@ class Settings(BaseSettings):
     engine_replay_processes: int = Field(default_factory=lambda: os.cpu_count() or 1, gt=0)
 
     batch_inline_rows: int = Field(1000, ge=0, description="larger CSV batches become jobs")
-    batch_stale_seconds: float = Field(120, gt=0, description="a job whose worker is silent this long is resumed")
     batch_inline: bool = Field(False, description="run batch jobs in the request (tests)")
     impact_inline: bool = Field(False, description="run impact replays in the request (tests)")
+    impact_chunk: int = Field(500, gt=0, description="screenings an impact replay decides and commits at once")
+
+    queue: str = Field(
+        "", description="job queue: sqlite:///file, redis://host:6379/0 or postgresql://…; default: beside the database"
+    )
+    queue_lease_seconds: float = Field(120, gt=0, description="a job whose worker is silent this long is taken over")
+    queue_sweep_seconds: float = Field(5, gt=0, description="how often each job worker looks for jobs to take over")
+    queue_max_attempts: int = Field(3, gt=0, description="takeovers before a job fails as interrupted")
+
+    log_page_size: int = Field(50, gt=0, description="screenings per page of the log")
+    api_check_responses: bool = Field(False, description="check every API answer against its declared model (tests)")
 
     def as_config(self) -> dict[str, Any]:
         return {name.upper(): value for name, value in self.model_dump().items()}

@@ -76,6 +76,8 @@ def screen(compiled: CompiledProtocol, subject: Callable[..., dict[str, Any]]) -
 
 
 TEST_DATABASE_URL = os.environ.get("ELIGO_TEST_DATABASE_URL")
+
+
 # One account per role (and a screener of a second site); passwords are pw-<username>.
 def _is_property_test(item: pytest.Item) -> bool:
     return hasattr(getattr(item, "obj", None), "hypothesis")
@@ -87,7 +89,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         needs = set(getattr(item, "fixturenames", ()))
         if "/browser/" in item.nodeid or item.nodeid.startswith("tests/browser"):
             item.add_marker(pytest.mark.browser)
-        elif needs & {"gunicorn", "live_server", "tcp_proxy"} or "test_load" in item.nodeid:
+        elif needs & {"gunicorn", "live_server", "tcp_proxy", "queue_worker"} or "test_load" in item.nodeid or "job_worker" in item.name:
             item.add_marker(pytest.mark.server)
         elif item.nodeid.startswith(("tests/rules", "tests/engine")) and not _is_property_test(item):
             item.add_marker(pytest.mark.quick)  # the language, compiler and engine: no database, no server
@@ -164,16 +166,29 @@ def empty_database_url(tmp_path) -> str:
 
 
 @pytest.fixture
-def make_app(database_url):
+def queue_url(tmp_path) -> str:
+    """This test's job queue: a file of its own, whatever the database."""
+    return f"sqlite:///{tmp_path / 'eligo-queue.db'}"
+
+
+@pytest.fixture
+def make_app(database_url, queue_url):
     """An app on this test's database, with extra configuration; every one made is closed after the test."""
     from service import create_app
     from service.models import db
+    from service.queue import for_app
 
     made = []
 
     def make(**config: Any):
         # Impact runs inline: a background thread outliving its test would leak a connection into the next.
-        settings = {"TESTING": True, "DATABASE_URL": database_url, "DEMO_ACCOUNTS": False, "IMPACT_INLINE": True}
+        settings = {
+            "TESTING": True,
+            "DATABASE_URL": database_url,
+            "QUEUE": queue_url,
+            "DEMO_ACCOUNTS": False,
+            "IMPACT_INLINE": True,
+        }
         made.append(create_app({**settings, **config}))
         return made[-1]
 
@@ -182,6 +197,7 @@ def make_app(database_url):
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
+        for_app(app).close()
 
 
 @pytest.fixture
@@ -239,7 +255,7 @@ class LiveServer:
 
 
 @pytest.fixture
-def gunicorn(database_url, tmp_path):
+def gunicorn(database_url, queue_url, tmp_path):
     """Start gunicorn on 127.0.0.1 against this test's database, as in production; stopped after the test."""
     started: list[subprocess.Popen] = []
 
@@ -250,6 +266,7 @@ def gunicorn(database_url, tmp_path):
         env = {
             **os.environ,
             "ELIGO_DATABASE_URL": database_url,
+            "ELIGO_QUEUE": queue_url,
             "ELIGO_DEMO_ACCOUNTS": "false",
             "ELIGO_SECRET_KEY": "live-tests",
             "ELIGO_IMPACT_INLINE": "true",
@@ -276,3 +293,46 @@ def gunicorn(database_url, tmp_path):
     for server in started:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.fixture
+def queue_worker(database_url, queue_url, tmp_path):
+    """Start `eligo worker` processes on this test's database and queue (settings as ELIGO_ variables); each
+    is stopped after the test. Their logs are in the test's folder."""
+    started: list[subprocess.Popen] = []
+
+    def start(**settings: str) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "ELIGO_DATABASE_URL": database_url,
+            "ELIGO_QUEUE": queue_url,
+            "ELIGO_DEMO_ACCOUNTS": "false",
+            "ELIGO_SECRET_KEY": "live-tests",
+            **{f"ELIGO_{name}": value for name, value in settings.items()},
+        }
+        log_path = tmp_path / f"worker-{len(started) + 1}.log"
+        with log_path.open("w") as log:
+            command = [sys.executable, "-m", "service.cli", "worker", "--threads", "1"]
+            started.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
+        return started[-1]
+
+    yield start
+    for worker in started:
+        if worker.poll() is None:
+            worker.terminate()
+        worker.wait(timeout=30)
+
+
+@pytest.fixture
+def drain():
+    """Run every job waiting on an app's queue, here and now, as a worker would."""
+    from service.queue import for_app
+
+    def run(app) -> int:
+        huey, done = for_app(app).huey, 0
+        while (task := huey.dequeue()) is not None:
+            huey.execute(task)
+            done += 1
+        return done
+
+    return run

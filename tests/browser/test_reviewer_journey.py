@@ -29,8 +29,9 @@ def amendment(app, client, subject):
 
 
 @pytest.fixture
-def live_server(gunicorn):
-    """The replay runs in the background, as in production, so the page follows its progress."""
+def live_server(gunicorn, queue_worker):
+    """The replay runs on a job worker, as in production, so the page follows its progress."""
+    queue_worker()
     return gunicorn(workers=1, IMPACT_INLINE="false").url
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import threading
 
 import pytest
 from click.testing import CliRunner
@@ -102,7 +101,7 @@ def test_a_replay_that_dies_half_way_keeps_whole_chunks_and_resumes_to_the_same_
             raise EngineCrashed("the engine process crashed (exit code -11)")
         return real(*args)
 
-    monkeypatch.setattr(impact, "CHUNK", 3)
+    monkeypatch.setitem(app.config, "IMPACT_CHUNK", 3)
     monkeypatch.setattr(impact.rules, "outcomes_many", dies_on_the_third_chunk)
     app.config["IMPACT_INLINE"] = True
     with app.app_context():
@@ -122,23 +121,16 @@ def test_a_replay_that_dies_half_way_keeps_whole_chunks_and_resumes_to_the_same_
     assert client.post(f"/api/v1/impact/{run.id}/resume").status_code == 409  # done runs stay done
 
 
-def test_an_impact_run_in_the_background_finishes(app, client, log):
+def test_an_impact_run_on_the_queue_finishes(app, client, log, drain):
     app.config["IMPACT_INLINE"] = False
     _amend_anc(app, client)
     response = client.post(f"{SEED}/impact", json={"from": 1, "to": 2})
     assert response.status_code == 202
     run_id = response.get_json()["id"]
-    import time
-
-    for _ in range(200):
-        body = client.get(f"/api/v1/impact/{run_id}").get_json()
-        if body["status"] != "running":
-            break
-        time.sleep(0.05)
+    assert client.get(f"/api/v1/impact/{run_id}").get_json()["processed"] == 0  # waiting for a worker
+    assert drain(app) == 1
+    body = client.get(f"/api/v1/impact/{run_id}").get_json()
     assert (body["status"], body["changed"]) == ("done", 4)
-    for thread in threading.enumerate():  # let the worker give its connection back before the app goes
-        if thread.name == f"impact-{run_id}":
-            thread.join(timeout=10)
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,10 @@
-"""Big batches: decided in chunks through the engine pool, run as a background job, stored whole or not at all."""
+"""Big batches: decided in chunks through the engine pool, run as a queue job, stored whole or not at all."""
 
 from __future__ import annotations
 
 import datetime as dt
+import socket
+import subprocess
 import time
 
 from sqlalchemy import update
@@ -29,13 +31,16 @@ def _poll(client, location: str) -> dict:
     raise AssertionError("the batch never finished")
 
 
-def test_a_big_batch_runs_in_the_background_with_progress_and_answers_every_row(make_app):
+def test_a_big_batch_runs_on_the_queue_with_progress_and_answers_every_row(make_app, drain):
     app = make_app(BATCH_INLINE_ROWS=2)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
     accepted = client.post(URL, data=GOOD, content_type="text/csv", headers={"Idempotency-Key": "big-1"})
-    assert accepted.status_code in (201, 202)
+    assert accepted.status_code == 202 and accepted.headers["Retry-After"] == "1"
     assert accepted.headers["Location"].startswith("/api/v1/batches/")
+    waiting = client.get(accepted.headers["Location"]).get_json()
+    assert (waiting["status"], waiting["stored"], waiting["processed"]) == ("running", False, 0)
+    assert drain(app) == 1  # a worker takes the job from the queue
     done = _poll(client, accepted.headers["Location"])
     assert (done["status"], done["stored"], done["total"], done["processed"]) == ("done", True, 3, 3)
     assert [(r["row"], r["decision"]) for r in done["rows"]] == [
@@ -62,23 +67,59 @@ def test_a_big_batch_with_a_bad_row_stores_nothing_and_says_why(make_app, client
     assert other.status_code == 422 and "different batch" in other.get_json()["error"]["message"]
 
 
-def test_an_interrupted_batch_says_nothing_was_stored_and_runs_again_with_its_key(make_app):
-    app = make_app(BATCH_INLINE_ROWS=2, BATCH_INLINE=True, BATCH_STALE_SECONDS=5)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+def _dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def _claimed_by_a_dead_worker(app, key: str, attempt: int = 1) -> int:
     from service import batch, batch_jobs
 
-    with app.app_context():  # a job whose worker died before storing: running, heartbeat long stopped
+    with app.app_context():  # a job whose worker died before storing: running, claimed, never to finish
         rows = batch.read(GOOD, "NCT07193667", None)
-        run = batch_jobs.submit(rows, "admin", "big-cut", batch_jobs.request_hash(rows))
-        db.session.execute(update(BatchRun).values(heartbeat_at=dt.datetime(2026, 1, 1)).where(BatchRun.id == run.id))
+        run = batch_jobs.submit(rows, "admin", key, batch_jobs.request_hash(rows))
+        lease = {"worker": f"{socket.gethostname()}:{_dead_pid()}", "attempt": attempt, "processed": 2}
+        db.session.execute(update(BatchRun).values(**lease).where(BatchRun.id == run.id))
         db.session.commit()
-        run_id = run.id
+        return run.id
+
+
+def test_a_batch_whose_worker_died_is_taken_over_and_stored_by_itself(make_app):
+    app = make_app(BATCH_INLINE_ROWS=2, BATCH_INLINE=True)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    run_id = _claimed_by_a_dead_worker(app, "big-cut")
+    status = client.get(f"/api/v1/batches/{run_id}").get_json()  # the look at it hands it to a new attempt
+    assert (status["status"], status["stored"], status["processed"]) == ("done", True, 3)
+    assert _count(app) == 3
+    with app.app_context():
+        assert db.session.get(BatchRun, run_id).attempt == 2
+
+
+def test_a_batch_whose_lease_ran_out_is_taken_over(make_app):
+    app = make_app(BATCH_INLINE_ROWS=2, BATCH_INLINE=True, QUEUE_LEASE_SECONDS=5)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    run_id = _claimed_by_a_dead_worker(app, "big-far")
+    with app.app_context():  # claimed on another host: only the lease tells
+        far = {"worker": "elsewhere:1", "heartbeat_at": dt.datetime(2026, 1, 1)}
+        db.session.execute(update(BatchRun).values(**far).where(BatchRun.id == run_id))
+        db.session.commit()
+    assert client.get(f"/api/v1/batches/{run_id}").get_json()["status"] == "done"
+    assert _count(app) == 3
+
+
+def test_a_batch_whose_workers_keep_dying_fails_and_runs_again_with_its_key(make_app):
+    app = make_app(BATCH_INLINE_ROWS=2, BATCH_INLINE=True, QUEUE_MAX_ATTEMPTS=3)
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    run_id = _claimed_by_a_dead_worker(app, "big-doomed", attempt=3)
     status = client.get(f"/api/v1/batches/{run_id}").get_json()
-    assert (status["status"], status["stored"]) == ("failed", False)
-    assert status["error"]["reason"] == "interrupted"
+    assert (status["status"], status["stored"], status["error"]["reason"]) == ("failed", False, "interrupted")
+    assert "stopped 3 times" in status["error"]["message"]
     assert _count(app) == 0
-    again = client.post(URL, data=GOOD, content_type="text/csv", headers={"Idempotency-Key": "big-cut"})
+    again = client.post(URL, data=GOOD, content_type="text/csv", headers={"Idempotency-Key": "big-doomed"})
     assert again.status_code == 201 and again.get_json()["stored"] is True
     assert _count(app) == 3
 

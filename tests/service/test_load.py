@@ -1,5 +1,5 @@
 """Load without loss: concurrent clients against gunicorn, a worker killed mid-load, every screening stored once;
-a 10,000-row batch whose workers are killed is stored once or not at all, and its answer says which.
+a 10,000-row batch whose workers (web and job) are killed is stored once or not at all, and its answer says which.
 
 Each client retries a failed or interrupted POST with the same Idempotency-Key, as a well-behaved
 client would; the service must turn that into exactly one stored screening per key.
@@ -130,15 +130,29 @@ def _stored_rows(database_url: str, key: str) -> int:
     return count
 
 
-def test_a_10000_row_batch_with_its_workers_killed_is_stored_once_or_not_at_all_and_says_which(gunicorn, database_url):
+def _job_worker(database_url: str) -> int:
+    """The process whose lease the batch job holds."""
+    engine = create_engine(database_url)
+    with engine.connect() as connection:
+        worker = connection.execute(text("SELECT worker FROM batch_runs")).scalar_one()
+    engine.dispose()
+    return int(worker.rpartition(":")[2])
+
+
+def test_a_10000_row_batch_with_its_workers_killed_is_stored_once_or_not_at_all_and_says_which(
+    gunicorn, queue_worker, database_url
+):
     server = gunicorn(workers=2)
+    job_workers = [queue_worker(), queue_worker()]
     url, key, body = f"{server.url}/api/v1/screenings/batch?protocol=NCT07193667", "big-load", _batch_csv().encode()
     status, headers, answer = _call(url, "POST", body, key)
     assert status == 202, (status, answer)
     location = server.url + headers["Location"]
-    while _call(location)[2].get("processed", 0) == 0:  # the job is under way in one of the workers
+    deadline = time.monotonic() + 300
+    while _call(location)[2].get("processed", 0) == 0:  # the job is under way in one of the job workers
+        assert time.monotonic() < deadline and all(w.poll() is None for w in job_workers), "the job never started"
         time.sleep(0.2)
-    for victim in server.workers():  # whichever worker runs it dies
+    for victim in [*server.workers(), _job_worker(database_url)]:  # the web workers, and the job's worker, die
         os.kill(victim, signal.SIGKILL)
     answers, attempts, deadline = [], 0, time.monotonic() + 900
     while True:
