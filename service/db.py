@@ -19,6 +19,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
 
 from rules import jsonfast
 from service.models import Protocol, User, db
@@ -142,8 +143,11 @@ def init_app(app: Flask) -> None:
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)
             db.engine.dispose()
-        if not at_head():
-            app.logger.warning("the database %s is not at the newest schema: run `eligo init-db`", url)
+        try:
+            if not at_head():
+                app.logger.warning("the database %s is not at the newest schema: run `eligo init-db`", url)
+        except OperationalError as error:  # not reachable yet: requests will say so; starting is not refused
+            app.logger.warning("the database %s cannot be reached: %s", url, error.orig)
         # gunicorn --preload forks workers from this process: none may inherit its pooled connections
         # (two processes on one PostgreSQL connection answer each other's queries). Close them here,
         # and have a forked child drop whatever the parent holds without closing it under the parent.

@@ -89,7 +89,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         needs = set(getattr(item, "fixturenames", ()))
         if "/browser/" in item.nodeid or item.nodeid.startswith("tests/browser"):
             item.add_marker(pytest.mark.browser)
-        elif needs & {"gunicorn", "live_server", "tcp_proxy", "queue_worker"} or "test_load" in item.nodeid or "job_worker" in item.name:
+        elif (
+            needs & {"gunicorn", "live_server", "tcp_proxy", "queue_worker"}
+            or "test_load" in item.nodeid
+            or "job_worker" in item.name
+        ):
             item.add_marker(pytest.mark.server)
         elif item.nodeid.startswith(("tests/rules", "tests/engine")) and not _is_property_test(item):
             item.add_marker(pytest.mark.quick)  # the language, compiler and engine: no database, no server

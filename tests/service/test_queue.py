@@ -59,7 +59,7 @@ def test_the_queue_is_a_file_beside_the_sqlite_database_unless_set(tmp_path):
     from service import create_app
 
     def url(**config) -> str:
-        app = create_app({"TESTING": True, "AUTO_UPGRADE": False, "SECRET_KEY": "t", **config})
+        app = create_app({"TESTING": True, "SECRET_KEY": "t", **config})
         return queue.for_app(app).url
 
     assert url(DATABASE_URL=f"sqlite:///{tmp_path}/trial.db") == f"sqlite:///{tmp_path}/trial-queue.db"
