@@ -216,6 +216,23 @@ def test_distinct_tests_after_one_chain_up_to_the_limit_are_held_and_one_more_is
     assert refused_with(distinct(LIMITS.alpha_children + 1)) == "106"
 
 
+@pytest.mark.parametrize("extra_fields", [0, 80])
+def test_a_fact_matches_the_same_rules_with_fewer_or_more_fields_than_a_node_has_children(extra_fields):
+    # Patch 12: a node with fewer children than the fact has fields looks each child's field up;
+    # otherwise each field probes the children. Forty rules after one `t` test: a 4-field fact
+    # takes the second way, a fact with 80 more fields the first. Both fire exactly the same.
+    ruleset = {f"r{i:02}": {"all": [{"m": {"$and": [{"t": "a"}, {f"f{i}": i}]}}]} for i in range(40)}
+    ruleset["absent"] = {"all": [{"m": {"$and": [{"t": "a"}, {"$nex": {"f3": 1}}]}}]}
+    handle = create(ruleset)
+    try:
+        padding = {f"x{k}": k for k in range(extra_fields)}
+        assert sorted(fired(handle, {"t": "a", "f5": 5, **padding})) == ["absent", "r05"]
+        assert sorted(fired(handle, {"t": "a", "f3": 3, "f39": 39, "f7": 0, **padding})) == ["r03", "r39"]
+        assert fired(handle, {"t": "b", "f5": 5, **padding}) == []
+    finally:
+        native.delete_ruleset(handle)
+
+
 def test_a_fact_at_the_property_limit_is_matched_and_one_more_is_refused():
     handle = create({"r": {"all": [{"m": {"t": "x"}}]}})
     try:

@@ -1742,7 +1742,50 @@ static unsigned int handleAlpha(ruleset *tree,
         }
 
         // calculate conjunctive nodes
-        if (currentAlpha->nextOffset) {
+        // Eligo: a node with fewer children than the fact has properties looks up each child's
+        // property (the fact is indexed by name) instead of probing its children for each of the
+        // fact's properties: most nodes have one to eight children, a subject's fact ~100 fields.
+        if (currentAlpha->nextOffset && currentAlpha->childCount < jo->propertiesLength) {
+            unsigned int *children = &tree->nextPool[currentAlpha->childListOffset];
+            for (unsigned int child = 0; children[child] != 0; ++child) {
+                node *hashNode = &tree->nodePool[children[child]];
+                jsonProperty *currentProperty;
+                if (getObjectProperty(jo, hashNode->value.a.expression.left.value.id.propertyNameHash, &currentProperty) == RULES_OK) {
+                    if (hashNode->value.a.expression.right.type == JSON_IDENTIFIER || hashNode->value.a.expression.right.type == JSON_EXPRESSION) {
+                        if (top == MAX_STACK_SIZE) {
+                            return ERR_MAX_STACK_SIZE;
+                        }
+                        stack[top] = &hashNode->value.a; 
+                        ++top;
+                    } else {
+                        unsigned char match = 0;
+                        if (hashNode->value.a.expression.operator == OP_IALL || hashNode->value.a.expression.operator == OP_IANY) {
+                            CHECK_RESULT(isArrayMatch(tree,
+                                                      jo,
+                                                      jo,
+                                                      currentProperty, 
+                                                      &hashNode->value.a,
+                                                      &match));
+                        } else {
+                            CHECK_RESULT(isAlphaMatch(tree, 
+                                                      &hashNode->value.a,
+                                                      jo,
+                                                      jo, 
+                                                      &match));
+                        }
+
+                        if (match) {
+                            if (top == MAX_STACK_SIZE) {
+                                return ERR_MAX_STACK_SIZE;
+                            }
+
+                            stack[top] = &hashNode->value.a; 
+                            ++top;
+                        }
+                    }
+                }
+            }
+        } else if (currentAlpha->nextOffset) {
             unsigned int *nextHashset = &tree->nextPool[currentAlpha->nextOffset];
             for(unsigned int propertyIndex = 0; propertyIndex < jo->propertiesLength; ++propertyIndex) {
                 jsonProperty *currentProperty = &jo->properties[propertyIndex];

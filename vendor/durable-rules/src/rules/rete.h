@@ -93,6 +93,10 @@ typedef struct alpha {
     unsigned int arrayListOffset;
     unsigned int arrayOffset;
     unsigned int nextOffset;
+    // Eligo: the same children as the `nextOffset` hash set, as a zero-terminated list, and how
+    // many: a fact with more properties than a node has children visits the children instead.
+    unsigned int childListOffset;
+    unsigned int childCount;
 } alpha;
 
 typedef struct beta {
