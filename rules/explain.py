@@ -10,7 +10,8 @@ reading against the engine's outcome and refuses to explain a disagreement.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rules import lists
@@ -20,7 +21,7 @@ from rules.decision import CriterionResult, Decision, combine
 from rules.dictionary import Subject
 from rules.engine import Evaluation
 from rules.errors import EngineError
-from rules.ir import Group, Node, Test, Truth3, evaluate
+from rules.ir import _COMPARE, Group, Node, Test, Truth3, evaluate
 from rules.ir import combine as combine_truth
 from rules.reference import outcome_of
 
@@ -39,12 +40,48 @@ def number(value: float) -> str:
     return f"{rounded:g}" if abs(rounded) < 1e6 else f"{rounded:,.0f}"
 
 
+@dataclass(frozen=True, slots=True)
+class _TestPlan:
+    """What explaining one test needs that does not depend on the subject: worked out once per test.
+
+    Explaining reads each criterion's tests for every subject decided; their labels, units, relation
+    words and constant thresholds are the same every time, so only the comparison and the values'
+    text are left to do per subject."""
+
+    field: str
+    other: str | None
+    value: Any
+    compare: Callable[[Any, Any], Any]
+    kind: str  # how the sentence reads the test: number, boolean or code
+    label: str
+    unit: str | None
+    relations: tuple[str, str]  # when it holds, when it does not
+    threshold: str | None  # a constant threshold's text; None when the operand is another field
+
+
+def _plan(explainer: Explainer, test: Test) -> _TestPlan:
+    variable = explainer.dictionary.variables.get(test.field)
+    kind = variable.type if variable is not None else "number"
+    return _TestPlan(
+        field=test.field,
+        other=test.other,
+        value=test.value,
+        compare=_COMPARE[test.op],
+        kind=kind,
+        label=explainer.label(test.field),
+        unit=explainer.unit(test.field),
+        relations=_RELATION[test.op],
+        threshold=explainer.threshold(test) if test.other is None and kind not in ("boolean", "code") else None,
+    )
+
+
 class Explainer:
     def __init__(self, compiled: CompiledProtocol, subject: Subject, values: Mapping[str, Any]) -> None:
         self.compiled = compiled
         self.dictionary = compiled.dictionary
         self.subject = subject
         self.values = values
+        self.plans: dict[int, _TestPlan] = compiled.cache.setdefault("explain.plans", {})
 
     # -- values and labels ------------------------------------------------------------------
 
@@ -131,28 +168,44 @@ class Explainer:
         return report
 
     def test(self, test: Test) -> dict[str, Any]:
-        value = evaluate(test, self.values)
-        report: dict[str, Any] = {"type": "test", "value": value, "variable": test.field, "operator": test.op}
-        if value is None:
-            report["missing"] = self.missing(test.fields)
-            report["sentence"] = self.missing_sentence(test.fields)
-            return report
-        report["actual"] = self.values[test.field]
-        report["threshold"] = test.operand(self.values)
-        variable = self.dictionary.variables.get(test.field)
-        kind = variable.type if variable is not None else "number"
-        label = self.label(test.field)
+        plan = self.plans.get(id(test))
+        if plan is None:  # the compiled IR holds every test for as long as the plans are kept
+            plan = self.plans[id(test)] = _plan(self, test)
+        values = self.values
+        field_name, other = plan.field, plan.other
+        if field_name not in values or (other is not None and other not in values):
+            return {
+                "type": "test",
+                "value": None,
+                "variable": field_name,
+                "operator": test.op,
+                "missing": self.missing(test.fields),
+                "sentence": self.missing_sentence(test.fields),
+            }
+        actual = values[field_name]
+        operand = plan.value if other is None else values[other]
+        value = bool(plan.compare(actual, operand))
+        report: dict[str, Any] = {
+            "type": "test",
+            "value": value,
+            "variable": field_name,
+            "operator": test.op,
+            "actual": actual,
+            "threshold": operand,
+        }
+        kind = plan.kind
         if kind == "boolean":
-            report["sentence"] = f"{label}: {self.show(test.field)}"
+            report["sentence"] = f"{plan.label}: {self.show(field_name)}"
         elif kind == "code":
-            actual, target = self.values[test.field], str(test.value)
-            report["sentence"] = f"{label} is {actual}" + ("" if actual == target else f", not {target}")
+            target = str(plan.value)
+            report["sentence"] = f"{plan.label} is {actual}" + ("" if actual == target else f", not {target}")
         else:
-            relation = _RELATION[test.op][0 if value else 1]
-            actual = f"{label} {self.show(test.field)}{self.submitted(test.field)}"
-            report["sentence"] = f"{actual} {relation} {self.threshold(test)}"
-        if test.other:
-            report["other"] = test.other
+            relation = plan.relations[0 if value else 1]
+            shown = f"{plan.label} {self.show(field_name)}{self.submitted(field_name)}"
+            threshold = plan.threshold if plan.threshold is not None else self.threshold(test)
+            report["sentence"] = f"{shown} {relation} {threshold}"
+        if other:
+            report["other"] = other
         return report
 
     def list_report(self, node: Group) -> dict[str, Any]:
