@@ -233,6 +233,37 @@ def test_a_fact_matches_the_same_rules_with_fewer_or_more_fields_than_a_node_has
         native.delete_ruleset(handle)
 
 
+def test_a_new_state_keeps_nothing_of_the_deleted_state_whose_arrays_it_reuses():
+    # Patch 13: a deleted state's per-rule arrays are cleaned and reused by the next state. A join
+    # half-matched in one state (its left frame stored) must not complete in the next, and a rule
+    # fired in one must fire again, once, in the next.
+    handle = create(
+        {
+            "join": {"all": [{"a": {"t": "x"}}, {"b": {"t": "y"}}]},
+            "single": {"all": [{"m": {"t": "y"}}]},
+        }
+    )
+    try:
+        for round_ in range(3):
+            for sid in ("1", "2"):
+                native.assert_fact(handle, json.dumps({"sid": sid, "id": "x", "t": "x"}))
+                native.delete_state(handle, sid)
+                assert fired(handle, {"t": "y"}) == ["single"], round_
+        state = native.assert_fact(handle, json.dumps({"sid": "3", "id": "x", "t": "x"}))[1]
+        native.assert_fact(handle, json.dumps({"sid": "3", "id": "y", "t": "y"}))
+        names = []
+        message = native.start_action_for_state(handle, state)
+        message = message[1] if message else None
+        while message:
+            names.append(message[2 : message.index('"', 2)])
+            message = native.complete_and_start_action(handle, state)
+        native.delete_state(handle, "3")
+        assert sorted(names) == ["join", "single"]
+        assert fired(handle, {"t": "y"}) == ["single"]
+    finally:
+        native.delete_ruleset(handle)
+
+
 def test_a_fact_at_the_property_limit_is_matched_and_one_more_is_refused():
     handle = create({"r": {"all": [{"m": {"t": "x"}}]}})
     try:

@@ -1942,6 +1942,10 @@ unsigned int createRuleset(unsigned int *handle, char *name, char *rules) {
     tree->actionCount = 0;
     tree->bindingsList = NULL;
     tree->currentStateIndex = 0;
+    tree->hasSpareState = 0;
+    tree->spareBetaState = NULL;
+    tree->spareConnectorState = NULL;
+    tree->spareActionState = NULL;
     tree->storeMessageCallback = NULL;
     tree->storeMessageCallbackContext = NULL;
     tree->deleteMessageCallback = NULL;
@@ -2004,6 +2008,9 @@ unsigned int deleteRuleset(unsigned int handle) {
     free(tree->stringPool);
     free(tree->expressionPool);
     free(tree->regexStateMachinePool);
+    if (tree->hasSpareState) {
+        freeStateArrays(tree, tree->spareBetaState, tree->spareConnectorState, tree->spareActionState);
+    }
     free(tree->statePool.content);
     free(tree);
     DELETE_HANDLE(handle);

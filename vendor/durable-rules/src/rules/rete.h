@@ -157,6 +157,12 @@ typedef struct ruleset {
     unsigned int stateIndex[MAX_STATE_INDEX_LENGTH * 2];
     unsigned int reverseStateIndex[MAX_STATE_INDEX_LENGTH];
     unsigned int currentStateIndex;
+    // Eligo: the per-rule arrays of the last state deleted, cleaned, for the next state created
+    // (state.c): creating them afresh was most of the cost of asserting one subject's fact.
+    unsigned char hasSpareState;
+    void *spareBetaState;
+    void *spareConnectorState;
+    void *spareActionState;
 
 
     unsigned int (*storeMessageCallback)(void *, char *, char *, char *, unsigned char, char *);
