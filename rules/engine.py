@@ -110,14 +110,14 @@ class DurableEngine:
                 result = native.assert_fact(handle, self._fact(compiled, sid, 0, current))
                 if result[0] != _NOT_HANDLED:
                     state = result[1]
-                    started = native.start_action_for_state(handle, state)
-                    message = started[1] if started else None
-                    while message:
-                        name = message[2 : message.index('"', 2)]
-                        fired.append(name)
-                        if name.startswith(_ACTING):  # outcome rules only record that they fired
-                            self._act(handle, compiled, sid, name, current)
-                        message = native.complete_and_start_action(handle, state)
+                    # The engine fires the outcome rules, which only record that they fired, on its
+                    # own and stops at each rule the driver acts on (vendor/durable-rules patch 14).
+                    names, acting = native.fire_actions(handle, state, False, _ACTING)
+                    fired += names
+                    while acting:
+                        self._act(handle, compiled, sid, names[-1], current)
+                        names, acting = native.fire_actions(handle, state, True, _ACTING)
+                        fired += names
             except native.error as error:
                 if state is not None:
                     native.abandon_action(handle, state)

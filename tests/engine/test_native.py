@@ -264,6 +264,30 @@ def test_a_new_state_keeps_nothing_of_the_deleted_state_whose_arrays_it_reuses()
         native.delete_ruleset(handle)
 
 
+def test_fire_actions_fires_what_start_and_complete_fire_and_stops_at_the_rules_to_act_on():
+    # Patch 14: fire_actions completes the actions whose names start with none of the prefixes
+    # and returns their names; it stops at one that does, started, for the caller to act on.
+    ruleset = {
+        "a:pass": {"all": [{"m": {"$and": [{"t": "s0"}, {"x": 1}]}}]},
+        "b:fail": {"all": [{"m": {"$and": [{"t": "s0"}, {"y": 2}]}}]},
+        "advance:0": {"all": [{"m": {"t": "s0"}}], "pri": 100},
+        "c:pass": {"all": [{"m": {"t": "s1"}}]},
+    }
+    handle = create(ruleset)
+    try:
+        expected = fired(handle, {"t": "s0", "x": 1, "y": 2})
+        state = native.assert_fact(handle, json.dumps({"sid": "1", "id": "s0", "t": "s0", "x": 1, "y": 2}))[1]
+        names, acting = native.fire_actions(handle, state, False, ("advance:",))
+        assert acting and names[-1] == "advance:0"
+        assert names == expected
+        native.assert_fact(handle, json.dumps({"sid": "1", "id": "s1", "t": "s1"}))
+        assert native.fire_actions(handle, state, True, ("advance:",)) == (["c:pass"], False)
+        assert native.fire_actions(handle, state, False, ("advance:",)) == ([], False)
+        native.delete_state(handle, "1")
+    finally:
+        native.delete_ruleset(handle)
+
+
 def test_a_fact_at_the_property_limit_is_matched_and_one_more_is_refused():
     handle = create({"r": {"all": [{"m": {"t": "x"}}]}})
     try:

@@ -2499,6 +2499,61 @@ unsigned int completeAndStartAction(unsigned int handle,
     return RULES_OK;
 }
 
+unsigned int nextActionName(unsigned int handle,
+                            unsigned int stateOffset,
+                            unsigned char complete,
+                            char **name) {
+    if (stateOffset == UNDEFINED_HASH_OFFSET) {
+        return ERR_NO_ACTION_AVAILABLE;
+    }
+
+    ruleset *tree;
+    RESOLVE_HANDLE(handle, &tree);
+    stateNode *resultState = STATE_NODE(tree, stateOffset);
+    if (complete) {
+        CHECK_RESULT(deleteCurrentAction(tree,
+                                         resultState,
+                                         resultState->context.actionStateIndex,
+                                         resultState->context.resultCount,
+                                         resultState->context.resultFrameOffset));
+        freeActionContext(resultState);
+    }
+
+    actionStateNode *resultAction;
+    unsigned int actionStateIndex;
+    unsigned int resultCount;
+    unsigned int resultFrameOffset;
+    time_t currentTime = time(NULL);
+    CHECK_RESULT(getNextResultInState(tree,
+                                      currentTime,
+                                      resultState,
+                                      &actionStateIndex,
+                                      &resultCount,
+                                      &resultFrameOffset,
+                                      &resultAction));
+
+    // as serializeResult does for the frames it hands out, without writing them as JSON
+    leftFrameNode *firstFrame = RESULT_FRAME(resultAction, resultAction->resultIndex[0]);
+    if (!firstFrame->isActive) {
+        return ERR_NODE_DELETED;
+    }
+    leftFrameNode *resultFrame = firstFrame;
+    for (unsigned int currentCount = 0; currentCount < resultCount; ++currentCount) {
+        resultFrame->isDispatching = 1;
+        if (resultFrame->nextOffset == UNDEFINED_HASH_OFFSET) {
+            break;
+        }
+        resultFrame = RESULT_FRAME(resultAction, resultFrame->nextOffset);
+    }
+
+    resultState->context.actionStateIndex = actionStateIndex;
+    resultState->context.resultCount = resultCount;
+    resultState->context.resultFrameOffset = resultFrameOffset;
+    resultState->lockExpireTime = currentTime + STATE_LEASE_TIME;
+    *name = &tree->stringPool[firstFrame->nameOffset];
+    return RULES_OK;
+}
+
 unsigned int abandonAction(unsigned int handle, unsigned int stateOffset) {
     ruleset *tree;
     RESOLVE_HANDLE(handle, &tree);
