@@ -15,16 +15,17 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import durable_rules_engine as native
 
-from rules import jsonfast
+from rules import jsonfast, units
 from rules.compiler import CompiledProtocol
 from rules.derivation import compute
 from rules.errors import EngineError
+from rules.formulas import window_start
 from rules.planner import named_value, tally
 
 OUTCOMES = ("pass", "fail", "unknown")
@@ -154,10 +155,39 @@ class DurableEngine:
 
 def add_thresholds(compiled: CompiledProtocol, stage: int, current: dict[str, Any]) -> None:
     """The computed thresholds whose source the stage's fact carries (ULN multiples, window starts)."""
-    for name in compiled.thresholds.get(stage, ()):
-        value = compute(compiled, name, current)
-        if value is not None:
-            current[name] = value
+    for name, source, work in _threshold_work(compiled).get(stage, ()):
+        if source in current:
+            value = work(current)
+            if value is not None:
+                current[name] = value
+
+
+Work = Callable[[Mapping[str, Any]], Any]
+
+
+def _threshold_work(compiled: CompiledProtocol) -> dict[int, tuple[tuple[str, str, Work], ...]]:
+    """Each stage's thresholds as (field, source, how to compute it from values holding the source).
+
+    Added to every subject's fact, so the lookups `compute` does (which kind, which source, which
+    amount) are done once per version; the arithmetic is the same (rules/derivation.py)."""
+    found = compiled.cache.get("engine.thresholds")
+    if found is None:
+        found = compiled.cache["engine.thresholds"] = {
+            stage: tuple(_work(compiled, name) for name in names) for stage, names in compiled.thresholds.items()
+        }
+    return found
+
+
+def _work(compiled: CompiledProtocol, name: str) -> tuple[str, str, Work]:
+    extra = compiled.computed_field(name)
+    assert extra is not None  # thresholds are computed fields (CompiledProtocol.thresholds)
+    source, amount = extra.source, extra.amount
+    if extra.kind == "scale":
+        return name, source, lambda values: units.tidy(values[source] * amount)
+    if extra.kind == "window":
+        unit = extra.unit
+        return name, source, lambda values: window_start(values[source], amount, unit)
+    return name, source, lambda values: compute(compiled, name, values)
 
 
 def record(compiled: CompiledProtocol, target: str, current: dict[str, Any]) -> None:
