@@ -10,6 +10,7 @@ reading against the engine's outcome and refuses to explain a disagreement.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,8 +37,19 @@ _RELATION = {
 
 
 def number(value: float) -> str:
+    if value == 0:  # 0.0 and -0.0 are equal keys but are written "0" and "-0": not cached
+        return _number(value)
+    return _cached_number(value)
+
+
+def _number(value: float) -> str:
     rounded = round(float(value), 3)
     return f"{rounded:g}" if abs(rounded) < 1e6 else f"{rounded:,.0f}"
+
+
+# Written ~40 times a subject, mostly the same thresholds and common values; round() to 3 places
+# costs more than the rest of writing a test's sentence. Equal keys (1, 1.0) are written alike.
+_cached_number = functools.lru_cache(maxsize=16384)(_number)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +69,8 @@ class _TestPlan:
     unit: str | None
     relations: tuple[str, str]  # when it holds, when it does not
     threshold: str | None  # a constant threshold's text; None when the operand is another field
+    shows: str  # how the field's value is written (Explainer.show): date, boolean, code or number
+    answers: tuple[str, str]  # a yes/no test's sentence when the answer is no, and when it is yes
 
 
 def _plan(explainer: Explainer, test: Test) -> _TestPlan:
@@ -72,7 +86,20 @@ def _plan(explainer: Explainer, test: Test) -> _TestPlan:
         unit=explainer.unit(test.field),
         relations=_RELATION[test.op],
         threshold=explainer.threshold(test) if test.other is None and kind not in ("boolean", "code") else None,
+        shows=variable.type if variable is not None else "date",
+        answers=(f"{explainer.label(test.field)}: no", f"{explainer.label(test.field)}: yes"),
     )
+
+
+def _shown(kind: str, unit: str | None, value: Any) -> str:
+    """A value as Explainer.show writes it, for a field shown as `kind` in `unit`."""
+    if kind == "date":
+        return dt.date.fromordinal(int(value)).isoformat()
+    if kind == "boolean":
+        return "yes" if value else "no"
+    if kind == "code":
+        return str(value)
+    return f"{number(value)} {unit}" if unit else number(value)
 
 
 class Explainer:
@@ -82,6 +109,7 @@ class Explainer:
         self.subject = subject
         self.values = values
         self.plans: dict[int, _TestPlan] = compiled.cache.setdefault("explain.plans", {})
+        self.inputs: dict[str, frozenset[str]] = compiled.cache.setdefault("explain.inputs", {})
 
     # -- values and labels ------------------------------------------------------------------
 
@@ -98,19 +126,13 @@ class Explainer:
     def show(self, name: str, value: Any | None = None) -> str:
         value = self.values[name] if value is None else value
         variable = self.dictionary.variables.get(name)
-        kind = variable.type if variable is not None else "date"
-        if kind == "date":
-            return dt.date.fromordinal(int(value)).isoformat()
-        if kind == "boolean":
-            return "yes" if value else "no"
-        if kind == "code":
-            return str(value)
-        unit = self.unit(name)
-        return f"{number(value)} {unit}" if unit else number(value)
+        if variable is None:
+            return _shown("date", None, value)
+        return _shown(variable.type, variable.unit, value)
 
-    def submitted(self, name: str) -> str:
+    def submitted(self, name: str, canonical: str | None = None) -> str:
         raw, unit = self.subject.submitted.get(name, (None, None))
-        if unit is None or unit == self.unit(name):
+        if unit is None or unit == (canonical if canonical is not None else self.unit(name)):
             return ""
         return f" (submitted {number(raw)} {unit})"
 
@@ -121,12 +143,19 @@ class Explainer:
             if name in self.values:
                 continue
             if name in self.dictionary.variables:
-                lacking = {i for i in self.dictionary.inputs_of(name) if i not in self.values}
+                lacking = {i for i in self.inputs_of(name) if i not in self.values}
                 found |= lacking or {name}  # all its inputs known: the formula itself has no value
             else:
                 extra = self.compiled.computed_field(name)
                 found |= set(self.missing({extra.source})) if extra else {name}
         return sorted(found)
+
+    def inputs_of(self, name: str) -> frozenset[str]:
+        """The dictionary's inputs_of, worked out once per version: read for every unknown test."""
+        found = self.inputs.get(name)
+        if found is None:
+            found = self.inputs[name] = frozenset(self.dictionary.inputs_of(name))
+        return found
 
     def missing_sentence(self, fields: tuple[str, ...]) -> str:
         parts = []
@@ -150,11 +179,11 @@ class Explainer:
     # -- nodes -------------------------------------------------------------------------------
 
     def report(self, node: Node) -> dict[str, Any]:
-        if isinstance(node, Test):
+        if type(node) is Test:
             return self.test(node)
-        if node.style.startswith("list:"):
-            return self.list_report(node)
-        items = [self.report(item) for item in node.items]
+        if node.style.startswith("list:"):  # type: ignore[union-attr]
+            return self.list_report(node)  # type: ignore[arg-type]
+        items = [self.test(item) if type(item) is Test else self.report(item) for item in node.items]  # type: ignore[union-attr]
         value = combine_truth(node, [i["value"] for i in items])
         for item in items:
             item["decisive"] = _decisive(node, value, item["value"])
@@ -195,13 +224,13 @@ class Explainer:
         }
         kind = plan.kind
         if kind == "boolean":
-            report["sentence"] = f"{plan.label}: {self.show(field_name)}"
+            report["sentence"] = plan.answers[1 if actual else 0]
         elif kind == "code":
             target = str(plan.value)
             report["sentence"] = f"{plan.label} is {actual}" + ("" if actual == target else f", not {target}")
         else:
             relation = plan.relations[0 if value else 1]
-            shown = f"{plan.label} {self.show(field_name)}{self.submitted(field_name)}"
+            shown = f"{plan.label} {_shown(plan.shows, plan.unit, actual)}{self.submitted(field_name, plan.unit)}"
             threshold = plan.threshold if plan.threshold is not None else self.threshold(test)
             report["sentence"] = f"{shown} {relation} {threshold}"
         if other:
