@@ -150,7 +150,8 @@ class DurableEngine:
         """The stage's fact: only the fields its rules read, so each value is parsed once, not per stage."""
         wanted = compiled.stage_fields[stage]
         fact = {name: value for name, value in values.items() if name in wanted}
-        return jsonfast.dumps({**fact, "sid": sid, "id": f"s{stage}", "t": f"stage{stage}"})
+        fact["sid"], fact["id"], fact["t"] = sid, f"s{stage}", f"stage{stage}"
+        return jsonfast.dumps(fact)
 
 
 def add_thresholds(compiled: CompiledProtocol, stage: int, current: dict[str, Any]) -> None:
@@ -205,9 +206,13 @@ def outcomes_of(compiled: CompiledProtocol, fired: list[str], values: Mapping[st
     """Each criterion's outcome from the rules that fired, checking the engine gave exactly one."""
     found: dict[str, str] = {}
     inapplicable: set[str] = set()
+    parts = compiled.cache.setdefault("engine.rule_names", {})  # a rule's name, split once per version
     for name in fired:
-        head, _, rest = name.partition(":")
-        tail = rest.partition(":")[0]
+        split = parts.get(name)
+        if split is None:
+            head, _, rest = name.partition(":")
+            split = parts[name] = (head, rest.partition(":")[0])
+        head, tail = split
         if tail in OUTCOMES:
             if found.setdefault(head, tail) != tail:
                 raise EngineError(f"the engine gave criterion {head} two outcomes ({found[head]}, {tail})")
