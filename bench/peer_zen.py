@@ -294,7 +294,7 @@ def outcome(kind: str, cohort: str | None, truth: str) -> str:
 
 def copy_code(code: str, copy: int) -> str:
     """A criterion's code in copy `copy` of the protocol (the first copy keeps the seed's codes)."""
-    return code if copy == 0 else f"{code}.c{copy + 1}"
+    return code if copy == 0 else f"{code}-c{copy + 1}"  # no dot: ZEN reads a dotted key as a path
 
 
 def seed_with_copies(copies: int = 1):
