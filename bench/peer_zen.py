@@ -292,10 +292,36 @@ def outcome(kind: str, cohort: str | None, truth: str) -> str:
     return decided if cohort is None else f"cohort != '{cohort}' ? 'not_applicable' : {decided}"
 
 
-def build_jdm() -> dict:
+def copy_code(code: str, copy: int) -> str:
+    """A criterion's code in copy `copy` of the protocol (the first copy keeps the seed's codes)."""
+    return code if copy == 0 else f"{code}-c{copy + 1}"  # no dot: ZEN reads a dotted key as a path
+
+
+def seed_with_copies(copies: int = 1):
+    """The seed protocol with its criteria repeated `copies` times under new codes: a protocol of
+    47 x copies criteria with the seed's shapes, variables and subjects, to see speed as protocols grow."""
+    import yaml
+
+    import rules
+    from rules.protocol import from_dict
+
+    if copies == 1:
+        return rules.seed_protocol()
+    data = yaml.safe_load(rules.dump_protocol(rules.seed_protocol()))
+    data["criteria"] = [
+        {**criterion, "code": copy_code(criterion["code"], copy)}
+        for copy in range(copies)
+        for criterion in data["criteria"]
+    ]
+    data["test_cases"] = []
+    return from_dict(data)
+
+
+def build_jdm(copies: int = 1) -> dict:
     expressions: list[tuple[str, str]] = list(DERIVED)
-    for criterion, kind, cohort, truth in criteria():
-        expressions.append((f"outcomes.{criterion}", outcome(kind, cohort, truth)))
+    for copy in range(copies):
+        for criterion, kind, cohort, truth in criteria():
+            expressions.append((f"outcomes.{copy_code(criterion, copy)}", outcome(kind, cohort, truth)))
     expressions.append(
         (
             "decision",
@@ -454,8 +480,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--fuzz", type=int, default=20000, help="extra fuzzed subjects for agreement only")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time with this process's CPU time, not the wall clock: on a machine shared with other work, time"
+        " spent waiting for a core is then not counted (the engine process's own work is then not counted either)",
+    )
     parser.add_argument("--dump", help="write the fuzzed subjects that disagree to this JSON file")
     parser.add_argument("--write-jdm", action="store_true", help="write zen_NCT07193667.json and stop")
+    parser.add_argument(
+        "--copies", type=int, default=1, help="the seed's criteria this many times (3: 141 criteria), in both engines"
+    )
     args = parser.parse_args()
     if args.write_jdm:
         JDM_PATH.write_text(json.dumps(build_jdm(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -469,11 +504,13 @@ def main() -> None:
     from bench.cohort import subjects
     from rules import reference
     from rules.decision import combine
+    from rules.engine import default_engine
     from rules.errors import SubjectInputErrors
 
-    compiled = rules.compile_protocol(rules.seed_protocol())
+    clock = time.process_time if args.cpu else time.perf_counter
+    compiled = rules.compile_protocol(seed_with_copies(args.copies))
     cohort = subjects(args.n)
-    text = JDM_PATH.read_text(encoding="utf-8")
+    text = JDM_PATH.read_text(encoding="utf-8") if args.copies == 1 else json.dumps(build_jdm(args.copies))
     # Loaded once. engine.evaluate(key) through a static loader is ZEN's fast path (~10 µs fixed cost);
     # ZenDecision.evaluate costs ~170 µs more a call even when precompiled (ZenDecisionContent), and
     # ~450 µs more when created from the JSON text (the expressions are then compiled on every call).
@@ -537,6 +574,12 @@ def main() -> None:
             print(f"  DERIVED OFF subject {item[0]}: {item[1]} eligo {item[2]} zen {item[3]}")
         return disagreements
 
+    print(f"clock: {'CPU time of this process' if args.cpu else 'wall clock'}")
+    print(
+        f"protocol: {len(compiled.criteria)} criteria ({args.copies} x the seed's), {len(compiled.ruleset)} engine"
+        f" rules, {compiled.stages + 1} stages; engine rules fired a subject (mean over the cohort):"
+        f" {statistics.fmean(len(default_engine().run(compiled, v)[1]) for v in values):.1f}"
+    )
     agreement(f"peer ZEN ({JDM_PATH.name}) vs Eligo, bench/cohort.py subjects", cohort)
     if args.fuzz:
         hard = fuzz_subjects(compiled, args.fuzz)
@@ -585,17 +628,17 @@ def main() -> None:
         timings: dict[str, list[float]] = {name: [] for name in ways}
         for i in range(args.n):
             for name, way in ways.items():
-                started = time.perf_counter()
+                started = clock()
                 way(i)
-                timings[name].append(time.perf_counter() - started)
+                timings[name].append(clock() - started)
         report(f"run {run}, interleaved (each subject through every way in turn), per subject over {args.n:,}", timings)
         # back to back: each way alone over all subjects, caches warm for it
         blocked: dict[str, list[float]] = {name: [] for name in ways}
         for name, way in ways.items():
             for i in range(args.n):
-                started = time.perf_counter()
+                started = clock()
                 way(i)
-                blocked[name].append(time.perf_counter() - started)
+                blocked[name].append(clock() - started)
         report(f"run {run}, back to back (each way alone over the {args.n:,})", blocked)
 
 

@@ -91,6 +91,8 @@ class CompiledProtocol:
     subconditions: list[SubCondition] = field(default_factory=list, repr=False)
     tallies: dict[int, list[Tally]] = field(default_factory=dict, repr=False)  # by the stage they are added up for
     stage_fields: tuple[frozenset[str], ...] = field(default=(), repr=False)  # what each stage's rules read
+    # What the modules that decide and explain work out once per version (rules/explain.py's plans).
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def content_hash(self) -> str:

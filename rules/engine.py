@@ -15,17 +15,18 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import durable_rules_engine as native
 
-from rules import jsonfast
+from rules import jsonfast, units
 from rules.compiler import CompiledProtocol
 from rules.decision import Outcome
 from rules.derivation import compute
 from rules.errors import EngineError
+from rules.formulas import window_start
 from rules.planner import named_value, tally
 
 OUTCOMES = (Outcome.PASS, Outcome.FAIL, Outcome.UNKNOWN)
@@ -111,14 +112,14 @@ class DurableEngine:
                 result = native.assert_fact(handle, self._fact(compiled, sid, 0, current))
                 if result[0] != _NOT_HANDLED:
                     state = result[1]
-                    started = native.start_action_for_state(handle, state)
-                    message = started[1] if started else None
-                    while message:
-                        name = message[2 : message.index('"', 2)]
-                        fired.append(name)
-                        if name.startswith(_ACTING):  # outcome rules only record that they fired
-                            self._act(handle, compiled, sid, name, current)
-                        message = native.complete_and_start_action(handle, state)
+                    # The engine fires the outcome rules, which only record that they fired, on its
+                    # own and stops at each rule the driver acts on (vendor/durable-rules patch 14).
+                    names, acting = native.fire_actions(handle, state, False, _ACTING)
+                    fired += names
+                    while acting:
+                        self._act(handle, compiled, sid, names[-1], current)
+                        names, acting = native.fire_actions(handle, state, True, _ACTING)
+                        fired += names
             except native.error as error:
                 if state is not None:
                     native.abandon_action(handle, state)
@@ -150,15 +151,45 @@ class DurableEngine:
         """The stage's fact: only the fields its rules read, so each value is parsed once, not per stage."""
         wanted = compiled.stage_fields[stage]
         fact = {name: value for name, value in values.items() if name in wanted}
-        return jsonfast.dumps({**fact, "sid": sid, "id": f"s{stage}", "t": f"stage{stage}"})
+        fact["sid"], fact["id"], fact["t"] = sid, f"s{stage}", f"stage{stage}"
+        return jsonfast.dumps(fact)
 
 
 def add_thresholds(compiled: CompiledProtocol, stage: int, current: dict[str, Any]) -> None:
     """The computed thresholds whose source the stage's fact carries (ULN multiples, window starts)."""
-    for name in compiled.thresholds.get(stage, ()):
-        value = compute(compiled, name, current)
-        if value is not None:
-            current[name] = value
+    for name, source, work in _threshold_work(compiled).get(stage, ()):
+        if source in current:
+            value = work(current)
+            if value is not None:
+                current[name] = value
+
+
+Work = Callable[[Mapping[str, Any]], Any]
+
+
+def _threshold_work(compiled: CompiledProtocol) -> dict[int, tuple[tuple[str, str, Work], ...]]:
+    """Each stage's thresholds as (field, source, how to compute it from values holding the source).
+
+    Added to every subject's fact, so the lookups `compute` does (which kind, which source, which
+    amount) are done once per version; the arithmetic is the same (rules/derivation.py)."""
+    found = compiled.cache.get("engine.thresholds")
+    if found is None:
+        found = compiled.cache["engine.thresholds"] = {
+            stage: tuple(_work(compiled, name) for name in names) for stage, names in compiled.thresholds.items()
+        }
+    return found
+
+
+def _work(compiled: CompiledProtocol, name: str) -> tuple[str, str, Work]:
+    extra = compiled.computed_field(name)
+    assert extra is not None  # thresholds are computed fields (CompiledProtocol.thresholds)
+    source, amount = extra.source, extra.amount
+    if extra.kind == "scale":
+        return name, source, lambda values: units.tidy(values[source] * amount)
+    if extra.kind == "window":
+        unit = extra.unit
+        return name, source, lambda values: window_start(values[source], amount, unit)
+    return name, source, lambda values: compute(compiled, name, values)
 
 
 def record(compiled: CompiledProtocol, target: str, current: dict[str, Any]) -> None:
@@ -176,9 +207,13 @@ def outcomes_of(compiled: CompiledProtocol, fired: list[str], values: Mapping[st
     """Each criterion's outcome from the rules that fired, checking the engine gave exactly one."""
     found: dict[str, str] = {}
     inapplicable: set[str] = set()
+    parts = compiled.cache.setdefault("engine.rule_names", {})  # a rule's name, split once per version
     for name in fired:
-        head, _, rest = name.partition(":")
-        tail = rest.partition(":")[0]
+        split = parts.get(name)
+        if split is None:
+            head, _, rest = name.partition(":")
+            split = parts[name] = (head, rest.partition(":")[0])
+        head, tail = split
         if tail in OUTCOMES:
             if found.setdefault(head, tail) != tail:
                 raise EngineError(f"the engine gave criterion {head} two outcomes ({found[head]}, {tail})")

@@ -10,7 +10,9 @@ reading against the engine's outcome and refuses to explain a disagreement.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rules import lists
@@ -20,7 +22,7 @@ from rules.decision import CriterionResult, Decision, combine
 from rules.dictionary import Subject
 from rules.engine import Evaluation
 from rules.errors import EngineError
-from rules.ir import Group, Node, Test, Truth3, evaluate
+from rules.ir import _COMPARE, Group, Node, Test, Truth3, evaluate
 from rules.ir import combine as combine_truth
 from rules.reference import outcome_of
 
@@ -35,8 +37,69 @@ _RELATION = {
 
 
 def number(value: float) -> str:
+    if value == 0:  # 0.0 and -0.0 are equal keys but are written "0" and "-0": not cached
+        return _number(value)
+    return _cached_number(value)
+
+
+def _number(value: float) -> str:
     rounded = round(float(value), 3)
     return f"{rounded:g}" if abs(rounded) < 1e6 else f"{rounded:,.0f}"
+
+
+# Written ~40 times a subject, mostly the same thresholds and common values; round() to 3 places
+# costs more than the rest of writing a test's sentence. Equal keys (1, 1.0) are written alike.
+_cached_number = functools.lru_cache(maxsize=16384)(_number)
+
+
+@dataclass(frozen=True, slots=True)
+class _TestPlan:
+    """What explaining one test needs that does not depend on the subject: worked out once per test.
+
+    Explaining reads each criterion's tests for every subject decided; their labels, units, relation
+    words and constant thresholds are the same every time, so only the comparison and the values'
+    text are left to do per subject."""
+
+    field: str
+    other: str | None
+    value: Any
+    compare: Callable[[Any, Any], Any]
+    kind: str  # how the sentence reads the test: number, boolean or code
+    label: str
+    unit: str | None
+    relations: tuple[str, str]  # when it holds, when it does not
+    threshold: str | None  # a constant threshold's text; None when the operand is another field
+    shows: str  # how the field's value is written (Explainer.show): date, boolean, code or number
+    answers: tuple[str, str]  # a yes/no test's sentence when the answer is no, and when it is yes
+
+
+def _plan(explainer: Explainer, test: Test) -> _TestPlan:
+    variable = explainer.dictionary.variables.get(test.field)
+    kind = variable.type if variable is not None else "number"
+    return _TestPlan(
+        field=test.field,
+        other=test.other,
+        value=test.value,
+        compare=_COMPARE[test.op],
+        kind=kind,
+        label=explainer.label(test.field),
+        unit=explainer.unit(test.field),
+        relations=_RELATION[test.op],
+        threshold=explainer.threshold(test) if test.other is None and kind not in ("boolean", "code") else None,
+        shows=variable.type if variable is not None else "date",
+        answers=(f"{explainer.label(test.field)}: no", f"{explainer.label(test.field)}: yes"),
+    )
+
+
+def _shown(kind: str, unit: str | None, value: Any) -> str:
+    """A value as Explainer.show writes it, for a field shown as `kind` in `unit`."""
+    if kind == "date":
+        return dt.date.fromordinal(int(value)).isoformat()
+    if kind == "boolean":
+        return "yes" if value else "no"
+    if kind == "code":
+        return str(value)
+    return f"{number(value)} {unit}" if unit else number(value)
 
 
 class Explainer:
@@ -45,6 +108,8 @@ class Explainer:
         self.dictionary = compiled.dictionary
         self.subject = subject
         self.values = values
+        self.plans: dict[int, _TestPlan] = compiled.cache.setdefault("explain.plans", {})
+        self.inputs: dict[str, frozenset[str]] = compiled.cache.setdefault("explain.inputs", {})
 
     # -- values and labels ------------------------------------------------------------------
 
@@ -61,19 +126,13 @@ class Explainer:
     def show(self, name: str, value: Any | None = None) -> str:
         value = self.values[name] if value is None else value
         variable = self.dictionary.variables.get(name)
-        kind = variable.type if variable is not None else "date"
-        if kind == "date":
-            return dt.date.fromordinal(int(value)).isoformat()
-        if kind == "boolean":
-            return "yes" if value else "no"
-        if kind == "code":
-            return str(value)
-        unit = self.unit(name)
-        return f"{number(value)} {unit}" if unit else number(value)
+        if variable is None:
+            return _shown("date", None, value)
+        return _shown(variable.type, variable.unit, value)
 
-    def submitted(self, name: str) -> str:
+    def submitted(self, name: str, canonical: str | None = None) -> str:
         raw, unit = self.subject.submitted.get(name, (None, None))
-        if unit is None or unit == self.unit(name):
+        if unit is None or unit == (canonical if canonical is not None else self.unit(name)):
             return ""
         return f" (submitted {number(raw)} {unit})"
 
@@ -84,12 +143,19 @@ class Explainer:
             if name in self.values:
                 continue
             if name in self.dictionary.variables:
-                lacking = {i for i in self.dictionary.inputs_of(name) if i not in self.values}
+                lacking = {i for i in self.inputs_of(name) if i not in self.values}
                 found |= lacking or {name}  # all its inputs known: the formula itself has no value
             else:
                 extra = self.compiled.computed_field(name)
                 found |= set(self.missing({extra.source})) if extra else {name}
         return sorted(found)
+
+    def inputs_of(self, name: str) -> frozenset[str]:
+        """The dictionary's inputs_of, worked out once per version: read for every unknown test."""
+        found = self.inputs.get(name)
+        if found is None:
+            found = self.inputs[name] = frozenset(self.dictionary.inputs_of(name))
+        return found
 
     def missing_sentence(self, fields: tuple[str, ...]) -> str:
         parts = []
@@ -113,11 +179,11 @@ class Explainer:
     # -- nodes -------------------------------------------------------------------------------
 
     def report(self, node: Node) -> dict[str, Any]:
-        if isinstance(node, Test):
+        if type(node) is Test:
             return self.test(node)
-        if node.style.startswith("list:"):
-            return self.list_report(node)
-        items = [self.report(item) for item in node.items]
+        if node.style.startswith("list:"):  # type: ignore[union-attr]
+            return self.list_report(node)  # type: ignore[arg-type]
+        items = [self.test(item) if type(item) is Test else self.report(item) for item in node.items]  # type: ignore[union-attr]
         value = combine_truth(node, [i["value"] for i in items])
         for item in items:
             item["decisive"] = _decisive(node, value, item["value"])
@@ -131,28 +197,44 @@ class Explainer:
         return report
 
     def test(self, test: Test) -> dict[str, Any]:
-        value = evaluate(test, self.values)
-        report: dict[str, Any] = {"type": "test", "value": value, "variable": test.field, "operator": test.op}
-        if value is None:
-            report["missing"] = self.missing(test.fields)
-            report["sentence"] = self.missing_sentence(test.fields)
-            return report
-        report["actual"] = self.values[test.field]
-        report["threshold"] = test.operand(self.values)
-        variable = self.dictionary.variables.get(test.field)
-        kind = variable.type if variable is not None else "number"
-        label = self.label(test.field)
+        plan = self.plans.get(id(test))
+        if plan is None:  # the compiled IR holds every test for as long as the plans are kept
+            plan = self.plans[id(test)] = _plan(self, test)
+        values = self.values
+        field_name, other = plan.field, plan.other
+        if field_name not in values or (other is not None and other not in values):
+            return {
+                "type": "test",
+                "value": None,
+                "variable": field_name,
+                "operator": test.op,
+                "missing": self.missing(test.fields),
+                "sentence": self.missing_sentence(test.fields),
+            }
+        actual = values[field_name]
+        operand = plan.value if other is None else values[other]
+        value = bool(plan.compare(actual, operand))
+        report: dict[str, Any] = {
+            "type": "test",
+            "value": value,
+            "variable": field_name,
+            "operator": test.op,
+            "actual": actual,
+            "threshold": operand,
+        }
+        kind = plan.kind
         if kind == "boolean":
-            report["sentence"] = f"{label}: {self.show(test.field)}"
+            report["sentence"] = plan.answers[1 if actual else 0]
         elif kind == "code":
-            actual, target = self.values[test.field], str(test.value)
-            report["sentence"] = f"{label} is {actual}" + ("" if actual == target else f", not {target}")
+            target = str(plan.value)
+            report["sentence"] = f"{plan.label} is {actual}" + ("" if actual == target else f", not {target}")
         else:
-            relation = _RELATION[test.op][0 if value else 1]
-            actual = f"{label} {self.show(test.field)}{self.submitted(test.field)}"
-            report["sentence"] = f"{actual} {relation} {self.threshold(test)}"
-        if test.other:
-            report["other"] = test.other
+            relation = plan.relations[0 if value else 1]
+            shown = f"{plan.label} {_shown(plan.shows, plan.unit, actual)}{self.submitted(field_name, plan.unit)}"
+            threshold = plan.threshold if plan.threshold is not None else self.threshold(test)
+            report["sentence"] = f"{shown} {relation} {threshold}"
+        if other:
+            report["other"] = other
         return report
 
     def list_report(self, node: Group) -> dict[str, Any]:

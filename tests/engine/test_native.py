@@ -216,6 +216,78 @@ def test_distinct_tests_after_one_chain_up_to_the_limit_are_held_and_one_more_is
     assert refused_with(distinct(LIMITS.alpha_children + 1)) == "106"
 
 
+@pytest.mark.parametrize("extra_fields", [0, 80])
+def test_a_fact_matches_the_same_rules_with_fewer_or_more_fields_than_a_node_has_children(extra_fields):
+    # Patch 12: a node with fewer children than the fact has fields looks each child's field up;
+    # otherwise each field probes the children. Forty rules after one `t` test: a 4-field fact
+    # takes the second way, a fact with 80 more fields the first. Both fire exactly the same.
+    ruleset = {f"r{i:02}": {"all": [{"m": {"$and": [{"t": "a"}, {f"f{i}": i}]}}]} for i in range(40)}
+    ruleset["absent"] = {"all": [{"m": {"$and": [{"t": "a"}, {"$nex": {"f3": 1}}]}}]}
+    handle = create(ruleset)
+    try:
+        padding = {f"x{k}": k for k in range(extra_fields)}
+        assert sorted(fired(handle, {"t": "a", "f5": 5, **padding})) == ["absent", "r05"]
+        assert sorted(fired(handle, {"t": "a", "f3": 3, "f39": 39, "f7": 0, **padding})) == ["r03", "r39"]
+        assert fired(handle, {"t": "b", "f5": 5, **padding}) == []
+    finally:
+        native.delete_ruleset(handle)
+
+
+def test_a_new_state_keeps_nothing_of_the_deleted_state_whose_arrays_it_reuses():
+    # Patch 13: a deleted state's per-rule arrays are cleaned and reused by the next state. A join
+    # half-matched in one state (its left frame stored) must not complete in the next, and a rule
+    # fired in one must fire again, once, in the next.
+    handle = create(
+        {
+            "join": {"all": [{"a": {"t": "x"}}, {"b": {"t": "y"}}]},
+            "single": {"all": [{"m": {"t": "y"}}]},
+        }
+    )
+    try:
+        for round_ in range(3):
+            for sid in ("1", "2"):
+                native.assert_fact(handle, json.dumps({"sid": sid, "id": "x", "t": "x"}))
+                native.delete_state(handle, sid)
+                assert fired(handle, {"t": "y"}) == ["single"], round_
+        state = native.assert_fact(handle, json.dumps({"sid": "3", "id": "x", "t": "x"}))[1]
+        native.assert_fact(handle, json.dumps({"sid": "3", "id": "y", "t": "y"}))
+        names = []
+        message = native.start_action_for_state(handle, state)
+        message = message[1] if message else None
+        while message:
+            names.append(message[2 : message.index('"', 2)])
+            message = native.complete_and_start_action(handle, state)
+        native.delete_state(handle, "3")
+        assert sorted(names) == ["join", "single"]
+        assert fired(handle, {"t": "y"}) == ["single"]
+    finally:
+        native.delete_ruleset(handle)
+
+
+def test_fire_actions_fires_what_start_and_complete_fire_and_stops_at_the_rules_to_act_on():
+    # Patch 14: fire_actions completes the actions whose names start with none of the prefixes
+    # and returns their names; it stops at one that does, started, for the caller to act on.
+    ruleset = {
+        "a:pass": {"all": [{"m": {"$and": [{"t": "s0"}, {"x": 1}]}}]},
+        "b:fail": {"all": [{"m": {"$and": [{"t": "s0"}, {"y": 2}]}}]},
+        "advance:0": {"all": [{"m": {"t": "s0"}}], "pri": 100},
+        "c:pass": {"all": [{"m": {"t": "s1"}}]},
+    }
+    handle = create(ruleset)
+    try:
+        expected = fired(handle, {"t": "s0", "x": 1, "y": 2})
+        state = native.assert_fact(handle, json.dumps({"sid": "1", "id": "s0", "t": "s0", "x": 1, "y": 2}))[1]
+        names, acting = native.fire_actions(handle, state, False, ("advance:",))
+        assert acting and names[-1] == "advance:0"
+        assert names == expected
+        native.assert_fact(handle, json.dumps({"sid": "1", "id": "s1", "t": "s1"}))
+        assert native.fire_actions(handle, state, True, ("advance:",)) == (["c:pass"], False)
+        assert native.fire_actions(handle, state, False, ("advance:",)) == ([], False)
+        native.delete_state(handle, "1")
+    finally:
+        native.delete_ruleset(handle)
+
+
 def test_a_fact_at_the_property_limit_is_matched_and_one_more_is_refused():
     handle = create({"r": {"all": [{"m": {"t": "x"}}]}})
     try:

@@ -1742,7 +1742,50 @@ static unsigned int handleAlpha(ruleset *tree,
         }
 
         // calculate conjunctive nodes
-        if (currentAlpha->nextOffset) {
+        // Eligo: a node with fewer children than the fact has properties looks up each child's
+        // property (the fact is indexed by name) instead of probing its children for each of the
+        // fact's properties: most nodes have one to eight children, a subject's fact ~100 fields.
+        if (currentAlpha->nextOffset && currentAlpha->childCount < jo->propertiesLength) {
+            unsigned int *children = &tree->nextPool[currentAlpha->childListOffset];
+            for (unsigned int child = 0; children[child] != 0; ++child) {
+                node *hashNode = &tree->nodePool[children[child]];
+                jsonProperty *currentProperty;
+                if (getObjectProperty(jo, hashNode->value.a.expression.left.value.id.propertyNameHash, &currentProperty) == RULES_OK) {
+                    if (hashNode->value.a.expression.right.type == JSON_IDENTIFIER || hashNode->value.a.expression.right.type == JSON_EXPRESSION) {
+                        if (top == MAX_STACK_SIZE) {
+                            return ERR_MAX_STACK_SIZE;
+                        }
+                        stack[top] = &hashNode->value.a; 
+                        ++top;
+                    } else {
+                        unsigned char match = 0;
+                        if (hashNode->value.a.expression.operator == OP_IALL || hashNode->value.a.expression.operator == OP_IANY) {
+                            CHECK_RESULT(isArrayMatch(tree,
+                                                      jo,
+                                                      jo,
+                                                      currentProperty, 
+                                                      &hashNode->value.a,
+                                                      &match));
+                        } else {
+                            CHECK_RESULT(isAlphaMatch(tree, 
+                                                      &hashNode->value.a,
+                                                      jo,
+                                                      jo, 
+                                                      &match));
+                        }
+
+                        if (match) {
+                            if (top == MAX_STACK_SIZE) {
+                                return ERR_MAX_STACK_SIZE;
+                            }
+
+                            stack[top] = &hashNode->value.a; 
+                            ++top;
+                        }
+                    }
+                }
+            }
+        } else if (currentAlpha->nextOffset) {
             unsigned int *nextHashset = &tree->nextPool[currentAlpha->nextOffset];
             for(unsigned int propertyIndex = 0; propertyIndex < jo->propertiesLength; ++propertyIndex) {
                 jsonProperty *currentProperty = &jo->properties[propertyIndex];
@@ -2453,6 +2496,61 @@ unsigned int completeAndStartAction(unsigned int handle,
     resultState->context.resultFrameOffset = resultFrameOffset;
     resultState->lockExpireTime = currentTime + STATE_LEASE_TIME;
     *messages  = resultState->context.messages;
+    return RULES_OK;
+}
+
+unsigned int nextActionName(unsigned int handle,
+                            unsigned int stateOffset,
+                            unsigned char complete,
+                            char **name) {
+    if (stateOffset == UNDEFINED_HASH_OFFSET) {
+        return ERR_NO_ACTION_AVAILABLE;
+    }
+
+    ruleset *tree;
+    RESOLVE_HANDLE(handle, &tree);
+    stateNode *resultState = STATE_NODE(tree, stateOffset);
+    if (complete) {
+        CHECK_RESULT(deleteCurrentAction(tree,
+                                         resultState,
+                                         resultState->context.actionStateIndex,
+                                         resultState->context.resultCount,
+                                         resultState->context.resultFrameOffset));
+        freeActionContext(resultState);
+    }
+
+    actionStateNode *resultAction;
+    unsigned int actionStateIndex;
+    unsigned int resultCount;
+    unsigned int resultFrameOffset;
+    time_t currentTime = time(NULL);
+    CHECK_RESULT(getNextResultInState(tree,
+                                      currentTime,
+                                      resultState,
+                                      &actionStateIndex,
+                                      &resultCount,
+                                      &resultFrameOffset,
+                                      &resultAction));
+
+    // as serializeResult does for the frames it hands out, without writing them as JSON
+    leftFrameNode *firstFrame = RESULT_FRAME(resultAction, resultAction->resultIndex[0]);
+    if (!firstFrame->isActive) {
+        return ERR_NODE_DELETED;
+    }
+    leftFrameNode *resultFrame = firstFrame;
+    for (unsigned int currentCount = 0; currentCount < resultCount; ++currentCount) {
+        resultFrame->isDispatching = 1;
+        if (resultFrame->nextOffset == UNDEFINED_HASH_OFFSET) {
+            break;
+        }
+        resultFrame = RESULT_FRAME(resultAction, resultFrame->nextOffset);
+    }
+
+    resultState->context.actionStateIndex = actionStateIndex;
+    resultState->context.resultCount = resultCount;
+    resultState->context.resultFrameOffset = resultFrameOffset;
+    resultState->lockExpireTime = currentTime + STATE_LEASE_TIME;
+    *name = &tree->stringPool[firstFrame->nameOffset];
     return RULES_OK;
 }
 

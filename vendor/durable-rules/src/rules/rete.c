@@ -193,6 +193,8 @@ static unsigned int storeAlpha(ruleset *tree,
     (*newNode)->value.a.nextListOffset = 0;
     (*newNode)->value.a.betaListOffset = 0;
     (*newNode)->value.a.nextOffset = 0;
+    (*newNode)->value.a.childListOffset = 0;
+    (*newNode)->value.a.childCount = 0;
     return RULES_OK;
 }
 
@@ -845,6 +847,10 @@ static unsigned int linkAlpha(ruleset *tree,
         } else {
             CHECK_RESULT(ensureNextHashset(tree, 
                                            parentAlpha));
+            // Eligo: the child list too (allocating may move the pool: pointers are taken after).
+            if (!parentAlpha->value.a.childListOffset) {
+                CHECK_RESULT(allocateNext(tree, NEXT_BUCKET_LENGTH, &parentAlpha->value.a.childListOffset));
+            }
 
             parentNext = &tree->nextPool[parentAlpha->value.a.nextOffset];
         }
@@ -867,6 +873,12 @@ static unsigned int linkAlpha(ruleset *tree,
         }
 
         parentNext[entry] = nextOffset;
+        if (parentNext == &tree->nextPool[parentAlpha->value.a.nextOffset]) {
+            // Eligo: the set holds at most NEXT_BUCKET_LENGTH - 1 children (checked above), so the
+            // list, as long as the set, keeps its terminator.
+            tree->nextPool[parentAlpha->value.a.childListOffset + parentAlpha->value.a.childCount] = nextOffset;
+            ++parentAlpha->value.a.childCount;
+        }
     }
 
     return RULES_OK;
@@ -1150,6 +1162,8 @@ static unsigned int createForwardAlpha(ruleset *tree,
     newAlpha->value.a.arrayListOffset = 0;
     newAlpha->value.a.nextOffset = 0;
     newAlpha->value.a.nextListOffset = 0;
+    newAlpha->value.a.childListOffset = 0;
+    newAlpha->value.a.childCount = 0;
     newAlpha->value.a.expression.left.type = JSON_MESSAGE_IDENTIFIER;
     newAlpha->value.a.expression.left.value.id.propertyNameOffset = 0;
     newAlpha->value.a.expression.left.value.id.propertyNameHash = HASH_FORWARD;
@@ -1928,6 +1942,10 @@ unsigned int createRuleset(unsigned int *handle, char *name, char *rules) {
     tree->actionCount = 0;
     tree->bindingsList = NULL;
     tree->currentStateIndex = 0;
+    tree->hasSpareState = 0;
+    tree->spareBetaState = NULL;
+    tree->spareConnectorState = NULL;
+    tree->spareActionState = NULL;
     tree->storeMessageCallback = NULL;
     tree->storeMessageCallbackContext = NULL;
     tree->deleteMessageCallback = NULL;
@@ -1990,6 +2008,9 @@ unsigned int deleteRuleset(unsigned int handle) {
     free(tree->stringPool);
     free(tree->expressionPool);
     free(tree->regexStateMachinePool);
+    if (tree->hasSpareState) {
+        freeStateArrays(tree, tree->spareBetaState, tree->spareConnectorState, tree->spareActionState);
+    }
     free(tree->statePool.content);
     free(tree);
     DELETE_HANDLE(handle);

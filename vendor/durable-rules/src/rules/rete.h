@@ -93,6 +93,10 @@ typedef struct alpha {
     unsigned int arrayListOffset;
     unsigned int arrayOffset;
     unsigned int nextOffset;
+    // Eligo: the same children as the `nextOffset` hash set, as a zero-terminated list, and how
+    // many: a fact with more properties than a node has children visits the children instead.
+    unsigned int childListOffset;
+    unsigned int childCount;
 } alpha;
 
 typedef struct beta {
@@ -153,6 +157,12 @@ typedef struct ruleset {
     unsigned int stateIndex[MAX_STATE_INDEX_LENGTH * 2];
     unsigned int reverseStateIndex[MAX_STATE_INDEX_LENGTH];
     unsigned int currentStateIndex;
+    // Eligo: the per-rule arrays of the last state deleted, cleaned, for the next state created
+    // (state.c): creating them afresh was most of the cost of asserting one subject's fact.
+    unsigned char hasSpareState;
+    void *spareBetaState;
+    void *spareConnectorState;
+    void *spareActionState;
 
 
     unsigned int (*storeMessageCallback)(void *, char *, char *, char *, unsigned char, char *);

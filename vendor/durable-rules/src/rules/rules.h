@@ -204,6 +204,13 @@ unsigned int startActionForState(unsigned int handle,
                                  char **stateFact,
                                  char **messages);
 
+// Eligo: complete the started action (if `complete`) and start the next without serializing its
+// facts; `*name` is the rule's name (owned by the ruleset), or ERR_NO_ACTION_AVAILABLE.
+unsigned int nextActionName(unsigned int handle,
+                            unsigned int stateOffset,
+                            unsigned char complete,
+                            char **name);
+
 unsigned int completeAndStartAction(unsigned int handle, 
                                     unsigned int stateOffset, 
                                     char **messages);

@@ -74,6 +74,21 @@ int asprintf(char** ret, char* format, ...){
     } \
 } while(0)
 
+// Eligo: a pool back to what INIT leaves, keeping its memory (and any length it grew to).
+#define RESET(type, pool) do { \
+    for (unsigned int i = 0; i < pool.contentLength; ++ i) { \
+        ((type *)pool.content)[i].isActive = 0; \
+        ((type *)pool.content)[i].nextOffset = i + 1; \
+        ((type *)pool.content)[i].prevOffset = i - 1; \
+    } \
+    ((type *)pool.content)[pool.contentLength - 1].nextOffset = UNDEFINED_HASH_OFFSET; \
+    ((type *)pool.content)[0].prevOffset = UNDEFINED_HASH_OFFSET; \
+    pool.freeOffset = 1; \
+    pool.count = 0; \
+} while(0)
+
+#define POOL_USED(pool) (pool.count != 0 || pool.freeOffset != 1)
+
 #define GET_LAST(type, index, max, pool, nodeHash, valueOffset) do { \
     valueOffset = index[(nodeHash % max) * 2 + 1]; \
     while (valueOffset != UNDEFINED_HASH_OFFSET) { \
@@ -825,6 +840,71 @@ unsigned int getStateNode(void *tree,
     return RULES_OK; 
 } 
 
+void freeStateArrays(void *tree,
+                     betaStateNode *betaState,
+                     connectorStateNode *connectorState,
+                     actionStateNode *actionState) {
+    ruleset *rulesetTree = (ruleset*)tree;
+    for (unsigned int i = 0; i < rulesetTree->betaCount; ++i) {
+        betaStateNode *betaNode = &betaState[i];
+        free(betaNode->leftFramePool.content);
+        free(betaNode->rightFramePool.content);
+    }
+    free(betaState);
+
+    for (unsigned int i = 0; i < rulesetTree->connectorCount; ++i) {
+        connectorStateNode *connectorNode = &connectorState[i];
+        free(connectorNode->aFramePool.content);
+        free(connectorNode->bFramePool.content);
+    }
+    free(connectorState);
+
+    for (unsigned int i = 0; i < rulesetTree->actionCount; ++i) {
+        actionStateNode *actionNode = &actionState[i];
+        free(actionNode->resultPool.content);
+    }   
+    free(actionState);
+}
+
+// Eligo: a deleted state's per-rule arrays made as createStateNode makes them, for the next state.
+// Only what a rule touched is reset (its reteNode is set whenever a frame is added to its pools;
+// a pool's count and free list are checked too): most of a ruleset's rules never see a subject.
+static void cleanStateArrays(ruleset *tree, stateNode *node) {
+    for (unsigned int i = 0; i < tree->betaCount; ++i) {
+        betaStateNode *betaNode = &node->betaState[i];
+        if (betaNode->reteNode || POOL_USED(betaNode->leftFramePool) || POOL_USED(betaNode->rightFramePool)) {
+            betaNode->reteNode = NULL;
+            RESET(leftFrameNode, betaNode->leftFramePool);
+            memset(betaNode->leftFrameIndex, 0, MAX_LEFT_FRAME_INDEX_LENGTH * sizeof(unsigned int) * 2);
+            RESET(rightFrameNode, betaNode->rightFramePool);
+            memset(betaNode->rightFrameIndex, 0, MAX_RIGHT_FRAME_INDEX_LENGTH * sizeof(unsigned int) * 2);
+        }
+    }
+
+    for (unsigned int i = 0; i < tree->connectorCount; ++i) {
+        connectorStateNode *connectorNode = &node->connectorState[i];
+        if (connectorNode->reteNode || POOL_USED(connectorNode->aFramePool) || POOL_USED(connectorNode->bFramePool)) {
+            connectorNode->reteNode = NULL;
+            RESET(leftFrameNode, connectorNode->aFramePool);
+            connectorNode->aFrameIndex[0] = UNDEFINED_HASH_OFFSET;
+            connectorNode->aFrameIndex[1] = UNDEFINED_HASH_OFFSET;
+            RESET(leftFrameNode, connectorNode->bFramePool);
+            connectorNode->bFrameIndex[0] = UNDEFINED_HASH_OFFSET;
+            connectorNode->bFrameIndex[1] = UNDEFINED_HASH_OFFSET;
+        }
+    }
+
+    for (unsigned int i = 0; i < tree->actionCount; ++i) {
+        actionStateNode *actionNode = &node->actionState[i];
+        if (actionNode->reteNode || POOL_USED(actionNode->resultPool)) {
+            actionNode->reteNode = NULL;
+            actionNode->resultIndex[0] = UNDEFINED_HASH_OFFSET;
+            actionNode->resultIndex[1] = UNDEFINED_HASH_OFFSET;
+            RESET(leftFrameNode, actionNode->resultPool);
+        }
+    }
+}
+
 unsigned int createStateNode(void *tree, 
                              char *sid, 
                              stateNode **state) {
@@ -866,6 +946,21 @@ unsigned int createStateNode(void *tree,
 
     memset(node->messageIndex, 0, MAX_MESSAGE_INDEX_LENGTH * sizeof(unsigned int) * 2);
     
+    // Eligo: the arrays the last deleted state left clean, if any (deleteStateNode).
+    if (rulesetTree->hasSpareState) {
+        node->betaState = rulesetTree->spareBetaState;
+        node->connectorState = rulesetTree->spareConnectorState;
+        node->actionState = rulesetTree->spareActionState;
+        rulesetTree->hasSpareState = 0;
+        rulesetTree->spareBetaState = NULL;
+        rulesetTree->spareConnectorState = NULL;
+        rulesetTree->spareActionState = NULL;
+        node->factOffset = UNDEFINED_HASH_OFFSET;
+        node->lockExpireTime = 0;
+        *state = node;
+        return RULES_OK;
+    }
+
     node->betaState = malloc(((ruleset*)tree)->betaCount * sizeof(betaStateNode));
     for (unsigned int i = 0; i < ((ruleset*)tree)->betaCount; ++i) {
         betaStateNode *betaNode = &node->betaState[i];
@@ -940,25 +1035,15 @@ unsigned int deleteStateNode(void *tree,
         node->context.stateFact = NULL;
     }
 
-    for (unsigned int i = 0; i < rulesetTree->betaCount; ++i) {
-        betaStateNode *betaNode = &node->betaState[i];
-        free(betaNode->leftFramePool.content);
-        free(betaNode->rightFramePool.content);
+    if (rulesetTree->hasSpareState) {
+        freeStateArrays(tree, node->betaState, node->connectorState, node->actionState);
+    } else {
+        cleanStateArrays(rulesetTree, node);
+        rulesetTree->hasSpareState = 1;
+        rulesetTree->spareBetaState = node->betaState;
+        rulesetTree->spareConnectorState = node->connectorState;
+        rulesetTree->spareActionState = node->actionState;
     }
-    free(node->betaState);
-
-    for (unsigned int i = 0; i < rulesetTree->connectorCount; ++i) {
-        connectorStateNode *connectorNode = &node->connectorState[i];
-        free(connectorNode->aFramePool.content);
-        free(connectorNode->bFramePool.content);
-    }
-    free(node->connectorState);
-
-    for (unsigned int i = 0; i < rulesetTree->actionCount; ++i) {
-        actionStateNode *actionNode = &node->actionState[i];
-        free(actionNode->resultPool.content);
-    }   
-    free(node->actionState);
 
     for (unsigned int i = 0; i < MAX_MESSAGE_INDEX_LENGTH; ++i) {
         unsigned int currentMessageOffset = node->messageIndex[i * 2];

@@ -343,6 +343,11 @@ unsigned int createStateNode(void *tree,
 unsigned int deleteStateNode(void *tree, 
                              stateNode *state);
 
+void freeStateArrays(void *tree,
+                     betaStateNode *betaState,
+                     connectorStateNode *connectorState,
+                     actionStateNode *actionState);
+
 unsigned int serializeResult(void *tree, 
                              stateNode *state, 
                              actionStateNode *actionNode, 
