@@ -369,8 +369,14 @@ class ProtocolView(EligoModelView):
         return url_for("workbench.version", version_id=model.versions[0].id)
 
 
+OUTCOME_ORDER = {"fail": 0, "unknown": 1, "pass": 2, "not_applicable": 3}
+
+
 class TryItView(RoleAccess, BaseView):
-    """Decide a subject (a test case, or JSON typed in) under a draft, without publishing or storing."""
+    """Decide a subject (a test case, or JSON typed in) under a draft, without publishing or storing.
+
+    The answer reads as the screening page's (failures first, the same sentences), with the
+    current published version's answer for the same subject beside it, criterion by criterion."""
 
     roles = ("writer", "reviewer")
 
@@ -383,7 +389,9 @@ class TryItView(RoleAccess, BaseView):
             return self.render("admin_eligo/try_pick.html", versions=candidates)
         subject_text = request.form.get("subject", "")
         case_name = request.form.get("case", "")
-        decision, problem = None, None
+        current = version.protocol.current()
+        beside = current if current is not None and current.id != version.id else None
+        decision, problem, published, published_problem = None, None, None, None
         if request.method == "POST":
             try:
                 if case_name:
@@ -393,18 +401,42 @@ class TryItView(RoleAccess, BaseView):
                 decision = rules.decide(registry().compiled(version), subject, engine(version))
             except json.JSONDecodeError as error:
                 problem = f"The subject is not valid JSON: {error}"
-            except SubjectInputErrors as errors:
-                problem = "; ".join(str(e) for e in errors.errors)
+            except StopIteration:
+                problem = f"No test case named {case_name[:80]!r}"
             except EligoError as error:
-                problem = str(error)
+                problem = _said(error)
+            if decision is not None and beside is not None:
+                try:
+                    published = rules.decide(registry().compiled(beside), subject, engine(beside))
+                except EligoError as error:
+                    published_problem = _said(error)
         return self.render(
             "admin_eligo/try.html",
             version=version,
             subject=subject_text,
             cases=version.test_cases,
             decision=decision,
+            rows=_side_by_side(decision, published) if decision else [],
+            beside=beside,
+            published=published,
+            published_problem=published_problem,
             problem=problem,
         )
+
+
+def _said(error: EligoError) -> str:
+    if isinstance(error, SubjectInputErrors):
+        return "; ".join(str(e) for e in error.errors)
+    return str(error)
+
+
+def _side_by_side(decision: Any, published: Any) -> list[tuple[Any, Any]]:
+    """Each criterion of the draft's answer, failures first, with the published answer's same criterion."""
+    theirs = {c.code: c for c in published.criteria} if published else {}
+    mine = sorted(decision.criteria, key=lambda c: OUTCOME_ORDER.get(c.outcome, 9))
+    rows = [(c, theirs.get(c.code)) for c in mine]
+    gone = [(None, c) for code, c in theirs.items() if code not in {m.code for m in mine}]
+    return rows + gone
 
 
 class SignForm(FlaskForm):

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 import rules
 from rules import test_cases
-from rules.errors import ProtocolError
+from rules.errors import ProtocolError, RuleErrors
 from rules.protocol import TEXT_LIMITS
 from service import versions
 from service.engine import engine
@@ -60,11 +60,11 @@ def upload(text: str, created_by: str | None = None) -> ProtocolVersion:
     versions.check_codes(definition)
     try:
         compiled = rules.compile_protocol(definition)
-    except ProtocolError as error:
+    except (ProtocolError, RuleErrors) as error:
+        found = error.problems if isinstance(error, ProtocolError) else error.problems()
         paths = {f"{c.code}: ": f"criteria[{i}] ({c.code}): " for i, c in enumerate(definition.criteria)}
         problems = [
-            next((paths[p] + problem[len(p) :] for p in paths if problem.startswith(p)), problem)
-            for problem in error.problems
+            next((paths[p] + problem[len(p) :] for p in paths if problem.startswith(p)), problem) for problem in found
         ]
         raise ProtocolError("the protocol does not compile", problems) from None
     problems = [
