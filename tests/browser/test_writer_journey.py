@@ -118,6 +118,13 @@ def test_a_writer_builds_a_protocol_a_reviewer_publishes_it_a_screener_uses_it(p
     expect(page.locator("[data-tests='passed']")).to_contain_text("All 1 test case(s) pass", timeout=SLOW)
     _fits(page, viewport["width"])
     screenshot(f"writer-tests-passed-{size}")
+    page.get_by_role("link", name="Try it").last.click()  # the page's link, not the menu's
+    page.select_option("#case", "A 40-year-old, not pregnant")
+    page.get_by_role("button", name="Decide").click()
+    expect(page.locator("[data-decision='eligible']")).to_contain_text("Version 1: Eligible", timeout=SLOW)
+    expect(page.locator("[data-criterion='IN-01']")).to_contain_text("pass")
+    _fits(page, viewport["width"])
+    screenshot(f"writer-try-it-{size}")
 
     # The reviewer signs from the drafts list.
     _switch(page, sign_in, "reviewer")
