@@ -106,7 +106,8 @@ def definition_of(form: FlaskForm, compiled: CompiledProtocol, sections: Section
         subject=subject,
         expect=expect,
         outcomes={code: field.data for code, field in outcome_fields(form, compiled) if field.data},
-        missing=tuple(form.missing.data) if form.missing.data and expect != REFUSED else None,
+        # sorted, as decisions report them (rules.explain), so the comparison is of the names alone
+        missing=tuple(sorted(form.missing.data)) if form.missing.data and expect != REFUSED else None,
         refused=tuple(form.refused.data or ()) if expect == REFUSED else (),
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -329,3 +330,67 @@ def test_an_uploaded_file_with_problems_is_refused_whole_with_each_problems_path
 def test_uploading_is_for_writers(signed_in):
     assert signed_in("reviewer").get("/admin/upload/").status_code == 403
     assert signed_in("screener").get("/admin/workbench/1").status_code == 403
+
+
+class _Form(HTMLParser):
+    """A page's form fields as the browser would submit them untouched (inputs, selected options, text areas)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, list[str]] = {}
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "input" and a.get("name") and a.get("type") not in ("submit", "checkbox", "file"):
+            self.fields.setdefault(a["name"], []).append(a.get("value") or "")
+        elif tag == "select":
+            self._select = a.get("name")
+            self.fields.setdefault(self._select, [])
+        elif tag == "option" and self._select and "selected" in a:
+            self.fields[self._select].append(a.get("value") or "")
+        elif tag == "textarea":
+            self._textarea = a.get("name")
+            self.fields[self._textarea] = [""]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data: str) -> None:
+        if self._textarea:
+            self.fields[self._textarea][0] += data.removeprefix("\n") if not self.fields[self._textarea][0] else data
+
+
+def test_every_seed_test_case_survives_its_edit_form_unchanged(app, client, writer):
+    """Each shipped case opened in the form and saved as it stands keeps its subject and expectations."""
+    client.post("/api/v1/protocols/NCT07193667/versions", json={"from": 1})
+    with app.app_context():
+        draft = ProtocolVersion.query.filter_by(number=2).one()
+        before = {t.id: t.to_definition() for t in draft.test_cases}
+        dictionary = rules.compile_protocol(draft.to_definition()).dictionary
+    for case_id, original in before.items():
+        page = writer.get(f"/admin/testcases/edit/?id={case_id}").get_data(as_text=True)
+        form = _Form()
+        form.feed(page)
+        response = writer.post(f"/admin/testcases/edit/?id={case_id}", data=form.fields)
+        assert response.status_code == 302, (original.name, _errors(response.get_data(as_text=True)))
+        with app.app_context():
+            saved = db.session.get(TestCase, case_id).to_definition()
+        assert (saved.name, saved.expect, saved.outcomes, saved.refused) == (
+            original.name,
+            original.expect,
+            dict(original.outcomes),
+            original.refused,
+        )
+        assert saved.missing == original.missing or (original.missing == () and saved.missing is None)
+        if original.expect != "refused":
+            assert dictionary.normalize(saved.subject).values == dictionary.normalize(original.subject).values
+    with app.app_context():
+        draft_id = ProtocolVersion.query.filter_by(number=2).one().id
+    assert f"All {len(before)} test case(s) pass" in writer.get(f"/admin/workbench/{draft_id}/tests").get_data(
+        as_text=True
+    )
