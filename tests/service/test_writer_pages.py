@@ -394,3 +394,39 @@ def test_every_seed_test_case_survives_its_edit_form_unchanged(app, client, writ
     assert f"All {len(before)} test case(s) pass" in writer.get(f"/admin/workbench/{draft_id}/tests").get_data(
         as_text=True
     )
+
+
+def test_cohorts_and_value_sets_are_added_to_a_new_draft_through_their_forms(app, writer, draft):
+    assert _add(writer, "cohorts", draft, {"code": "YOUNG", "label": "Younger adults"}).status_code == 302
+    valueset = {"name": "sglt2", "label": "SGLT2 inhibitors", "system": "ATC", "codes": "A10BK*", "help": ""}
+    assert _add(writer, "valuesets", draft, valueset).status_code == 302
+    criterion = {"code": "IN-03", "kind": "inclusion", "cohorts": "YOUNG", "text": "Under 40", "rule": "age < 40 years"}
+    assert _add(writer, "criteria", draft, criterion).status_code == 302
+    with app.app_context():
+        definition = _version(app, draft).to_definition()
+    assert [c.code for c in definition.cohorts] == ["YOUNG"]
+    assert (definition.value_sets[0].name, definition.value_sets[0].codes) == ("sglt2", ("A10BK*",))
+    assert definition.criteria[-1].cohorts == ("YOUNG",)
+    page = writer.get(f"/admin/workbench/{draft}").get_data(as_text=True)
+    assert "Younger adults" in page and "A10BK*" in page and "YOUNG only" in page
+    form = writer.get(f"/admin/testcases/new/?version_id={draft}").get_data(as_text=True)
+    assert '<select class="form-control" id="cohort" name="cohort" required><option value="YOUNG">' in form
+    response = _post(
+        writer, f"/admin/testcases/new/?version_id={draft}", {**CASE, "cohort": "OLD", "expect": "eligible"}
+    )
+    assert any(e.startswith("Cohort: Not a valid choice") for e in _errors(response.get_data(as_text=True)))
+    response = _post(
+        writer, f"/admin/testcases/new/?version_id={draft}", {**CASE, "cohort": "YOUNG", "expect": "eligible"}
+    )
+    assert response.status_code == 302
+    with app.app_context():
+        assert _version(app, draft).test_cases[0].subject["cohort"] == "YOUNG"
+
+
+def test_a_form_opened_from_the_workbench_starts_on_its_version_and_returns_to_it(writer, draft):
+    page = writer.get(f"/admin/criteria/new/?version_id={draft}&url=/admin/workbench/{draft}").get_data(as_text=True)
+    assert re.search(rf'<option selected value="{draft}">|<option value="{draft}" selected>', page)
+    criterion = {"code": "IN-04", "kind": "inclusion", "text": "t", "rule": "age > 1 years"}
+    url = f"/admin/criteria/new/?version_id={draft}&url=/admin/workbench/{draft}"
+    response = _post(writer, url, {"version": str(draft), **criterion})
+    assert response.headers["Location"] == f"/admin/workbench/{draft}"
