@@ -113,8 +113,8 @@ def check(compiled: CompiledProtocol, case: TestCaseDef) -> list[CaseProblem]:
     for name in case.missing or ():
         if _variable_of(name) not in variables:
             problems.append(CaseProblem("missing", name, "a variable of the data dictionary"))
-    for name in case.refused:
-        if _variable_of(name) not in variables and name != "cohort":
+    for name in case.refused:  # a case may submit an unknown name to see it refused
+        if _variable_of(name) not in {*variables, *case.subject, "cohort"}:
             problems.append(CaseProblem("refused", name, "a variable of the data dictionary"))
     return problems
 

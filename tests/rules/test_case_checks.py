@@ -51,6 +51,8 @@ def test_a_case_that_can_never_be_checked_names_its_field(compiled, eligible, ch
 def test_a_case_expecting_refusal_may_hold_bad_input(compiled, eligible):
     case = replace(eligible, subject={**eligible.subject, "anc": "lots"}, expect="refused", refused=("anc",))
     assert test_cases.check(compiled, case) == []
+    unknown = replace(case, subject={**eligible.subject, "weight_lbs": 150}, refused=("weight_lbs",))
+    assert test_cases.check(compiled, unknown) == []
     (run,) = test_cases.run(compiled, [case])
     assert run.passed and run.rows() == [("refused", ["anc"], ["anc"], True)]
 
