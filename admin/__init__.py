@@ -6,6 +6,7 @@ from flask import Flask
 from flask_admin import Admin
 
 from admin.review import ReviewView
+from admin.test_cases import TestCaseView
 from admin.views import (
     AuditView,
     CohortView,
@@ -15,12 +16,12 @@ from admin.views import (
     ProtocolView,
     RebaseView,
     SignView,
-    TestCaseView,
     TryItView,
     UserView,
     ValueSetView,
     VariableView,
 )
+from admin.workbench import UploadView, WorkbenchView
 from service.models import (
     AuditEntry,
     Cohort,
@@ -46,6 +47,8 @@ def init_app(app: Flask) -> None:
     admin.add_view(CohortView(Cohort, session, name="Cohorts", endpoint="cohorts"))
     admin.add_view(TestCaseView(TestCase, session, name="Test cases", endpoint="testcases"))
     admin.add_view(TryItView(name="Try it", endpoint="tryit"))
+    admin.add_view(WorkbenchView(name="Write protocols", endpoint="workbench"))
+    admin.add_view(UploadView(name="Upload protocol", endpoint="upload"))
     admin.add_view(ReviewView(name="Review amendments", endpoint="review"))
     admin.add_view(SignView(name="Sign and publish", endpoint="sign"))
     admin.add_view(RebaseView(name="Rebase", endpoint="rebase"))

@@ -14,7 +14,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from sqlalchemy import select
-from wtforms import PasswordField, SelectField, TextAreaField
+from wtforms import FloatField, PasswordField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Optional
 
@@ -34,9 +34,9 @@ from admin.validators import (
     variable_type,
 )
 from rules import lists
-from rules.errors import EligoError, SubjectInputErrors
+from rules.errors import EligoError, ProtocolError, SubjectInputErrors
 from rules.protocol import VariableDef
-from service import amendments_rebase, versions
+from service import amendments_rebase, authoring, versions
 from service.auth import has_role, hash_token, sign
 from service.engine import engine
 from service.errors import DomainError
@@ -108,6 +108,14 @@ class VersionPartView(EligoModelView):
             siblings = getattr(version, type(model).__tablename__)
             model.position = max((s.position for s in siblings if s is not model), default=-1) + 1
 
+    def create_form(self, obj: Any = None) -> Any:
+        """A create form opened from a version's workbench (`?version_id=`) starts on that version."""
+        form = super().create_form(obj)
+        version_id = request.args.get("version_id", type=int)
+        if request.method == "GET" and version_id and hasattr(form, "version"):
+            form.version.data = db.session.get(ProtocolVersion, version_id)
+        return form
+
     def get_query(self):
         query = super().get_query()
         number = request.args.get("version_number")
@@ -155,9 +163,12 @@ class VariableView(VersionPartView):
     column_filters = ("version.number", "version.status", "type", "section")
     column_default_sort = "position"
     form_columns = ("version", *(f.name for f in fields(VariableDef)))
-    form_overrides = {"units": CodeListField, "codes": CodeListField}
+    # Float columns, said explicitly: SQLAlchemy 2.1's Float is no Numeric, and Flask-Admin left them out.
+    form_overrides = {"units": CodeListField, "codes": CodeListField, "minimum": FloatField, "maximum": FloatField}
     form_args = {
         "type": {"validators": [variable_type, draft_only]},
+        "minimum": {"validators": [Optional()], "description": "Plausible minimum, in the unit above"},
+        "maximum": {"validators": [Optional()], "description": "Plausible maximum, in the unit above"},
         "unit": {"validators": [known_unit]},
         "units": {
             "validators": [known_unit],
@@ -214,25 +225,6 @@ class CohortView(VersionPartView):
     form_args = {"code": {"validators": [identifier, draft_only]}}
 
 
-class TestCaseView(VersionPartView):
-    column_list = ("version", "name", "expect")
-    column_searchable_list = ("name",)
-    form_columns = ("version", "name", "expect", "subject", "outcomes", "missing", "refused")
-    form_overrides = {"expect": SelectField}
-    form_args = {
-        "expect": {
-            "choices": [
-                SelectChoice("eligible"),
-                SelectChoice("not_eligible", "not eligible"),
-                SelectChoice("incomplete"),
-                SelectChoice("refused", "refused as input"),
-            ]
-        },
-        "subject": {"description": 'variable: value, with cohort and screening_date, e.g. {"cohort": "SLE", ...}'},
-        "outcomes": {"description": 'Expected outcomes by criterion, e.g. {"IN-03b": "fail"}'},
-    }
-
-
 class ProtocolVersionView(EligoModelView):
     roles = ("writer", "reviewer")
     can_create = False
@@ -268,8 +260,15 @@ class ProtocolVersionView(EligoModelView):
             criteria=url_for("criteria.index_view", version_number=m.number),
             dictionary=url_for("variables.index_view", version_number=m.number),
             value_sets=url_for("valuesets.index_view", version_number=m.number),
-            tryit=Markup(' · <a href="{}">try it</a> · <a href="{}">review</a>').format(
-                url_for("tryit.index", version_id=m.id), url_for("review.version", version_id=m.id)
+            tryit=Markup(
+                ' · <a href="{}">try it</a> · <a href="{}">review</a> · <a href="{}">workbench</a>'
+                ' · <a href="{}">run tests</a> · <a href="{}" download>YAML</a>'
+            ).format(
+                url_for("tryit.index", version_id=m.id),
+                url_for("review.version", version_id=m.id),
+                url_for("workbench.version", version_id=m.id),
+                url_for("workbench.tests", version_id=m.id),
+                url_for("workbench.download", version_id=m.id, fmt="yaml"),
             ),
         ),
     }
@@ -321,24 +320,63 @@ class ProtocolVersionView(EligoModelView):
 
 
 class ProtocolView(EligoModelView):
-    """Protocols are created by importing a protocol file (API or CLI); here they are listed."""
+    """Protocols: created here from scratch (with an empty first draft), or uploaded as a protocol file."""
 
     roles = ("writer", "reviewer")
-    can_create = False
+    can_create = True
     can_edit = False
     can_delete = False
     column_list = ("code", "title", "versions", "created_at")
     column_searchable_list = ("code", "title")
     column_formatters = {
         "versions": lambda v, c, m, n: Markup(", ").join(
-            Markup('<a href="{}">v{} {}</a>').format(url_for("versions.details_view", id=x.id), x.number, x.status)
+            Markup('<a href="{}">v{} {}</a>').format(url_for("workbench.version", version_id=x.id), x.number, x.status)
             for x in m.versions
         )
     }
+    form_columns = ("code", "title", "description", "source")  # the last two: extra fields, for the draft
+    form_args = {
+        "code": {
+            "label": "Code",
+            "validators": [identifier],
+            "description": "The trial's registry id, e.g. NCT07193667: it names the protocol in URLs and files.",
+        },
+        "title": {"description": "The trial's title, as registered."},
+    }
+    form_extra_fields = {
+        "description": TextAreaField("Description", description="What the trial is about, for screeners."),
+        "source": TextAreaField("Source", description="Where the criteria come from, e.g. the registry record."),
+    }
+
+    def create_model(self, form: Any) -> Any:
+        """A protocol and its first draft, in one transaction; each refusal shown on its field."""
+        if not has_role(current_user, "writer"):
+            flash("Only writers create protocols.", "error")
+            return False
+        try:
+            draft = authoring.new_protocol(form.code.data, form.title.data, form.description.data, form.source.data)
+            db.session.commit()
+        except ProtocolError as error:
+            db.session.rollback()
+            for problem in error.problems:
+                name, _, message = problem.partition(": ")
+                field = getattr(form, name, None) or form.code
+                field.errors = [*field.errors, message or problem]
+            return False
+        return draft.protocol
+
+    def get_save_return_url(self, model: Any, is_created: bool = False) -> str:
+        return url_for("workbench.version", version_id=model.versions[0].id)
+
+
+OUTCOME_ORDER = {"fail": 0, "unknown": 1, "pass": 2, "not_applicable": 3}
 
 
 class TryItView(RoleAccess, BaseView):
-    """Decide a subject (a test case, or JSON typed in) under a draft, without publishing or storing."""
+    """Decide a subject (a test case, or JSON typed in) under a draft, without publishing or storing.
+
+    The answer reads as the screening page's (failures first, the same sentences), with the
+    current published version's answer for the same subject beside it, criterion by criterion."""
 
     roles = ("writer", "reviewer")
 
@@ -351,7 +389,9 @@ class TryItView(RoleAccess, BaseView):
             return self.render("admin_eligo/try_pick.html", versions=candidates)
         subject_text = request.form.get("subject", "")
         case_name = request.form.get("case", "")
-        decision, problem = None, None
+        current = version.protocol.current()
+        beside = current if current is not None and current.id != version.id else None
+        decision, problem, published, published_problem = None, None, None, None
         if request.method == "POST":
             try:
                 if case_name:
@@ -361,18 +401,42 @@ class TryItView(RoleAccess, BaseView):
                 decision = rules.decide(registry().compiled(version), subject, engine(version))
             except json.JSONDecodeError as error:
                 problem = f"The subject is not valid JSON: {error}"
-            except SubjectInputErrors as errors:
-                problem = "; ".join(str(e) for e in errors.errors)
+            except StopIteration:
+                problem = f"No test case named {case_name[:80]!r}"
             except EligoError as error:
-                problem = str(error)
+                problem = _said(error)
+            if decision is not None and beside is not None:
+                try:
+                    published = rules.decide(registry().compiled(beside), subject, engine(beside))
+                except EligoError as error:
+                    published_problem = _said(error)
         return self.render(
             "admin_eligo/try.html",
             version=version,
             subject=subject_text,
             cases=version.test_cases,
             decision=decision,
+            rows=_side_by_side(decision, published) if decision else [],
+            beside=beside,
+            published=published,
+            published_problem=published_problem,
             problem=problem,
         )
+
+
+def _said(error: EligoError) -> str:
+    if isinstance(error, SubjectInputErrors):
+        return "; ".join(str(e) for e in error.errors)
+    return str(error)
+
+
+def _side_by_side(decision: Any, published: Any) -> list[tuple[Any, Any]]:
+    """Each criterion of the draft's answer, failures first, with the published answer's same criterion."""
+    theirs = {c.code: c for c in published.criteria} if published else {}
+    mine = sorted(decision.criteria, key=lambda c: OUTCOME_ORDER.get(c.outcome, 9))
+    rows = [(c, theirs.get(c.code)) for c in mine]
+    gone = [(None, c) for code, c in theirs.items() if code not in {m.code for m in mine}]
+    return rows + gone
 
 
 class SignForm(FlaskForm):

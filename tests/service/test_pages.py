@@ -211,7 +211,7 @@ def test_try_it_decides_a_draft_without_storing(app, browser_as):
         },
     )
     html = response.get_data(as_text=True)
-    assert 'id="decision">Incomplete' in html
+    assert 'data-decision="incomplete">Version 1: Incomplete' in html  # the published version itself: nothing beside
     assert "not checked: HBV DNA, HBV DNA upper limit of normal missing" in html
     with app.app_context():
         assert db.session.query(Screening).count() == 0
