@@ -6,7 +6,7 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, jsonify, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -19,6 +19,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Optional
 
 import rules
+from admin import rule_check
 from admin.access import RoleAccess
 from admin.fields import CodeListField
 from admin.review import compared, review_context
@@ -141,6 +142,9 @@ class CriterionView(VersionPartView):
     }
     form_widget_args = {"rule": {"rows": 4, "spellcheck": "false"}, "text": {"rows": 4}}
 
+    create_template = "admin_eligo/rule_create.html"
+    edit_template = "admin_eligo/rule_edit.html"
+
     def scaffold_form(self):
         form = super().scaffold_form()
         form.kind = SelectField(
@@ -148,8 +152,32 @@ class CriterionView(VersionPartView):
         )
         return form
 
+    @expose("/rule-check/", methods=("POST",))
+    def rule_check(self) -> Any:
+        """The live editor's check (static/rule_editor.js): every problem and the preview, before saving."""
+        try:
+            version_id, kind, text = rule_check.read_request(request.get_json(silent=True))
+        except rule_check.CheckRequestError as error:
+            return jsonify(error={"message": "the rule check needs a version, a kind and a text",
+                                  "errors": [error.as_dict()]}), 400
+        version = db.session.get(ProtocolVersion, version_id)
+        if version is None:
+            return jsonify(error={"message": f"no protocol version {version_id}", "errors": []}), 404
+        return jsonify(rule_check.check(version, kind, text))
+
+    @expose("/rule-words/")
+    def rule_words(self) -> Any:
+        """What the editor completes: the version's variable names, value sets and units."""
+        version = db.session.get(ProtocolVersion, request.args.get("version_id", type=int) or 0)
+        if version is None:
+            return jsonify(error={"message": "no such protocol version", "errors": []}), 404
+        return jsonify(rule_check.vocabulary(version))
+
 
 class VariableView(VersionPartView):
+    create_template = "admin_eligo/rule_create.html"  # a named condition's `condition` is edited live too
+    edit_template = "admin_eligo/rule_edit.html"
+
     column_list = ("version", "name", "label", "type", "unit", "units", "minimum", "maximum", "uln", "formula")
     column_searchable_list = ("name", "label", "section")
     column_filters = ("version.number", "version.status", "type", "section")
