@@ -158,8 +158,9 @@ class CriterionView(VersionPartView):
         try:
             version_id, kind, text = rule_check.read_request(request.get_json(silent=True))
         except rule_check.CheckRequestError as error:
-            return jsonify(error={"message": "the rule check needs a version, a kind and a text",
-                                  "errors": [error.as_dict()]}), 400
+            return jsonify(
+                error={"message": "the rule check needs a version, a kind and a text", "errors": [error.as_dict()]}
+            ), 400
         version = db.session.get(ProtocolVersion, version_id)
         if version is None:
             return jsonify(error={"message": f"no protocol version {version_id}", "errors": []}), 404
