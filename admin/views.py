@@ -126,6 +126,7 @@ class CriterionView(VersionPartView):
     column_filters = ("version.number", "version.status", "kind", "code")
     column_default_sort = "position"
     form_columns = ("version", "code", "kind", "cohorts", "section", "text", "rule", "notes", "rationale")
+    form_rules = form_columns  # `kind` (replaced in scaffold_form) before the rule it decides the reading of
     form_overrides = {
         "rule": TextAreaField,
         "text": TextAreaField,
@@ -577,8 +578,8 @@ class UserView(EligoModelView):
         "password": PasswordField(
             "New password",
             validators=[password_policy],
-            description=f"At least {PASSWORD_MIN} characters, not containing the username;"
-            " leave empty to keep the current one.",
+            description=f"At least {PASSWORD_MIN} characters, not containing the username."
+            " Editing an account: leave empty to keep its password.",
             render_kw={"autocomplete": "new-password"},
         )
     }
