@@ -61,6 +61,12 @@
         list.append(item);
       }
       report.append(list);
+      // On a narrow screen a long line scrolls in its box: bring each caret into view.
+      list.querySelectorAll(".rule-caret").forEach((pre) => {
+        const [line, marks] = pre.textContent.split("\n").slice(-2);
+        const share = line.length ? marks.length / line.length : 0;
+        pre.scrollLeft = Math.max(0, share * pre.scrollWidth - pre.clientWidth / 2);
+      });
     }
     if (answer.preview) {
       report.append(element("p", "rule-preview-head", "Screeners will read:"));
