@@ -64,7 +64,7 @@ class _Writer:
             condition = node.items[0].items[0]  # type: ignore[union-attr]
             return f"{self.part(node.items[1])}, where {self.part(condition)}"
         if node.op == "at_least":
-            parts = "; ".join(self.node(i) for i in node.items)
+            parts = "; ".join(self.part(i) for i in node.items)
             return f"{'any' if node.count == 1 else f'at least {node.count}'} of ({parts})"
         word = " and " if node.op == "all" else " or "
         return word.join(self.part(i) for i in node.items)
@@ -123,12 +123,12 @@ class _Writer:
         if quantifier == "no":
             return f"no {entries} in {where}"
         if quantifier == "count":
-            return f"the number of {entries} in {where} is as written ({_count(node)})"
+            return f"{_count(node)} {entries} in {where}"
         return f"any {entries} in {where}"
 
 
 def _count(node: Group) -> str:
-    """At-least counts the lowering used, e.g. `at least 2`, for a count comparison's preview."""
+    """A count comparison in the words of its lowering: `at least 4`, `fewer than 4`, or both for `==`."""
     found: list[str] = []
 
     def walk(n: Node, negated: bool) -> None:
