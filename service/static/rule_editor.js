@@ -69,7 +69,8 @@
       });
     }
     if (answer.preview) {
-      report.append(element("p", "rule-preview-head", "Screeners will read:"));
+      const head = kindField ? "Screeners will read:" : "The condition reads:";
+      report.append(element("p", "rule-preview-head", head));
       report.append(element("p", "rule-preview", answer.preview));
     }
     if (!problems.length && !answer.preview) report.append(element("p", "rule-ok", ""));

@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from service import versions
+from service.models import db
 from tests.browser.test_page_widths import WIDTHS, fits
 
 TYPO = "anc >= 1.5 x10^9/L and not (csf_recieved and last_csf_date within 2 weeks before screening)"
@@ -105,3 +106,24 @@ def test_writer_amends_a_criterion_with_the_live_editor(app, page, sign_in, scre
     expect(page.locator("#decision")).to_be_visible()
     fits(page, width)
     screenshot(f"editor-try-{size}")
+
+
+def test_a_named_condition_is_checked_and_previewed_live_too(app, page, sign_in, screenshot):
+    with app.app_context():
+        draft = versions.amend("NCT07193667")
+        variable_id = next(v.id for v in draft.variables if v.name == "end_stage_renal_failure")
+        db.session.commit()
+    sign_in("writer")
+    page.goto(f"/admin/variables/edit/?id={variable_id}")
+    condition = page.locator("#condition")
+    report = page.locator("#rule-report")
+    condition.fill("crcl < 15 mmol/L unless dialysis")
+    problems = report.locator(".rule-problem")
+    expect(problems.first).to_contain_text("`mmol/L` does not fit `crcl`")
+    expect(problems).to_have_count(2)
+    expect(problems.last).to_contain_text("`unless` needs a criterion")  # a named condition has no kind
+    condition.fill("crcl < 15 mL/min")
+    expect(report.locator(".rule-preview")).to_have_text(
+        "True when Creatinine clearance (Cockcroft-Gault) is below 15 mL/min."
+    )
+    screenshot("editor-named-condition-wide")
