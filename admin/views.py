@@ -608,6 +608,7 @@ class UserView(EligoModelView):
             model.password_hash = generate_password_hash(form.password.data)
             if not is_created:
                 end_sessions(model)  # a new password signs the account out everywhere
+                _audit_credential(model, "password_reset", "password replaced by an admin")
         if not is_created and not model.active:
             end_sessions(model)
         if is_created and not model.token_hash:
@@ -631,6 +632,7 @@ class UserView(EligoModelView):
         for user in (db.session.get(User, int(i)) for i in ids):
             if user is not None:
                 tokens.append((user.username, _rotate(user)))
+                _audit_credential(user, "token_rotated", "API token replaced; the old one no longer works")
         db.session.commit()
         return self.render("admin_eligo/user_tokens.html", tokens=tokens, created=False)
 
@@ -659,6 +661,26 @@ class UserView(EligoModelView):
                 user.locked_at, user.failed_logins = None, 0
                 flash(f"{user.username} unlocked.")
         db.session.commit()
+
+
+def _audit_credential(user: Any, action: str, what: str) -> None:
+    """A credential changed: an audit entry naming the account, never the secret (the audit listener
+    leaves hashes out, so without this a reset or a rotation would leave no trace at all)."""
+    from service.auth import actor
+    from service.models import AuditEntry, utcnow
+
+    db.session.add(
+        AuditEntry(
+            at=utcnow(),
+            actor=actor(),
+            action=action,
+            entity="users",
+            entity_id=user.id,
+            summary=f"{user.username}: {what}",
+            before=None,
+            after=None,
+        )
+    )
 
 
 def _rotate(user: Any) -> str:

@@ -121,3 +121,21 @@ def test_an_admin_cannot_deactivate_their_own_account(signed_in, app):
 
 def test_accounts_are_not_deleted_but_deactivated(signed_in):
     assert "delete_view" not in signed_in("admin").get("/admin/users/").get_data(as_text=True)
+
+
+def test_a_password_reset_and_a_token_rotation_are_in_the_audit_trail_without_the_secret(signed_in, app):
+    from service.models import AuditEntry
+
+    admin = signed_in("admin")
+    user_id = _user(app, "screener").id
+    _action(admin, "rotate_token", user_id)
+    url = f"/admin/users/edit/?id={user_id}"
+    form = admin.get(url).get_data(as_text=True)
+    admin.post(
+        url, data=_fields(form, username="screener", role="screener", site="SITE-1", password="a-long-password-2")
+    )
+    with app.app_context():
+        entries = db.session.execute(select(AuditEntry).where(AuditEntry.entity_id == user_id)).scalars().all()
+        found = {(e.action, e.actor, e.summary) for e in entries if e.entity == "users"}
+    assert ("token_rotated", "admin", "screener: API token replaced; the old one no longer works") in found
+    assert ("password_reset", "admin", "screener: password replaced by an admin") in found
