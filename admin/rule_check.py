@@ -87,7 +87,9 @@ def vocabulary(version: ProtocolVersion) -> dict[str, Any]:
         }
         for v in version.variables
     ]
-    builtins = [{"name": "screening_date", "label": "Screening date", "type": "date", "unit": None, "units": []}]
+    builtins: list[dict[str, Any]] = [
+        {"name": "screening_date", "label": "Screening date", "type": "date", "unit": None, "units": []}
+    ]
     value_sets = [{"name": s.name, "label": s.label, "system": s.system} for s in version.value_sets]
     known_units = sorted({u for v in version.variables for u in [v.unit, *(v.units or ())] if u} | _COMMON_UNITS)
     return {"variables": variables + builtins, "value_sets": value_sets, "units": known_units}
