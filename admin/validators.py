@@ -115,3 +115,27 @@ def value_set_codes(form, field) -> None:
     problems = [p for code in field.data if (p := lists.code_problem(system, code))]
     if problems:
         raise ValidationError("; ".join(problems))
+
+
+PASSWORD_MIN = 12
+
+
+def password_policy(form, field) -> None:
+    """At least 12 characters and not the username; a new account cannot be saved without one."""
+    password = field.data or ""
+    if not password:
+        if getattr(form, "_obj", None) is None:
+            raise ValidationError(f"a new account needs a password of at least {PASSWORD_MIN} characters")
+        return  # editing: an empty field keeps the current password
+    if len(password) < PASSWORD_MIN:
+        raise ValidationError(f"at least {PASSWORD_MIN} characters, not {len(password)}")
+    username = (getattr(getattr(form, "username", None), "data", None) or "").strip().lower()
+    if username and username in password.lower():
+        raise ValidationError("must not contain the username")
+
+
+def screener_site(form, field) -> None:
+    """A screener screens for one site and sees its log only: the site cannot be empty."""
+    role = getattr(getattr(form, "role", None), "data", None)
+    if role == "screener" and not (field.data or "").strip():
+        raise ValidationError("a screener needs a site: they screen for it and see its log only")

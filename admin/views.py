@@ -6,7 +6,7 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from flask import abort, flash, redirect, request, url_for
+from flask import abort, flash, g, jsonify, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView, expose
 from flask_admin.actions import action
 from flask_admin.contrib.sqla import ModelView
@@ -14,20 +14,24 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from sqlalchemy import select
-from wtforms import FloatField, PasswordField, SelectField, TextAreaField
+from wtforms import FloatField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Optional
 
 import rules
+from admin import rule_check
 from admin.access import RoleAccess
 from admin.fields import CodeListField
 from admin.review import compared, review_context
 from admin.validators import (
+    PASSWORD_MIN,
     code_system,
     draft_only,
     identifier,
     known_cohorts,
     known_unit,
+    password_policy,
+    screener_site,
     valid_condition,
     valid_rule,
     value_set_codes,
@@ -130,6 +134,7 @@ class CriterionView(VersionPartView):
     column_filters = ("version.number", "version.status", "kind", "code")
     column_default_sort = "position"
     form_columns = ("version", "code", "kind", "cohorts", "section", "text", "rule", "notes", "rationale")
+    form_rules = form_columns  # `kind` (replaced in scaffold_form) before the rule it decides the reading of
     form_overrides = {
         "rule": TextAreaField,
         "text": TextAreaField,
@@ -149,6 +154,9 @@ class CriterionView(VersionPartView):
     }
     form_widget_args = {"rule": {"rows": 4, "spellcheck": "false"}, "text": {"rows": 4}}
 
+    create_template = "admin_eligo/rule_create.html"
+    edit_template = "admin_eligo/rule_edit.html"
+
     def scaffold_form(self):
         form = super().scaffold_form()
         form.kind = SelectField(
@@ -156,8 +164,33 @@ class CriterionView(VersionPartView):
         )
         return form
 
+    @expose("/rule-check/", methods=("POST",))
+    def rule_check(self) -> Any:
+        """The live editor's check (static/rule_editor.js): every problem and the preview, before saving."""
+        try:
+            version_id, kind, text = rule_check.read_request(request.get_json(silent=True))
+        except rule_check.CheckRequestError as error:
+            return jsonify(
+                error={"message": "the rule check needs a version, a kind and a text", "errors": [error.as_dict()]}
+            ), 400
+        version = db.session.get(ProtocolVersion, version_id)
+        if version is None:
+            return jsonify(error={"message": f"no protocol version {version_id}", "errors": []}), 404
+        return jsonify(rule_check.check(version, kind, text))
+
+    @expose("/rule-words/")
+    def rule_words(self) -> Any:
+        """What the editor completes: the version's variable names, value sets and units."""
+        version = db.session.get(ProtocolVersion, request.args.get("version_id", type=int) or 0)
+        if version is None:
+            return jsonify(error={"message": "no such protocol version", "errors": []}), 404
+        return jsonify(rule_check.vocabulary(version))
+
 
 class VariableView(VersionPartView):
+    create_template = "admin_eligo/rule_create.html"  # a named condition's `condition` is edited live too
+    edit_template = "admin_eligo/rule_edit.html"
+
     column_list = ("version", "name", "label", "type", "unit", "units", "minimum", "maximum", "uln", "formula")
     column_searchable_list = ("name", "label", "section")
     column_filters = ("version.number", "version.status", "type", "section")
@@ -588,20 +621,44 @@ def _changes(values: dict[str, Any] | None) -> Markup:
 
 
 class UserView(EligoModelView):
-    """Accounts: role, site, a new password, and the way out of a lockout (the "Unlock" action)."""
+    """Accounts: create, change role and site, deactivate, reset a password, rotate an API token, unlock.
+
+    A new API token is shown once, on the page that answers the request, never flashed: a flash
+    message travels in the (signed, not encrypted) session cookie.
+    """
 
     roles = ("admin",)
+    can_delete = False  # accounts are named in the audit trail and on signatures: deactivate instead
     column_list = ("username", "role", "site", "active", "locked_at", "failed_logins", "created_at")
     column_labels = {"locked_at": "Locked since", "failed_logins": "Failed sign-ins"}
     column_searchable_list = ("username",)
     column_filters = ("role", "site", "active")
     form_columns = ("username", "role", "site", "active", "password")
+    form_rules = form_columns  # in this order, the site (replaced in scaffold_form) included
     form_overrides = {"role": SelectField}
     form_args = {
+        "username": {"validators": [DataRequired()]},
         "role": {"choices": [SelectChoice(r) for r in ("writer", "reviewer", "screener", "admin")]},
-        "site": {"description": "A screener's site: they screen for it and see its log only (required for screeners)."},
     }
-    form_extra_fields = {"password": PasswordField("New password", validators=[Optional()])}
+    form_extra_fields = {
+        "password": PasswordField(
+            "New password",
+            validators=[password_policy],
+            description=f"At least {PASSWORD_MIN} characters, not containing the username."
+            " Editing an account: leave empty to keep its password.",
+            render_kw={"autocomplete": "new-password"},
+        )
+    }
+
+    def scaffold_form(self):
+        form = super().scaffold_form()
+        # Not the column's own field: its Optional() validator would stop the site check on an empty site.
+        form.site = StringField(
+            "Site",
+            validators=[screener_site],
+            description="A screener's site: they screen for it and see its log only (required for screeners).",
+        )
+        return form
 
     def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:
         from werkzeug.security import generate_password_hash
@@ -611,18 +668,55 @@ class UserView(EligoModelView):
         model.site = (model.site or "").strip() or None
         if model.role == "screener" and model.site is None:
             raise EligoError("a screener needs a site: they screen for it and see its log only")
+        if not is_created and not model.active and model.id == current_user.id:
+            raise EligoError("you cannot deactivate your own account: another admin can")
         if form.password.data:
             model.password_hash = generate_password_hash(form.password.data)
             if not is_created:
                 end_sessions(model)  # a new password signs the account out everywhere
-        elif is_created:
-            raise EligoError("a new account needs a password")
+                _audit_credential(model, "password_reset", "password replaced by an admin")
+        if not is_created and not model.active:
+            end_sessions(model)
         if is_created and not model.token_hash:
-            import secrets
+            g.new_tokens = [(model.username, _rotate(model))]
 
-            token = secrets.token_urlsafe(24)
-            model.token_hash = hash_token(token)
-            flash(f"API token for {model.username} (shown once): {token}")
+    @expose("/new/", methods=("GET", "POST"))
+    def create_view(self) -> Any:
+        """Saved: the new account's API token is shown on the page that answers, instead of the redirect."""
+        response = super().create_view()
+        tokens = g.pop("new_tokens", None)
+        if tokens and response.status_code == 302:
+            return self.render("admin_eligo/user_tokens.html", tokens=tokens, created=True)
+        return response
+
+    @action("rotate_token", "Rotate API token", "Replace the selected accounts' API tokens? The old ones stop working.")
+    def rotate_token(self, ids: list[str]) -> Any:
+        """The new token is shown on the page that answers, once; the old token stops working at once."""
+        from service.models import User
+
+        tokens = []
+        for user in (db.session.get(User, int(i)) for i in ids):
+            if user is not None:
+                tokens.append((user.username, _rotate(user)))
+                _audit_credential(user, "token_rotated", "API token replaced; the old one no longer works")
+        db.session.commit()
+        return self.render("admin_eligo/user_tokens.html", tokens=tokens, created=False)
+
+    @action("deactivate", "Deactivate", "Deactivate the selected accounts? No more sign-in, no more API token.")
+    def deactivate(self, ids: list[str]) -> None:
+        from service.auth import end_sessions
+        from service.models import User
+
+        for user in (db.session.get(User, int(i)) for i in ids):
+            if user is None:
+                continue
+            if user.id == current_user.id:
+                flash("You cannot deactivate your own account: another admin can.", "error")
+                continue
+            user.active = False
+            end_sessions(user)
+            flash(f"{user.username} deactivated: no sign-in, no API token.")
+        db.session.commit()
 
     @action("unlock", "Unlock", "Unlock the selected accounts (after too many failed sign-ins)?")
     def unlock(self, ids: list[str]) -> None:
@@ -633,3 +727,32 @@ class UserView(EligoModelView):
                 user.locked_at, user.failed_logins = None, 0
                 flash(f"{user.username} unlocked.")
         db.session.commit()
+
+
+def _audit_credential(user: Any, action: str, what: str) -> None:
+    """A credential changed: an audit entry naming the account, never the secret (the audit listener
+    leaves hashes out, so without this a reset or a rotation would leave no trace at all)."""
+    from service.auth import actor
+    from service.models import AuditEntry, utcnow
+
+    db.session.add(
+        AuditEntry(
+            at=utcnow(),
+            actor=actor(),
+            action=action,
+            entity="users",
+            entity_id=user.id,
+            summary=f"{user.username}: {what}",
+            before=None,
+            after=None,
+        )
+    )
+
+
+def _rotate(user: Any) -> str:
+    """A new API token for the account: only its hash is kept; the token itself is returned to show once."""
+    import secrets
+
+    token = secrets.token_urlsafe(24)
+    user.token_hash = hash_token(token)
+    return token
