@@ -117,13 +117,14 @@ def form_class(compiled: CompiledProtocol, sections: Sections | None = None) -> 
                 placeholder = "A10BK01, 2026-10-01, 2026-11-01, 10 mg" if d.system else "ATC: A10BK01, 2026-10-01"
                 field = TextAreaField(d.label, render_kw={"rows": 3, "placeholder": placeholder, "spellcheck": "false"})
             else:
-                field = StringField(d.label, render_kw={"inputmode": "decimal", "autocomplete": "off"})
-                if len(variable.accepted_units) > 1:
-                    choices = [SelectChoice(u, superscripts(u)) for u in variable.accepted_units]
-                    setattr(ScreeningForm, f"{d.name}__unit", SelectField("unit", choices=choices, default=d.unit))
+                # A value in another unit is typed after the number ("2100 /µL"), as the lab report prints it:
+                # no unit menu to tab through. A phone then needs its text keyboard, not the numeric one.
+                keys = {"autocomplete": "off", "spellcheck": "false"}
+                keys["inputmode"] = "text" if len(variable.accepted_units) > 1 else "decimal"
+                field = StringField(d.label, render_kw=keys)
                 for limit in ("lln", "uln"):
                     if getattr(d, limit):
-                        limit_field = StringField(limit.upper(), render_kw={"inputmode": "decimal"})
+                        limit_field = StringField(limit.upper(), render_kw=keys)
                         setattr(ScreeningForm, f"{d.name}_{limit}", limit_field)
             setattr(ScreeningForm, d.name, field)
     return ScreeningForm
@@ -175,6 +176,42 @@ def decimal_point(raw: str) -> str:
     return f"{match.group(1)}{match.group(2)}.{match.group(3)}{raw[match.end() :]}"
 
 
+_SUPERSCRIPT_POWER = re.compile("⁻?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+_PLAIN_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+
+
+def unit_key(label: str) -> str:
+    """A unit as a screener may type it, folded: case, µ/μ/u, ×/x, spaces and superscripts do not count.
+
+    `/ul`, `/μL` and `/µL` are one unit; so are `x10^9/L` and `×10⁹/L`. eligo.js folds the same way."""
+    folded = _SUPERSCRIPT_POWER.sub(lambda power: "^" + power.group(0).translate(_PLAIN_DIGITS), label)
+    return re.sub(r"\s+", "", folded).lower().replace("μ", "u").replace("µ", "u").replace("×", "x")
+
+
+@bp.app_template_filter("unit_keys")
+def unit_keys(factors: dict[str, float]) -> dict[str, float]:
+    """A guard's unit factors keyed as eligo.js folds a typed unit."""
+    return {unit_key(unit): factor for unit, factor in factors.items()}
+
+
+_TYPED = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*(\S.*?)?\s*$")
+
+
+def _number(variable: Variable, raw: str, default_unit: str | None = None) -> tuple[Any, str | None]:
+    """A typed number and the accepted unit typed after it (else `default_unit`), for the dictionary to check.
+
+    A unit matches an accepted one as `unit_key` folds it; one that matches none is passed on as typed,
+    and the dictionary refuses it naming the accepted units. Text that is no number is passed on whole."""
+    match = _TYPED.match(decimal_point(raw))
+    if match is None:
+        return raw, None
+    number, typed = match.groups()
+    if not typed:
+        return number, default_unit
+    accepted = {unit_key(u): u for u in variable.accepted_units}
+    return number, accepted.get(unit_key(typed), typed)
+
+
 def _inputs(form: FlaskForm, sections: Sections) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
     for _, variables in sections:
@@ -186,18 +223,21 @@ def _inputs(form: FlaskForm, sections: Sections) -> dict[str, Any]:
                     inputs[name] = entries
                 continue
             raw = (form[name].data or "").strip() if isinstance(form[name].data, str) else form[name].data
-            unit_field = form._fields.get(f"{name}__unit")
-            unit = unit_field.data if unit_field else None
-            if raw and variable.type == "number":
-                raw = decimal_point(raw)
+            if variable.type != "number":
+                if raw:
+                    inputs[name] = raw
+                continue
+            unit = None
             if raw:
-                inputs[name] = {"value": raw, "unit": unit} if unit and unit != variable.unit else raw
+                number, unit = _number(variable, raw)
+                inputs[name] = {"value": number, "unit": unit} if unit and unit != variable.unit else number
             for limit in ("lln", "uln"):
                 limit_field = form._fields.get(f"{name}_{limit}")
                 if limit_field and limit_field.data and limit_field.data.strip():
-                    given = decimal_point(limit_field.data.strip())
-                    converted = unit and unit != variable.unit
-                    inputs[f"{name}_{limit}"] = {"value": given, "unit": unit} if converted else given
+                    # A limit typed without a unit is in the value's unit: both come from one lab report.
+                    given, own = _number(variable, limit_field.data.strip(), unit)
+                    converted = own and own != variable.unit
+                    inputs[f"{name}_{limit}"] = {"value": given, "unit": own} if converted else given
     return inputs
 
 
@@ -292,9 +332,7 @@ def _place_errors(form: FlaskForm, errors: list[dict[str, Any]]) -> list[str]:
             target = form._fields.get(base)
         elif part in ("uln", "lln"):
             target = form._fields.get(f"{base}_{part}")
-        elif part == "unit":
-            target = form._fields.get(f"{base}__unit") or form._fields.get(base)
-        else:
+        else:  # the value, or the unit typed after it
             target = form._fields.get(base)
         if target is None:
             unplaced.append(f"{name or 'subject'}: {message}")
@@ -321,13 +359,13 @@ def _prefill(form: FlaskForm, sections: Sections, previous: Screening) -> None:
                     form[key].data = _list_text(value)
                     continue
                 if isinstance(value, dict):
-                    unit_field = form._fields.get(f"{name}__unit")
-                    if unit_field is not None and value.get("unit"):
-                        unit_field.data = value["unit"]
+                    unit = value.get("unit") if value.get("unit") != variable.unit else None
                     for limit in ("lln", "uln"):
                         if value.get(limit) is not None and f"{name}_{limit}" in form._fields:
-                            form[f"{name}_{limit}"].data = str(value[limit])
+                            form[f"{name}_{limit}"].data = str(value[limit])  # in the value's unit
                     value = value.get("value")
+                    if value is not None and unit:
+                        value = f"{value} {unit}"
                 if value is None:
                     continue
                 if variable.type == "boolean" and key == name:
