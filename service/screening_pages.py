@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
@@ -23,7 +24,7 @@ from service import screenings
 from service.attrition import attrition, chart_svg
 from service.auth import actor, own_site, page_roles
 from service.errors import ApiError
-from service.models import Protocol, Screening, db
+from service.models import Cohort, Protocol, ProtocolVersion, Screening, db
 from service.registry import registry
 from service.versions import VersionError, find_version
 
@@ -462,29 +463,95 @@ def to_collect(compiled: CompiledProtocol, screening: Screening) -> list[ToColle
     return found
 
 
+LOG_FILTERS = ("protocol", "version", "site", "cohort", "decision", "from", "to", "subject_id")
+LOG_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class LogFilters:
+    """The log's filters as the page applies them, and each refused one's message by its name."""
+
+    chosen: screenings.LogFilter
+    applied: dict[str, str]  # the usable filters as typed: what paging and the CSV export carry
+    problems: dict[str, str]
+
+
+def log_filters(args: Mapping[str, str], site: str | None) -> LogFilters:
+    """Each filter checked on its own: a bad one is named with what was expected and left out, the others applied.
+
+    A screener tied to a site sees that site's log whatever the `site` filter says."""
+    applied: dict[str, str] = {}
+    problems: dict[str, str] = {}
+    for key in LOG_FILTERS:
+        value = (args.get(key) or "").strip()
+        if not value:
+            continue
+        try:
+            screenings.parse_filter({key: value})
+        except ApiError as error:
+            problems[key] = _filter_problem(error.errors[0])
+        else:
+            applied[key] = value
+    protocols = db.session.execute(select(Protocol.code).order_by(Protocol.code)).scalars().all()
+    if "protocol" in applied and applied["protocol"] not in protocols:
+        problems["protocol"] = _filter_problem(
+            {"value": applied.pop("protocol"), "expected": f"one of {', '.join(protocols)}"}
+        )
+    cohorts = log_cohorts(applied.get("protocol"))
+    if "cohort" in applied and applied["cohort"] not in cohorts:
+        expected = f"one of {', '.join(cohorts)}" if cohorts else "no cohort: this protocol has none"
+        problems["cohort"] = _filter_problem({"value": applied.pop("cohort"), "expected": expected})
+    chosen = screenings.parse_filter(applied)
+    if chosen.date_from and chosen.date_to and chosen.date_to < chosen.date_from:
+        expected = f"a date on or after {chosen.date_from.isoformat()}"
+        problems["to"] = _filter_problem({"value": applied.pop("to"), "expected": expected})
+        chosen = replace(chosen, date_to=None)
+    if site is not None:
+        chosen = replace(chosen, site=site)
+    return LogFilters(chosen, applied, problems)
+
+
+def _filter_problem(item: Mapping[str, Any]) -> str:
+    return f"{item.get('value')!r}: expected {item.get('expected')}; not applied"
+
+
+def log_cohorts(protocol: str | None) -> list[str]:
+    """The cohort codes of any version of `protocol` (of every protocol when None), in their protocols' order."""
+    query = select(Cohort.code).join(ProtocolVersion).join(Protocol).order_by(Protocol.code, Cohort.position)
+    if protocol:
+        query = query.where(Protocol.code == protocol)
+    return list(dict.fromkeys(db.session.execute(query).scalars()))
+
+
 @bp.get("/log")
 @page_roles("screener", "reviewer")
 def log():
-    try:
-        chosen = screenings.parse_filter(request.args)
-    except ApiError as error:
-        chosen, problem = screenings.LogFilter(), error.errors
-    else:
-        problem = None
     site = own_site()
-    if site is not None:
-        chosen = screenings.LogFilter(**{**vars(chosen), "site": site})
-    page_number = max(1, int(request.args.get("page", "1"))) if request.args.get("page", "1").isdigit() else 1
-    page = screenings.page(chosen, page_number, 50)
+    filters = log_filters(request.args, site)
+    problems = dict(filters.problems)
+    raw_page, number = request.args.get("page", "").strip(), 1
+    if re.fullmatch(r"0*[1-9][0-9]{0,8}", raw_page):
+        number = int(raw_page)
+    elif raw_page:
+        problems["page"] = _filter_problem({"value": raw_page, "expected": "a page number from 1"})
+    page = screenings.page(filters.chosen, number, LOG_PAGE_SIZE)
+    pages = max(1, -(-page["total"] // LOG_PAGE_SIZE))
+    if number > pages:
+        problems["page"] = f"{number!r}: expected a page from 1 to {pages}; showing page {pages}"
+        page = screenings.page(filters.chosen, pages, LOG_PAGE_SIZE)
     protocols = db.session.execute(select(Protocol.code).order_by(Protocol.code)).scalars().all()
     return render_template(
         "log.html",
         page=page,
-        chosen=chosen,
-        problem=problem,
+        pages=pages,
+        chosen=filters.chosen,
+        typed={key: request.args.get(key, "") for key in LOG_FILTERS},
+        problems=problems,
         protocols=protocols,
+        cohorts=log_cohorts(filters.applied.get("protocol")),
+        decisions=screenings.DECISIONS,
         site_fixed=site is not None,
-        query={k: v for k, v in request.args.items() if k != "page"},
+        query=filters.applied,
     )
 
 

@@ -283,6 +283,7 @@ class LogFilter:
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     subject_id: str | None = None
+    cohort: str | None = None
 
 
 def parse_filter(args: Mapping[str, str]) -> LogFilter:
@@ -314,6 +315,7 @@ def parse_filter(args: Mapping[str, str]) -> LogFilter:
         date_from=date("from"),
         date_to=date("to"),
         subject_id=args.get("subject_id") or None,
+        cohort=args.get("cohort") or None,
     )
     if problems:
         raise ApiError(400, "the log filter cannot be used", problems)
@@ -338,6 +340,8 @@ def log_query(log: LogFilter) -> Select[tuple[Screening]]:
         query = query.where(Screening.screening_date <= log.date_to)
     if log.subject_id:
         query = query.where(Screening.subject_id == log.subject_id)
+    if log.cohort:
+        query = query.where(Screening.cohort == log.cohort)
     return query.order_by(Screening.id.desc())
 
 
