@@ -21,7 +21,7 @@ from rules.dictionary import Variable
 from rules.errors import SubjectInputError, SubjectInputErrors
 from rules.relevance import Relevance, input_sections, relevance
 from service import screenings
-from service.attrition import attrition, chart_svg
+from service.attrition import chart_svg, funnel
 from service.auth import actor, own_site, page_roles
 from service.errors import ApiError
 from service.models import Cohort, Protocol, ProtocolVersion, Screening, db
@@ -555,23 +555,75 @@ def log():
     )
 
 
+@dataclass(frozen=True)
+class FunnelFilters:
+    """The attrition page's cohort and period as applied, and each refused one's message by its name."""
+
+    cohort: str | None
+    date_from: dt.date | None
+    date_to: dt.date | None
+    applied: dict[str, str]
+    problems: dict[str, str]
+
+
+def funnel_filters(args: Mapping[str, str], cohorts: list[str]) -> FunnelFilters:
+    """The cohort (one of `cohorts`) and the period; a bad one is named and left out, the others applied."""
+    applied: dict[str, str] = {}
+    problems: dict[str, str] = {}
+    for key in ("from", "to"):
+        value = (args.get(key) or "").strip()
+        if value:
+            try:
+                screenings.parse_filter({key: value})
+            except ApiError as error:
+                problems[key] = _filter_problem(error.errors[0])
+            else:
+                applied[key] = value
+    cohort = (args.get("cohort") or "").strip()
+    if cohort and cohort not in cohorts:
+        expected = f"one of {', '.join(cohorts)}" if cohorts else "no cohort: this protocol has none"
+        problems["cohort"] = _filter_problem({"value": cohort, "expected": expected})
+    elif cohort:
+        applied["cohort"] = cohort
+    period = screenings.parse_filter(applied)
+    if period.date_from and period.date_to and period.date_to < period.date_from:
+        expected = f"a date on or after {period.date_from.isoformat()}"
+        problems["to"] = _filter_problem({"value": applied.pop("to"), "expected": expected})
+        period = replace(period, date_to=None)
+    return FunnelFilters(applied.get("cohort"), period.date_from, period.date_to, applied, problems)
+
+
+def _funnel_version(code: str) -> ProtocolVersion:
+    number = request.args.get("version")
+    try:
+        return find_version(code, int(number) if number and number.isdigit() else None)
+    except VersionError:
+        abort(404)
+
+
 @bp.get("/protocols/<code>/attrition")
 @page_roles("screener", "reviewer", "writer")
 def attrition_page(code: str):
-    number = request.args.get("version")
-    try:
-        version = find_version(code, int(number) if number and number.isdigit() else None)
-    except VersionError:
-        abort(404)
-    bars = attrition(version, own_site())
-    return render_template("attrition.html", version=version, bars=bars, svg=chart_svg(bars))
+    version = _funnel_version(code)
+    filters = funnel_filters(request.args, [c.code for c in version.cohorts])
+    data = funnel(version, own_site(), filters.cohort, filters.date_from, filters.date_to)
+    return render_template(
+        "attrition.html",
+        version=version,
+        funnel=data,
+        problems=filters.problems,
+        typed={key: request.args.get(key, "") for key in ("from", "to")},
+        query={**filters.applied, **({"version": str(version.number)} if request.args.get("version") else {})},
+    )
 
 
 @bp.get("/protocols/<code>/attrition.svg")
 @page_roles("screener", "reviewer", "writer")
 def attrition_svg(code: str):
-    try:
-        version = find_version(code)
-    except VersionError:
-        abort(404)
-    return chart_svg(attrition(version, own_site())), 200, {"Content-Type": "image/svg+xml"}
+    version = _funnel_version(code)
+    filters = funnel_filters(request.args, [c.code for c in version.cohorts])
+    if filters.problems:
+        problems = [{"field": k, "value": request.args.get(k), "expected": m} for k, m in filters.problems.items()]
+        raise ApiError(400, "the chart's filters cannot be used", problems)
+    data = funnel(version, own_site(), filters.cohort, filters.date_from, filters.date_to)
+    return chart_svg(data), 200, {"Content-Type": "image/svg+xml"}

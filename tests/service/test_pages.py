@@ -89,11 +89,12 @@ def test_a_screening_is_decided_recorded_and_explained(browser_as):
     assert "S-1" in log and "1 screening." in log
 
 
-def test_attrition_chart_counts_failures(browser_as):
+def test_attrition_funnel_counts_the_subject_leaving_at_the_criterion_they_fail(browser_as):
     client = browser_as("screener")
     _form(client, anc="800 /µL")
     html = client.get("/protocols/NCT07193667/attrition").get_data(as_text=True)
-    assert "<svg" in html and "IN-03b" in html and "1 (100%)" in html
+    row = re.search(r"<strong>IN-03b</strong>.*?</tr>", html, re.S).group(0)
+    assert re.search(r"<td>0</td><td>0%</td>\s*<td>−1</td>", row), row  # the one subject leaves at IN-03b
 
 
 def test_protocols_are_listed_with_their_versions(browser_as):
