@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import DateField, Field, HiddenField, SelectField, StringField, TextAreaField
@@ -464,7 +464,7 @@ def to_collect(compiled: CompiledProtocol, screening: Screening) -> list[ToColle
 
 
 LOG_FILTERS = ("protocol", "version", "site", "cohort", "decision", "from", "to", "subject_id")
-LOG_PAGE_SIZE = 50
+LOG_PAGE_SIZE = 50  # screenings a log page shows; the setting ELIGO_LOG_PAGE_SIZE overrides it
 
 
 @dataclass(frozen=True)
@@ -534,11 +534,12 @@ def log():
         number = int(raw_page)
     elif raw_page:
         problems["page"] = _filter_problem({"value": raw_page, "expected": "a page number from 1"})
-    page = screenings.page(filters.chosen, number, LOG_PAGE_SIZE)
-    pages = max(1, -(-page["total"] // LOG_PAGE_SIZE))
+    size = int(current_app.config.get("LOG_PAGE_SIZE", LOG_PAGE_SIZE))
+    page = screenings.page(filters.chosen, number, size)
+    pages = max(1, -(-page["total"] // size))
     if number > pages:
         problems["page"] = f"{number!r}: expected a page from 1 to {pages}; showing page {pages}"
-        page = screenings.page(filters.chosen, pages, LOG_PAGE_SIZE)
+        page = screenings.page(filters.chosen, pages, size)
     protocols = db.session.execute(select(Protocol.code).order_by(Protocol.code)).scalars().all()
     return render_template(
         "log.html",

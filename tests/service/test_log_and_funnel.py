@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-from service import screening_pages
-
 
 @pytest.fixture
 def screened(client_as, screening_request):
@@ -37,8 +35,8 @@ def _rows(html: str) -> list[str]:
     return re.findall(r"</a></td><td>([^<]+)</td>", html)
 
 
-def test_the_log_pages_back_and_forth_keeping_its_filters(signed_in, screened, monkeypatch):
-    monkeypatch.setattr(screening_pages, "LOG_PAGE_SIZE", 2)
+def test_the_log_pages_back_and_forth_keeping_its_filters(app, signed_in, screened):
+    app.config["LOG_PAGE_SIZE"] = 2
     screened(*[("SLE", f"S-{i}", {}) for i in range(5)], ("ITP", "I-1", {}))
     client = signed_in("screener")
     first = client.get("/log?cohort=SLE").get_data(as_text=True)
