@@ -431,8 +431,9 @@ def to_collect(compiled: CompiledProtocol, screening: Screening) -> list[ToColle
     """The missing values that could still settle each undecided criterion, by criterion, as labels.
 
     A value the subject's other answers make moot is left out (rules/relevance); a follow-up that waits
-    for an earlier missing answer is listed as one. Only for an incomplete decision: once a criterion
-    fails, no further value can make the subject eligible."""
+    for an earlier missing answer, a yes/no or a lab value, is listed as one. Labels come in the form's
+    order. Only for an incomplete decision: once a criterion fails, no further value can make the
+    subject eligible."""
     variables = compiled.dictionary.variables
     subject = {**(screening.inputs or {}), "screening_date": screening.screening_date.isoformat()}
     if screening.cohort:
@@ -441,15 +442,23 @@ def to_collect(compiled: CompiledProtocol, screening: Screening) -> list[ToColle
         values = compiled.dictionary.normalize(subject).values
     except (SubjectInputError, SubjectInputErrors):  # decided by an older dictionary: list as recorded
         values = {}
+    order = [v.name for _, section in input_sections(compiled.dictionary) for v in section]
+    position = {name: i for i, name in enumerate(order)}
+
+    def place(name: str) -> tuple[int, bool]:
+        """In the form's order, a ULN or LLN just after its value."""
+        variable = variables.get(name)
+        return (position.get(variable.companion_of or name, 0), bool(variable.companion_of)) if variable else (0, False)
+
     found = []
     for criterion in screening.result["criteria"]:
         if criterion["outcome"] != "unknown":
             continue
         scope = relevance(compiled, screening.cohort, criterion["code"])
-        asked, moot = scope.asked(values), scope.hidden(values)
+        asked, moot = scope.asked(values, wait_for_labs=True), scope.hidden(values)
         now: list[str] = []
         follow_ups: list[str] = []
-        for name in criterion.get("missing") or []:
+        for name in sorted(criterion.get("missing") or [], key=place):
             variable = variables.get(name)
             if variable is None:
                 now.append(name)

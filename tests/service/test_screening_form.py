@@ -113,6 +113,13 @@ def test_an_incomplete_result_says_what_to_collect_by_criterion_and_re_screen_pr
     for moot in ("Last colony-stimulating factor dose", "HBV DNA", "Serum hCG", "Pregnant", "IN-03b", "EX-01"):
         assert moot not in collect, moot
     assert "then, if an answer calls for it: Last date with malignant tumour" in collect  # a follow-up
+    # ALT and its ULN first; the myopathy question only once ALT is above 3 x ULN. In the form's order.
+    assert re.search(
+        r"<strong>IN-03d</strong>: ALT, ALT upper limit of normal;\s*<span[^>]*>then, if an answer calls for it:"
+        r" ALT elevation caused by inflammatory myopathy</span>",
+        collect,
+    )
+    assert "<strong>IN-03g</strong>: Age, Body weight, Serum creatinine, Decline in creatinine clearance" in collect
     assert "not excluded" in html  # EX-01 passed
     screening_id = int(response.headers["Location"].rsplit("/", 1)[1])
     form = client.get(f"{FORM}?from={screening_id}").get_data(as_text=True)
