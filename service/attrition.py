@@ -118,7 +118,7 @@ def chart_svg(data: Funnel, width: int = 720) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
         ' role="img" aria-labelledby="attrition-title" font-family="system-ui, sans-serif" font-size="13">',
-        f"<title id=\"attrition-title\">{escape(who.capitalize())} remaining after each criterion in protocol order,"
+        f'<title id="attrition-title">{escape(who.capitalize())} remaining after each criterion in protocol order,'
         f" of {data.screened} screened ({escape(data.period())})</title>",
         f'<text x="0" y="18" font-weight="600">Remaining of {data.screened} {escape(who)} screened'
         f" ({data.eligible} eligible, {data.not_eligible} not eligible, {data.incomplete} incomplete)</text>",
