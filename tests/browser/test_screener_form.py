@@ -151,7 +151,7 @@ def _api_screen(base: str, body: dict[str, Any]) -> dict[str, Any]:
         headers={"Authorization": f"Bearer {TOKENS['screener']}", "Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=90) as response:  # a first decision compiles: slow when busy
         return json.loads(response.read())
 
 
