@@ -478,7 +478,7 @@ LOG_PAGE_SIZE = 50  # screenings a log page shows; the setting ELIGO_LOG_PAGE_SI
 
 @dataclass(frozen=True)
 class LogFilters:
-    """The log's filters as the page applies them, and each refused one's message by its name."""
+    """The filters as a page applies them, and each refused one's message by its name."""
 
     chosen: screenings.LogFilter
     applied: dict[str, str]  # the usable filters as typed: what paging and the CSV export carry
@@ -489,9 +489,21 @@ def log_filters(args: Mapping[str, str], site: str | None) -> LogFilters:
     """Each filter checked on its own: a bad one is named with what was expected and left out, the others applied.
 
     A screener tied to a site sees that site's log whatever the `site` filter says."""
+    applied, problems = _checked(args, LOG_FILTERS)
+    protocols = db.session.execute(select(Protocol.code).order_by(Protocol.code)).scalars().all()
+    _one_of(applied, problems, "protocol", protocols, "no protocol: none is stored yet")
+    _one_of(applied, problems, "cohort", log_cohorts(applied.get("protocol")), "no cohort: this protocol has none")
+    chosen = _in_order(applied, problems)
+    if site is not None:
+        chosen = replace(chosen, site=site)
+    return LogFilters(chosen, applied, problems)
+
+
+def _checked(args: Mapping[str, str], keys: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    """The filters the log's parser accepts, as typed, and each refused one's message, each checked alone."""
     applied: dict[str, str] = {}
     problems: dict[str, str] = {}
-    for key in LOG_FILTERS:
+    for key in keys:
         value = (args.get(key) or "").strip()
         if not value:
             continue
@@ -501,23 +513,24 @@ def log_filters(args: Mapping[str, str], site: str | None) -> LogFilters:
             problems[key] = _filter_problem(error.errors[0])
         else:
             applied[key] = value
-    protocols = db.session.execute(select(Protocol.code).order_by(Protocol.code)).scalars().all()
-    if "protocol" in applied and applied["protocol"] not in protocols:
-        problems["protocol"] = _filter_problem(
-            {"value": applied.pop("protocol"), "expected": f"one of {', '.join(protocols)}"}
-        )
-    cohorts = log_cohorts(applied.get("protocol"))
-    if "cohort" in applied and applied["cohort"] not in cohorts:
-        expected = f"one of {', '.join(cohorts)}" if cohorts else "no cohort: this protocol has none"
-        problems["cohort"] = _filter_problem({"value": applied.pop("cohort"), "expected": expected})
+    return applied, problems
+
+
+def _one_of(applied: dict[str, str], problems: dict[str, str], key: str, known: list[str], none: str) -> None:
+    """Leave out a filter naming something that does not exist (a protocol, a cohort), saying what does."""
+    if key in applied and applied[key] not in known:
+        expected = f"one of {', '.join(known)}" if known else none
+        problems[key] = _filter_problem({"value": applied.pop(key), "expected": expected})
+
+
+def _in_order(applied: dict[str, str], problems: dict[str, str]) -> screenings.LogFilter:
+    """The applied filters; a period ending before it starts loses its end, saying so."""
     chosen = screenings.parse_filter(applied)
     if chosen.date_from and chosen.date_to and chosen.date_to < chosen.date_from:
         expected = f"a date on or after {chosen.date_from.isoformat()}"
         problems["to"] = _filter_problem({"value": applied.pop("to"), "expected": expected})
         chosen = replace(chosen, date_to=None)
-    if site is not None:
-        chosen = replace(chosen, site=site)
-    return LogFilters(chosen, applied, problems)
+    return chosen
 
 
 def _filter_problem(item: Mapping[str, Any]) -> str:
@@ -565,42 +578,11 @@ def log():
     )
 
 
-@dataclass(frozen=True)
-class FunnelFilters:
-    """The attrition page's cohort and period as applied, and each refused one's message by its name."""
-
-    cohort: str | None
-    date_from: dt.date | None
-    date_to: dt.date | None
-    applied: dict[str, str]
-    problems: dict[str, str]
-
-
-def funnel_filters(args: Mapping[str, str], cohorts: list[str]) -> FunnelFilters:
-    """The cohort (one of `cohorts`) and the period; a bad one is named and left out, the others applied."""
-    applied: dict[str, str] = {}
-    problems: dict[str, str] = {}
-    for key in ("from", "to"):
-        value = (args.get(key) or "").strip()
-        if value:
-            try:
-                screenings.parse_filter({key: value})
-            except ApiError as error:
-                problems[key] = _filter_problem(error.errors[0])
-            else:
-                applied[key] = value
-    cohort = (args.get("cohort") or "").strip()
-    if cohort and cohort not in cohorts:
-        expected = f"one of {', '.join(cohorts)}" if cohorts else "no cohort: this protocol has none"
-        problems["cohort"] = _filter_problem({"value": cohort, "expected": expected})
-    elif cohort:
-        applied["cohort"] = cohort
-    period = screenings.parse_filter(applied)
-    if period.date_from and period.date_to and period.date_to < period.date_from:
-        expected = f"a date on or after {period.date_from.isoformat()}"
-        problems["to"] = _filter_problem({"value": applied.pop("to"), "expected": expected})
-        period = replace(period, date_to=None)
-    return FunnelFilters(applied.get("cohort"), period.date_from, period.date_to, applied, problems)
+def funnel_filters(args: Mapping[str, str], cohorts: list[str]) -> LogFilters:
+    """The attrition page's cohort (one of `cohorts`) and period; a bad one is named, the others applied."""
+    applied, problems = _checked(args, ("cohort", "from", "to"))
+    _one_of(applied, problems, "cohort", cohorts, "no cohort: this protocol has none")
+    return LogFilters(_in_order(applied, problems), applied, problems)
 
 
 def _funnel_version(code: str) -> ProtocolVersion:
@@ -616,7 +598,7 @@ def _funnel_version(code: str) -> ProtocolVersion:
 def attrition_page(code: str):
     version = _funnel_version(code)
     filters = funnel_filters(request.args, [c.code for c in version.cohorts])
-    data = funnel(version, own_site(), filters.cohort, filters.date_from, filters.date_to)
+    data = funnel(version, own_site(), filters.chosen.cohort, filters.chosen.date_from, filters.chosen.date_to)
     return render_template(
         "attrition.html",
         version=version,
@@ -635,5 +617,5 @@ def attrition_svg(code: str):
     if filters.problems:
         problems = [{"field": k, "value": request.args.get(k), "expected": m} for k, m in filters.problems.items()]
         raise ApiError(400, "the chart's filters cannot be used", problems)
-    data = funnel(version, own_site(), filters.cohort, filters.date_from, filters.date_to)
+    data = funnel(version, own_site(), filters.chosen.cohort, filters.chosen.date_from, filters.chosen.date_to)
     return chart_svg(data), 200, {"Content-Type": "image/svg+xml"}

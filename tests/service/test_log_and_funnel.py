@@ -164,7 +164,7 @@ def test_the_attrition_page_shows_the_funnel_by_cohort_and_period_as_a_table(sig
     row = re.search(r"<strong>IN-03a</strong>.*?</tr>", html, re.S).group(0)
     assert re.search(r"<td>4</td><td>80%</td>\s*<td>−1</td><td>0</td>", row), row
     assert '<svg class="funnel-bar"' in row and 'aria-hidden="true"' in row
-    assert f'href="/protocols/NCT07193667/attrition.svg?to={day}&amp;cohort=SLE"' in html
+    assert f'href="/protocols/NCT07193667/attrition.svg?cohort=SLE&amp;to={day}"' in html
     svg = signed_in("screener").get(f"/protocols/NCT07193667/attrition.svg?cohort=SLE&to={day}")
     assert svg.content_type == "image/svg+xml" and "4 (80%, −1)" in svg.get_data(as_text=True)
 
