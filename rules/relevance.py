@@ -104,17 +104,19 @@ class Relevance:
             if source in shown and isinstance(shown[source], int | float):
                 shown[computed] = units.tidy(shown[source] * times)
 
-    def asked(self, answers: Mapping[str, Any]) -> set[str]:
+    def asked(self, answers: Mapping[str, Any], wait_for_labs: bool = False) -> set[str]:
         """The used variables a form asks for given the earlier answers, as the page's script shows them.
 
         Stricter than not `hidden`: a follow-up waits until its earlier question is answered the way
         that makes it matter (the date of the last G-CSF once one was given), so an unanswered earlier
-        question keeps it back; the decision then names that earlier question as missing."""
+        question keeps it back; the decision then names that earlier question as missing.
+        `wait_for_labs`: a question guarded by a lab value waits for it too, as a list of what to
+        collect says (the myopathy question once ALT is known to be above 3 x ULN)."""
         shown: dict[str, Any] = {}
         asked: set[str] = set()
         for name in self.order:
             occurrences = self.occurrences.get(name, ())
-            if any(all(_lets_matter(g, evaluate(g.node, shown)) for g in occ) for occ in occurrences):
+            if any(all(_lets_matter(g, evaluate(g.node, shown), wait_for_labs) for g in occ) for occ in occurrences):
                 asked.add(name)
                 self._show(name, answers, shown)
         return asked
@@ -242,8 +244,8 @@ class _Walker:
         return True
 
 
-def _lets_matter(guard: Guard, truth: bool | None) -> bool:
-    return truth is (not guard.kills) or (truth is None and not guard.waits)
+def _lets_matter(guard: Guard, truth: bool | None, wait_for_labs: bool = False) -> bool:
+    return truth is (not guard.kills) or (truth is None and not (guard.waits or wait_for_labs))
 
 
 def _tests(node: Node) -> Iterable[Test]:

@@ -112,6 +112,7 @@ class LogFilters(Query):
     from_: dt.date | None = Field(None, alias="from", description="a date as YYYY-MM-DD")
     to: dt.date | None = Field(None, description="a date as YYYY-MM-DD")
     subject_id: str | None = Field(None, description="a subject's pseudonymous id")
+    cohort: str | None = Field(None, description="a cohort code")
 
 
 class LogQuery(LogFilters, Paging):

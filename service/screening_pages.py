@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import DateField, Field, HiddenField, SelectField, StringField, TextAreaField
@@ -20,10 +21,10 @@ from rules.dictionary import Variable
 from rules.errors import SubjectInputError, SubjectInputErrors
 from rules.relevance import Relevance, input_sections, relevance
 from service import screenings
-from service.attrition import attrition, chart_svg
+from service.attrition import chart_svg, funnel
 from service.auth import actor, own_site, page_roles
-from service.errors import DomainError
-from service.models import Protocol, Screening, db
+from service.errors import DomainError, Unreadable
+from service.models import Cohort, Protocol, ProtocolVersion, Screening, db
 from service.registry import registry
 from service.versions import VersionError, find_version
 
@@ -117,13 +118,14 @@ def form_class(compiled: CompiledProtocol, sections: Sections | None = None) -> 
                 placeholder = "A10BK01, 2026-10-01, 2026-11-01, 10 mg" if d.system else "ATC: A10BK01, 2026-10-01"
                 field = TextAreaField(d.label, render_kw={"rows": 3, "placeholder": placeholder, "spellcheck": "false"})
             else:
-                field = StringField(d.label, render_kw={"inputmode": "decimal", "autocomplete": "off"})
-                if len(variable.accepted_units) > 1:
-                    choices = [SelectChoice(u, superscripts(u)) for u in variable.accepted_units]
-                    setattr(ScreeningForm, f"{d.name}__unit", SelectField("unit", choices=choices, default=d.unit))
+                # A value in another unit is typed after the number ("2100 /µL"), as the lab report prints it:
+                # no unit menu to tab through. A phone then needs its text keyboard, not the numeric one.
+                keys = {"autocomplete": "off", "spellcheck": "false"}
+                keys["inputmode"] = "text" if len(variable.accepted_units) > 1 else "decimal"
+                field = StringField(d.label, render_kw=keys)
                 for limit in ("lln", "uln"):
                     if getattr(d, limit):
-                        limit_field = StringField(limit.upper(), render_kw={"inputmode": "decimal"})
+                        limit_field = StringField(limit.upper(), render_kw=keys)
                         setattr(ScreeningForm, f"{d.name}_{limit}", limit_field)
             setattr(ScreeningForm, d.name, field)
     return ScreeningForm
@@ -175,6 +177,42 @@ def decimal_point(raw: str) -> str:
     return f"{match.group(1)}{match.group(2)}.{match.group(3)}{raw[match.end() :]}"
 
 
+_SUPERSCRIPT_POWER = re.compile("⁻?[⁰¹²³⁴⁵⁶⁷⁸⁹]+")
+_PLAIN_DIGITS = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+
+
+def unit_key(label: str) -> str:
+    """A unit as a screener may type it, folded: case, µ/μ/u, ×/x, spaces and superscripts do not count.
+
+    `/ul`, `/μL` and `/µL` are one unit; so are `x10^9/L` and `×10⁹/L`. eligo.js folds the same way."""
+    folded = _SUPERSCRIPT_POWER.sub(lambda power: "^" + power.group(0).translate(_PLAIN_DIGITS), label)
+    return re.sub(r"\s+", "", folded).lower().replace("μ", "u").replace("µ", "u").replace("×", "x")
+
+
+@bp.app_template_filter("unit_keys")
+def unit_keys(factors: dict[str, float]) -> dict[str, float]:
+    """A guard's unit factors keyed as eligo.js folds a typed unit."""
+    return {unit_key(unit): factor for unit, factor in factors.items()}
+
+
+_TYPED = re.compile(r"^\s*([-+]?(?:\d+(?:\.\d*)?|\.\d+))\s*(\S.*?)?\s*$")
+
+
+def _number(variable: Variable, raw: str, default_unit: str | None = None) -> tuple[Any, str | None]:
+    """A typed number and the accepted unit typed after it (else `default_unit`), for the dictionary to check.
+
+    A unit matches an accepted one as `unit_key` folds it; one that matches none is passed on as typed,
+    and the dictionary refuses it naming the accepted units. Text that is no number is passed on whole."""
+    match = _TYPED.match(decimal_point(raw))
+    if match is None:
+        return raw, None
+    number, typed = match.groups()
+    if not typed:
+        return number, default_unit
+    accepted = {unit_key(u): u for u in variable.accepted_units}
+    return number, accepted.get(unit_key(typed), typed)
+
+
 def _inputs(form: FlaskForm, sections: Sections) -> dict[str, Any]:
     inputs: dict[str, Any] = {}
     for _, variables in sections:
@@ -186,18 +224,21 @@ def _inputs(form: FlaskForm, sections: Sections) -> dict[str, Any]:
                     inputs[name] = entries
                 continue
             raw = (form[name].data or "").strip() if isinstance(form[name].data, str) else form[name].data
-            unit_field = form._fields.get(f"{name}__unit")
-            unit = unit_field.data if unit_field else None
-            if raw and variable.type == "number":
-                raw = decimal_point(raw)
+            if variable.type != "number":
+                if raw:
+                    inputs[name] = raw
+                continue
+            unit = None
             if raw:
-                inputs[name] = {"value": raw, "unit": unit} if unit and unit != variable.unit else raw
+                number, unit = _number(variable, raw)
+                inputs[name] = {"value": number, "unit": unit} if unit and unit != variable.unit else number
             for limit in ("lln", "uln"):
                 limit_field = form._fields.get(f"{name}_{limit}")
                 if limit_field and limit_field.data and limit_field.data.strip():
-                    given = decimal_point(limit_field.data.strip())
-                    converted = unit and unit != variable.unit
-                    inputs[f"{name}_{limit}"] = {"value": given, "unit": unit} if converted else given
+                    # A limit typed without a unit is in the value's unit: both come from one lab report.
+                    given, own = _number(variable, limit_field.data.strip(), unit)
+                    converted = own and own != variable.unit
+                    inputs[f"{name}_{limit}"] = {"value": given, "unit": own} if converted else given
     return inputs
 
 
@@ -290,9 +331,7 @@ def _place_errors(form: FlaskForm, errors: list[dict[str, Any]]) -> list[str]:
             target = form._fields.get(base)
         elif part in ("uln", "lln"):
             target = form._fields.get(f"{base}_{part}")
-        elif part == "unit":
-            target = form._fields.get(f"{base}__unit") or form._fields.get(base)
-        else:
+        else:  # the value, or the unit typed after it
             target = form._fields.get(base)
         if target is None:
             unplaced.append(f"{name or 'subject'}: {message}")
@@ -319,13 +358,13 @@ def _prefill(form: FlaskForm, sections: Sections, previous: Screening) -> None:
                     form[key].data = _list_text(value)
                     continue
                 if isinstance(value, dict):
-                    unit_field = form._fields.get(f"{name}__unit")
-                    if unit_field is not None and value.get("unit"):
-                        unit_field.data = value["unit"]
+                    unit = value.get("unit") if value.get("unit") != variable.unit else None
                     for limit in ("lln", "uln"):
                         if value.get(limit) is not None and f"{name}_{limit}" in form._fields:
-                            form[f"{name}_{limit}"].data = str(value[limit])
+                            form[f"{name}_{limit}"].data = str(value[limit])  # in the value's unit
                     value = value.get("value")
+                    if value is not None and unit:
+                        value = f"{value} {unit}"
                 if value is None:
                     continue
                 if variable.type == "boolean" and key == name:
@@ -391,8 +430,9 @@ def to_collect(compiled: CompiledProtocol, screening: Screening) -> list[ToColle
     """The missing values that could still settle each undecided criterion, by criterion, as labels.
 
     A value the subject's other answers make moot is left out (rules/relevance); a follow-up that waits
-    for an earlier missing answer is listed as one. Only for an incomplete decision: once a criterion
-    fails, no further value can make the subject eligible."""
+    for an earlier missing answer, a yes/no or a lab value, is listed as one. Labels come in the form's
+    order. Only for an incomplete decision: once a criterion fails, no further value can make the
+    subject eligible."""
     variables = compiled.dictionary.variables
     subject = {**(screening.inputs or {}), "screening_date": screening.screening_date.isoformat()}
     if screening.cohort:
@@ -401,15 +441,23 @@ def to_collect(compiled: CompiledProtocol, screening: Screening) -> list[ToColle
         values = compiled.dictionary.normalize(subject).values
     except (SubjectInputError, SubjectInputErrors):  # decided by an older dictionary: list as recorded
         values = {}
+    order = [v.name for _, section in input_sections(compiled.dictionary) for v in section]
+    position = {name: i for i, name in enumerate(order)}
+
+    def place(name: str) -> tuple[int, bool]:
+        """In the form's order, a ULN or LLN just after its value."""
+        variable = variables.get(name)
+        return (position.get(variable.companion_of or name, 0), bool(variable.companion_of)) if variable else (0, False)
+
     found = []
     for criterion in screenings.full_result(screening)["criteria"]:
         if criterion["outcome"] != "unknown":
             continue
         scope = relevance(compiled, screening.cohort, criterion["code"])
-        asked, moot = scope.asked(values), scope.hidden(values)
+        asked, moot = scope.asked(values, wait_for_labs=True), scope.hidden(values)
         now: list[str] = []
         follow_ups: list[str] = []
-        for name in criterion.get("missing") or []:
+        for name in sorted(criterion.get("missing") or [], key=place):
             variable = variables.get(name)
             if variable is None:
                 now.append(name)
@@ -423,49 +471,149 @@ def to_collect(compiled: CompiledProtocol, screening: Screening) -> list[ToColle
     return found
 
 
+LOG_FILTERS = ("protocol", "version", "site", "cohort", "decision", "from", "to", "subject_id")
+
+
+@dataclass(frozen=True)
+class LogFilters:
+    """The filters as a page applies them, and each refused one's message by its name."""
+
+    chosen: screenings.LogFilter
+    applied: dict[str, str]  # the usable filters as typed: what paging and the CSV export carry
+    problems: dict[str, str]
+
+
+def log_filters(args: Mapping[str, str], site: str | None) -> LogFilters:
+    """Each filter checked on its own: a bad one is named with what was expected and left out, the others applied.
+
+    A screener tied to a site sees that site's log whatever the `site` filter says."""
+    applied, problems = _checked(args, LOG_FILTERS)
+    protocols = db.session.execute(select(Protocol.code).order_by(Protocol.code)).scalars().all()
+    _one_of(applied, problems, "protocol", protocols, "no protocol: none is stored yet")
+    _one_of(applied, problems, "cohort", log_cohorts(applied.get("protocol")), "no cohort: this protocol has none")
+    chosen = _in_order(applied, problems)
+    if site is not None:
+        chosen = replace(chosen, site=site)
+    return LogFilters(chosen, applied, problems)
+
+
+def _checked(args: Mapping[str, str], keys: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    """The filters the log's parser accepts, as typed, and each refused one's message, each checked alone."""
+    applied: dict[str, str] = {}
+    problems: dict[str, str] = {}
+    for key in keys:
+        value = (args.get(key) or "").strip()
+        if not value:
+            continue
+        try:
+            screenings.parse_filter({key: value})
+        except DomainError as error:
+            problems[key] = _filter_problem(error.problems[0])
+        else:
+            applied[key] = value
+    return applied, problems
+
+
+def _one_of(applied: dict[str, str], problems: dict[str, str], key: str, known: list[str], none: str) -> None:
+    """Leave out a filter naming something that does not exist (a protocol, a cohort), saying what does."""
+    if key in applied and applied[key] not in known:
+        expected = f"one of {', '.join(known)}" if known else none
+        problems[key] = _filter_problem({"value": applied.pop(key), "expected": expected})
+
+
+def _in_order(applied: dict[str, str], problems: dict[str, str]) -> screenings.LogFilter:
+    """The applied filters; a period ending before it starts loses its end, saying so."""
+    chosen = screenings.parse_filter(applied)
+    if chosen.date_from and chosen.date_to and chosen.date_to < chosen.date_from:
+        expected = f"a date on or after {chosen.date_from.isoformat()}"
+        problems["to"] = _filter_problem({"value": applied.pop("to"), "expected": expected})
+        chosen = replace(chosen, date_to=None)
+    return chosen
+
+
+def _filter_problem(item: Mapping[str, Any]) -> str:
+    return f"{item.get('value')!r}: expected {item.get('expected')}; not applied"
+
+
+def log_cohorts(protocol: str | None) -> list[str]:
+    """The cohort codes of any version of `protocol` (of every protocol when None), in their protocols' order."""
+    query = select(Cohort.code).join(ProtocolVersion).join(Protocol).order_by(Protocol.code, Cohort.position)
+    if protocol:
+        query = query.where(Protocol.code == protocol)
+    return list(dict.fromkeys(db.session.execute(query).scalars()))
+
+
 @bp.get("/log")
 @page_roles("screener", "reviewer")
 def log():
-    try:
-        chosen = screenings.parse_filter(request.args)
-    except DomainError as error:
-        chosen, problem = screenings.LogFilter(), error.problems
-    else:
-        problem = None
     site = own_site()
-    if site is not None:
-        chosen = screenings.LogFilter(**{**vars(chosen), "site": site})
-    page_number = max(1, int(request.args.get("page", "1"))) if request.args.get("page", "1").isdigit() else 1
-    page = screenings.page(chosen, page_number, 50)
+    filters = log_filters(request.args, site)
+    problems = dict(filters.problems)
+    raw_page, number = request.args.get("page", "").strip(), 1
+    if re.fullmatch(r"0*[1-9][0-9]{0,8}", raw_page):
+        number = int(raw_page)
+    elif raw_page:
+        problems["page"] = _filter_problem({"value": raw_page, "expected": "a page number from 1"})
+    size = current_app.config["LOG_PAGE_SIZE"]
+    page = screenings.page(filters.chosen, number, size)
+    pages = max(1, -(-page["total"] // size))
+    if number > pages:
+        problems["page"] = f"{number!r}: expected a page from 1 to {pages}; showing page {pages}"
+        page = screenings.page(filters.chosen, pages, size)
     protocols = db.session.execute(select(Protocol.code).order_by(Protocol.code)).scalars().all()
     return render_template(
         "log.html",
         page=page,
-        chosen=chosen,
-        problem=problem,
+        pages=pages,
+        chosen=filters.chosen,
+        typed={key: request.args.get(key, "") for key in LOG_FILTERS},
+        problems=problems,
         protocols=protocols,
+        cohorts=log_cohorts(filters.applied.get("protocol")),
+        decisions=screenings.DECISIONS,
         site_fixed=site is not None,
-        query={k: v for k, v in request.args.items() if k != "page"},
+        query=filters.applied,
     )
+
+
+def funnel_filters(args: Mapping[str, str], cohorts: list[str]) -> LogFilters:
+    """The attrition page's cohort (one of `cohorts`) and period; a bad one is named, the others applied."""
+    applied, problems = _checked(args, ("cohort", "from", "to"))
+    _one_of(applied, problems, "cohort", cohorts, "no cohort: this protocol has none")
+    return LogFilters(_in_order(applied, problems), applied, problems)
+
+
+def _funnel_version(code: str) -> ProtocolVersion:
+    number = request.args.get("version")
+    try:
+        return find_version(code, int(number) if number and number.isdigit() else None)
+    except VersionError:
+        abort(404)
 
 
 @bp.get("/protocols/<code>/attrition")
 @page_roles("screener", "reviewer", "writer")
 def attrition_page(code: str):
-    number = request.args.get("version")
-    try:
-        version = find_version(code, int(number) if number and number.isdigit() else None)
-    except VersionError:
-        abort(404)
-    bars = attrition(version, own_site())
-    return render_template("attrition.html", version=version, bars=bars, svg=chart_svg(bars))
+    version = _funnel_version(code)
+    filters = funnel_filters(request.args, [c.code for c in version.cohorts])
+    data = funnel(version, own_site(), filters.chosen.cohort, filters.chosen.date_from, filters.chosen.date_to)
+    return render_template(
+        "attrition.html",
+        version=version,
+        funnel=data,
+        problems=filters.problems,
+        typed={key: request.args.get(key, "") for key in ("from", "to")},
+        query={**filters.applied, **({"version": str(version.number)} if request.args.get("version") else {})},
+    )
 
 
 @bp.get("/protocols/<code>/attrition.svg")
 @page_roles("screener", "reviewer", "writer")
 def attrition_svg(code: str):
-    try:
-        version = find_version(code)
-    except VersionError:
-        abort(404)
-    return chart_svg(attrition(version, own_site())), 200, {"Content-Type": "image/svg+xml"}
+    version = _funnel_version(code)
+    filters = funnel_filters(request.args, [c.code for c in version.cohorts])
+    if filters.problems:
+        problems = [{"field": k, "value": request.args.get(k), "expected": m} for k, m in filters.problems.items()]
+        raise Unreadable("the chart's filters cannot be used", problems)
+    data = funnel(version, own_site(), filters.chosen.cohort, filters.chosen.date_from, filters.chosen.date_to)
+    return chart_svg(data), 200, {"Content-Type": "image/svg+xml"}

@@ -343,6 +343,7 @@ class LogFilter:
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     subject_id: str | None = None
+    cohort: str | None = None
 
 
 def log_filter(query: schemas.LogFilters) -> LogFilter:
@@ -354,6 +355,7 @@ def log_filter(query: schemas.LogFilters) -> LogFilter:
         date_from=query.from_,
         date_to=query.to,
         subject_id=query.subject_id,
+        cohort=query.cohort,
     )
 
 
@@ -384,6 +386,8 @@ def log_query(log: LogFilter) -> Select[tuple[Screening]]:
         query = query.where(Screening.screening_date <= log.date_to)
     if log.subject_id:
         query = query.where(Screening.subject_id == log.subject_id)
+    if log.cohort:
+        query = query.where(Screening.cohort == log.cohort)
     return query.order_by(Screening.id.desc())
 
 

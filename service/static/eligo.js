@@ -8,7 +8,12 @@ document.querySelectorAll("[data-print]").forEach((button) => button.addEventLis
   const form = document.querySelector("form[data-relevance]");
   if (!form) return;
   const fields = [...form.querySelectorAll("[data-field]")];
-  const NUMBER = /^\s*[-+]?\d+(?:[.,]\d+)?\s*$/;
+  // A number, then the unit if typed ("2100 /µL"); a unit is folded as unit_key in screening_pages.py folds it.
+  const TYPED = /^\s*([-+]?\d+(?:[.,]\d+)?)\s*(\S.*?)?\s*$/;
+  const SUPERSCRIPTS = "⁰¹²³⁴⁵⁶⁷⁸⁹";
+  const plain = (power) => [...power].map((c) => (c === "⁻" ? "-" : SUPERSCRIPTS.indexOf(c))).join("");
+  const unitKey = (label) => label.replace(/⁻?[⁰¹²³⁴⁵⁶⁷⁸⁹]+/g, (power) => `^${plain(power)}`)
+    .replace(/\s+/g, "").toLowerCase().replace(/[μµ]/g, "u").replace(/×/g, "x");
   const control = (name) => form.elements.namedItem(name);
   // What later guards read from one question: its answer (and a lab value's ULN/LLN) in canonical units.
   const answers = (wrap) => {
@@ -18,14 +23,14 @@ document.querySelectorAll("[data-print]").forEach((button) => button.addEventLis
     if (wrap.dataset.kind === "boolean") return own.value in { yes: 1, no: 1 } ? { [name]: own.value === "yes" } : {};
     if (wrap.dataset.kind !== "number") return { [name]: own.value };
     const factors = wrap.dataset.factors ? JSON.parse(wrap.dataset.factors) : {};
-    const unit = control(`${name}__unit`);
-    const factor = unit ? factors[unit.value] : 1;
+    const typed = (input) => (input ? TYPED.exec(input.value) : null);
+    const ownUnit = typed(own) && typed(own)[2];
     const found = {};
     for (const key of [name, `${name}_uln`, `${name}_lln`]) {
-      const input = control(key);
-      if (input && NUMBER.test(input.value) && factor !== undefined) {
-        found[key] = parseFloat(input.value.replace(",", ".")) * factor;
-      }
+      const match = typed(control(key));
+      const unit = (match && match[2]) || ownUnit; // a limit without a unit is in the value's unit
+      const factor = unit ? factors[unitKey(unit)] : 1;
+      if (match && factor !== undefined) found[key] = parseFloat(match[1].replace(",", ".")) * factor;
     }
     return found;
   };
@@ -55,7 +60,15 @@ document.querySelectorAll("[data-print]").forEach((button) => button.addEventLis
     return t === !guard.kills || (t === null && !guard.waits);
   };
   const asked = (occurrences, values) => occurrences.some((guards) => guards.every((g) => lets(g, values)));
+  // The default unit beside a value steps aside once the screener types a unit of their own.
+  const suffixes = () => {
+    for (const suffix of form.querySelectorAll("[data-unit-suffix]")) {
+      const match = TYPED.exec(control(suffix.closest("[data-field]").dataset.field).value);
+      suffix.hidden = Boolean(match && match[2]);
+    }
+  };
   const update = () => {
+    suffixes();
     const values = {};
     for (const wrap of fields) {
       const rule = wrap.dataset.showWhen ? JSON.parse(wrap.dataset.showWhen) : null;

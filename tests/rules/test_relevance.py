@@ -75,7 +75,17 @@ def test_a_lab_value_hides_a_question_only_once_it_settles_it(sle):
     assert sle.show_when("alt_elevation_myopathy") == [
         [{"node": {"field": "alt", "op": "<=", "other": "alt_uln", "times": 3.0}, "kills": True, "waits": False}]
     ]
-    assert sle.factors["alt"]["µkat/L"] == 60.0  # the page converts by the unit chosen
+    assert sle.factors["alt"]["µkat/L"] == 60.0  # the page converts by the unit typed
+
+
+def test_a_list_of_what_to_collect_waits_for_the_lab_value_too(sle):
+    # The form asks the myopathy question before ALT is known; a list of what to collect puts ALT first.
+    waiting = sle.asked({}, wait_for_labs=True)
+    assert "alt" in waiting and "alt_elevation_myopathy" not in waiting
+    assert "bilag_a_count" not in waiting and "sledai_2k" in waiting  # BILAG only for a SLEDAI-2K of 6 or 7
+    assert "alt_elevation_myopathy" in sle.asked({"alt": 121.0, "alt_uln": 40.0}, wait_for_labs=True)
+    assert "bilag_a_count" in sle.asked({"sledai_2k": 6.0}, wait_for_labs=True)
+    assert sle.asked({}, wait_for_labs=True) <= sle.asked({})
 
 
 def test_a_trial_without_cohorts_reads_every_criterion(compiled):

@@ -53,7 +53,7 @@ def test_the_form_is_generated_from_the_dictionary(browser_as, seed):
     html = browser_as("screener").get("/screen/NCT07193667/SLE").get_data(as_text=True)
     for section in ("Bone marrow", "Liver", "Kidney", "Serology", "SLE"):
         assert f"<legend>{section}</legend>" in html
-    assert 'name="anc__unit"' in html and '<option value="/µL">/µL</option>' in html
+    assert 'name="anc__unit"' not in html and "another unit goes after the number: 10⁹/L, /µL" in html
     assert 'name="alt_uln"' in html
     assert 'name="crcl"' not in html  # derived: computed, never typed
     site = re.search(r'<input[^>]*name="site"[^>]*>', html).group(0)
@@ -68,7 +68,7 @@ def _form(client, **values):
 
 
 def test_bad_values_are_shown_beside_their_field_and_nothing_is_stored(app, browser_as):
-    response = _form(browser_as("screener"), hgb="lots", anc="800", anc__unit="/µL")
+    response = _form(browser_as("screener"), hgb="lots", anc="800 /µL")
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "Nothing was stored" in html
@@ -79,7 +79,7 @@ def test_bad_values_are_shown_beside_their_field_and_nothing_is_stored(app, brow
 
 def test_a_screening_is_decided_recorded_and_explained(browser_as):
     client = browser_as("screener")
-    response = _form(client, anc="800", anc__unit="/µL", age="40", sex="female")
+    response = _form(client, anc="800 /µL", age="40", sex="female")
     assert response.status_code == 302
     html = client.get(response.headers["Location"]).get_data(as_text=True)
     assert "Not eligible" in html
@@ -89,11 +89,12 @@ def test_a_screening_is_decided_recorded_and_explained(browser_as):
     assert "S-1" in log and "1 screening." in log
 
 
-def test_attrition_chart_counts_failures(browser_as):
+def test_attrition_funnel_counts_the_subject_leaving_at_the_criterion_they_fail(browser_as):
     client = browser_as("screener")
-    _form(client, anc="800", anc__unit="/µL")
+    _form(client, anc="800 /µL")
     html = client.get("/protocols/NCT07193667/attrition").get_data(as_text=True)
-    assert "<svg" in html and "IN-03b" in html and "1 (100%)" in html
+    row = re.search(r"<strong>IN-03b</strong>.*?</tr>", html, re.S).group(0)
+    assert re.search(r"<td>0</td><td>0%</td>\s*<td>−1</td>", row), row  # the one subject leaves at IN-03b
 
 
 def test_protocols_are_listed_with_their_versions(browser_as):
@@ -260,14 +261,13 @@ def test_a_form_submitted_twice_stores_once_but_an_edited_resubmission_is_a_new_
         "subject_id": "S-1",
         "site": "SITE-1",
         "screening_date": "2026-11-02",
-        "anc": "800",
-        "anc__unit": "/µL",
+        "anc": "800 /µL",
     }
     first = client.post("/screen/NCT07193667/SLE", data=data)
     double = client.post("/screen/NCT07193667/SLE", data=data)
     assert first.status_code == double.status_code == 302
     assert first.headers["Location"] == double.headers["Location"]
-    edited = client.post("/screen/NCT07193667/SLE", data={**data, "anc": "1800"})  # back, edit, submit
+    edited = client.post("/screen/NCT07193667/SLE", data={**data, "anc": "1800 /µL"})  # back, edit, submit
     assert edited.status_code == 302 and edited.headers["Location"] != first.headers["Location"]
     with app.app_context():
         assert db.session.query(Screening).count() == 2
