@@ -130,12 +130,13 @@ def fill(form: FlaskForm, compiled: CompiledProtocol, sections: Sections, case: 
                 form[name].data = _list_text(value) if value is not None else ""
                 continue
             if isinstance(value, dict):
-                if f"{name}__unit" in form and value.get("unit"):
-                    form[f"{name}__unit"].data = value["unit"]
+                unit = value.get("unit") if value.get("unit") != variable.unit else None
                 for limit in ("lln", "uln"):
                     if value.get(limit) is not None and f"{name}_{limit}" in form:
                         form[f"{name}_{limit}"].data = str(value[limit])
                 value = value.get("value")
+                if value is not None and unit:  # another unit is typed after the number, as on the screening form
+                    value = f"{value} {unit}"
             for limit in ("lln", "uln"):
                 if subject.get(f"{name}_{limit}") is not None and f"{name}_{limit}" in form:
                     form[f"{name}_{limit}"].data = str(subject[f"{name}_{limit}"])

@@ -17,6 +17,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length
 
 from rules.compiler import CompiledProtocol
+from rules.decision import Verdict
 from rules.dictionary import Variable
 from rules.errors import SubjectInputError, SubjectInputErrors
 from rules.relevance import Relevance, input_sections, relevance
@@ -570,7 +571,7 @@ def log():
         problems=problems,
         protocols=protocols,
         cohorts=log_cohorts(filters.applied.get("protocol")),
-        decisions=screenings.DECISIONS,
+        decisions=tuple(Verdict),
         site_fixed=site is not None,
         query=filters.applied,
     )

@@ -70,7 +70,7 @@ def test_the_log_pages_keeping_its_filters_and_names_a_bad_one(page, sign_in, sc
     page.goto("/log?cohort=SLE&decision=maybe&version=two")
     expect(page.get_by_role("alert")).to_contain_text("2 filters could not be used and are marked below")
     expect(page.locator("#filter-decision-error")).to_have_text(
-        "'maybe': expected one of eligible, not_eligible, incomplete; not applied"
+        "'maybe': expected one of 'eligible', 'not_eligible' or 'incomplete'; not applied"
     )
     expect(page.locator("#filter-version")).to_have_attribute("aria-invalid", "true")
     expect(page.locator("#filter-version")).to_have_value("two")  # kept as typed, to correct

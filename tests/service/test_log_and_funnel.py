@@ -64,12 +64,12 @@ def test_the_log_pages_back_and_forth_keeping_its_filters(app, signed_in, screen
         (
             "decision=maybe&cohort=SLE",
             "decision",
-            "'maybe': expected one of eligible, not_eligible, incomplete",
+            "'maybe': expected one of 'eligible', 'not_eligible' or 'incomplete'",
             ["S-1", "S-2"],
         ),
         ("cohort=LUPUS&decision=eligible", "cohort", "'LUPUS': expected one of SLE, SSc, IIM, ITP", ["I-1", "S-1"]),
         ("protocol=NCT0&cohort=ITP", "protocol", "'NCT0': expected one of NCT07193667", ["I-1"]),
-        ("version=two&decision=not_eligible", "version", "'two': expected a version number", ["S-2"]),
+        ("version=two&decision=not_eligible", "version", "'two': expected a whole number", ["S-2"]),
         (
             "from=2000-01-05&to=2000-01-01&cohort=ITP",
             "to",
