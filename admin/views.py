@@ -20,7 +20,7 @@ from wtforms.validators import DataRequired, Optional
 
 import rules
 from admin.access import RoleAccess
-from admin.fields import CodeListField
+from admin.fields import CodeListField, CodingField
 from admin.review import compared, review_context
 from admin.validators import (
     code_system,
@@ -28,6 +28,7 @@ from admin.validators import (
     identifier,
     known_cohorts,
     known_unit,
+    valid_coding,
     valid_condition,
     valid_rule,
     value_set_codes,
@@ -155,7 +156,7 @@ class VariableView(VersionPartView):
     column_filters = ("version.number", "version.status", "type", "section")
     column_default_sort = "position"
     form_columns = ("version", *(f.name for f in fields(VariableDef)))
-    form_overrides = {"units": CodeListField, "codes": CodeListField}
+    form_overrides = {"units": CodeListField, "codes": CodeListField, "coding": CodingField}
     form_args = {
         "type": {"validators": [variable_type, draft_only]},
         "unit": {"validators": [known_unit]},
@@ -172,6 +173,11 @@ class VariableView(VersionPartView):
             "description": "A yes/no several criteria reuse, e.g. hbsag_positive or hbv_dna >= 20 IU/mL",
         },
         "system": {"description": "For a list: the code system of its entries, e.g. ATC, ICD-10-CM"},
+        "coding": {
+            "validators": [valid_coding],
+            "description": "The codes an EHR records it by, one system|code a line, e.g. http://loinc.org|718-7;"
+            " a code ending in * takes its hierarchy (http://www.whocc.no/atc|L04*). Used to prefill from FHIR.",
+        },
     }
 
     def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from rules.coding import Coding
+from rules.coding import from_raw as coding_from_raw
 from rules.errors import ProtocolError
 
 KINDS = ("inclusion", "exclusion")
@@ -47,6 +49,7 @@ TEXT_LIMITS = {
     "variable.conversion": 40,
     "variable.section": 120,
     "variable.help": PARAGRAPHS,
+    "variable.coding": LINE,
     "criterion.code": 40,
     "criterion.text": PARAGRAPHS,
     "criterion.rule": 5_000,
@@ -92,6 +95,7 @@ class VariableDef:
     system: str | None = None  # lists: the code system of entries that do not name their own
     section: str = ""
     help: str = ""
+    coding: tuple[Coding, ...] = ()  # the codes an EHR records it by (LOINC, SNOMED CT, ATC…): rules/coding.py
 
 
 @dataclass(frozen=True)
@@ -271,6 +275,7 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
                 system=raw.get("system"),
                 section=str(raw.get("section") or ""),
                 help=str(raw.get("help") or ""),
+                coding=coding_from_raw(raw.get("coding"), f"{where} ({name})", problems),
             )
         )
     value_sets = _value_sets(data.get("value_sets") or [], problems)
