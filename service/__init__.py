@@ -58,7 +58,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     db.init_app(app)
 
-    from service import amendments_api, api, pages, screening_pages
+    from service import amendments_api, api, fhir_api, pages, screening_pages
 
     app.register_blueprint(api.bp)
     app.register_blueprint(amendments_api.bp)
@@ -66,10 +66,12 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
     pages.limiter.init_app(app)
     app.register_blueprint(screening_pages.bp)
+    app.register_blueprint(fhir_api.bp)
 
     import admin
 
     admin.init_app(app)
     auth.csrf.exempt(api.bp)  # API writes: bearer tokens, or the CSRF header checked in auth
     auth.csrf.exempt(amendments_api.bp)
+    auth.csrf.exempt(fhir_api.bp)  # reads only: nothing is stored
     return app
