@@ -58,7 +58,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     auth.init_app(app)
     db.init_app(app)
 
-    from service import amendments_api, api, fhir_api, pages, screening_pages
+    from service import amendments_api, api, fhir_api, fhir_pages, pages, screening_pages
 
     app.register_blueprint(api.bp)
     app.register_blueprint(amendments_api.bp)
@@ -67,6 +67,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     pages.limiter.init_app(app)
     app.register_blueprint(screening_pages.bp)
     app.register_blueprint(fhir_api.bp)
+    app.register_blueprint(fhir_pages.bp)
 
     import admin
 
