@@ -188,6 +188,11 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, Decimal | int | float) and not isinstance(value, bool) else None
 
 
+def _plain(value: float) -> int | float:
+    """A whole number without its `.0`, so the form shows 30 U/L as the lab wrote it."""
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
 @dataclass(frozen=True)
 class Record:
     """One resource as the mapping reads it: its codes, its day, and what it says."""
@@ -360,7 +365,7 @@ def _quantity_input(variable: Variable, observation: Any) -> Any:
     assert value is not None
     if convert is not None:
         value = units.tidy(convert(value))
-    given: dict[str, Any] = {"value": value}
+    given: dict[str, Any] = {"value": _plain(value)}
     if label and label != variable.unit:
         given["unit"] = label
     ranges = [r for r in observation.referenceRange or [] if not r.type or _status_code(r.type) == "normal"]
@@ -368,7 +373,7 @@ def _quantity_input(variable: Variable, observation: Any) -> Any:
         bound = getattr(ranges[0], side, None) if ranges else None
         if getattr(variable.definition, limit) and bound is not None and _number(bound.value) is not None:
             unit = bound.code if bound.system in (None, UCUM) and bound.code else bound.unit or ucum
-            given[limit] = _in_unit(_number(bound.value), unit, variable, label)  # type: ignore[arg-type]
+            given[limit] = _plain(_in_unit(_number(bound.value), unit, variable, label))  # type: ignore[arg-type]
     return given if len(given) > 1 else given["value"]
 
 
