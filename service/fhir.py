@@ -39,7 +39,7 @@ from rules import lists, units
 from rules.coding import SYSTEM_URIS, Coding
 from rules.compiler import CompiledProtocol
 from rules.dictionary import Variable
-from rules.errors import EligoError
+from rules.errors import EligoError, SubjectInputError, SubjectInputErrors
 from rules.relevance import input_sections, relevance
 
 FHIR_VERSIONS = {"R4": (BundleR4, r4_model), "R5": (BundleR5, r5_model)}
@@ -120,12 +120,12 @@ def _unknown_types(data: Mapping[str, Any], model_of: Any) -> list[dict[str, Any
     entries = data.get("entry")
     for index, entry in enumerate(entries if isinstance(entries, list) else []):
         resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        kind = resource.get("resourceType") if isinstance(resource, Mapping) else None
-        if not isinstance(kind, str):
-            continue
+        if not isinstance(resource, Mapping) or "resourceType" not in resource:
+            continue  # the models say what is missing
+        kind = resource["resourceType"]
         try:
             model_of(kind)
-        except (KeyError, ValueError, AttributeError):
+        except (KeyError, ValueError, TypeError, AttributeError):
             found.append(
                 {"field": f"entry[{index}].resource.resourceType", "value": kind, "expected": "a FHIR resource type"}
             )
@@ -148,6 +148,12 @@ def parse_bundle(data: Any, version: str | None = None) -> tuple[str, Any]:
                 return name, model.model_validate(dict(data))
             except pydantic.ValidationError as error:
                 problems = _problems(error)
+            except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as error:
+                # fhir.resources trips over some malformed shapes (a contained resource of no known type,
+                # nesting beyond reason) before pydantic can say where: refused all the same, never a 500
+                problems = [
+                    {"field": "bundle", "value": None, "expected": f"FHIR it can read ({type(error).__name__})"}
+                ]
         attempts[name] = problems
     best = min(attempts, key=lambda n: len(attempts[n]))
     tried = " nor ".join(f"FHIR {n}" for n in attempts)
@@ -383,9 +389,16 @@ def _age(birth: dt.date, on: dt.date) -> int:
 
 class _Mapper:
     def __init__(
-        self, compiled: CompiledProtocol, patient: Any, found: list[Record], screening: dt.date, lookback: int
-    ):
+        self,
+        compiled: CompiledProtocol,
+        patient: Any,
+        found: list[Record],
+        screening: dt.date,
+        lookback: int,
+        cohort: str | None,
+    ) -> None:
         self.compiled = compiled
+        self.cohort = cohort
         self.patient = patient
         self.records = [r for r in found if _usable(r, screening)]
         self.screening = screening
@@ -435,8 +448,7 @@ class _Mapper:
                 if pair[0].resource.valueQuantity is not None and pair[0].resource.valueQuantity.value is not None
             ]
             for record, coding in self._latest(observations):
-                if record.day is None or record.day < self.earliest:
-                    notes.append(self._note(variable, record, f"dated before {self.earliest.isoformat()}"))
+                if not self._recent(variable, record, notes):
                     continue
                 try:
                     given = _quantity_input(variable, record.resource)
@@ -449,8 +461,7 @@ class _Mapper:
             for record, coding in self._latest(
                 list(self._matching(variable, ("Observation", "Condition", "Medication", "Procedure")))
             ):
-                if record.kind == "Observation" and (record.day is None or record.day < self.earliest):
-                    notes.append(self._note(variable, record, f"dated before {self.earliest.isoformat()}"))
+                if record.kind == "Observation" and not self._recent(variable, record, notes):
                     continue
                 answer = _answer(record)
                 if answer is not None:
@@ -472,6 +483,29 @@ class _Mapper:
         if kind == "list":
             return self._entries(variable)
         return None
+
+    def _recent(self, variable: Variable, record: Record, notes: list[dict[str, str]]) -> bool:
+        """Whether a result is within the look-back window; one that is not is noted, with why."""
+        if record.day is None:
+            notes.append(self._note(variable, record, "no full date: a result must say the day it is of"))
+        elif record.day < self.earliest:
+            notes.append(self._note(variable, record, f"dated before {self.earliest.isoformat()}"))
+        return record.day is not None and record.day >= self.earliest
+
+    def checked(self, variable: Variable, got: tuple[Any, Source], notes: list[dict[str, str]]) -> bool:
+        """Whether the dictionary takes the value as it would from the form (a plausible number, a known code)."""
+        envelope = {"screening_date": self.screening.isoformat()}
+        cohorts = [c.code for c in self.compiled.definition.cohorts]
+        if cohorts:  # any cohort: it does not change how a value is read
+            envelope["cohort"] = self.cohort or cohorts[0]
+        try:
+            self.compiled.dictionary.normalize({**envelope, variable.name: got[0]})
+        except (SubjectInputError, SubjectInputErrors) as error:
+            problems = error.errors if isinstance(error, SubjectInputErrors) else [error]
+            reason = "; ".join(f"{p.value!r} is not {p.expected}" for p in problems)
+            notes.append({"variable": variable.name, "resource": got[1].resource, "reason": reason})
+            return False
+        return True
 
     def _entries(self, variable: Variable) -> tuple[Any, Source] | None:
         system = lists.system_of(variable.definition.system)
@@ -545,23 +579,21 @@ def prefill(
     """The inputs a FHIR bundle gives for the variables the cohort's criteria use; raises FhirBundleError."""
     version, bundle = parse_bundle(data, fhir_version)
     patient, found = records(bundle)
-    mapper = _Mapper(compiled, patient, found, screening_date, lookback_days)
     cohorts = {c.code for c in compiled.definition.cohorts}
+    mapper = _Mapper(compiled, patient, found, screening_date, lookback_days, cohort)
     scope = relevance(compiled, cohort if cohorts else None)
     result = Prefill(version)
     for _, variables in input_sections(compiled.dictionary):
         for variable in variables:
             if not scope.used(variable.name):
                 continue
-            got = (
-                mapper.value(variable, result.notes) if variable.definition.coding or variable.type == "list" else None
-            )
+            coded = bool(variable.definition.coding) or variable.type == "list"
+            got = mapper.value(variable, result.notes) if coded else None
+            if got is not None and not mapper.checked(variable, got, result.notes):
+                got, reason = None, "in the bundle, but not as the dictionary takes it (see the notes)"
+            elif got is None:
+                reason = "not in the bundle" if coded else "no EHR code in the data dictionary"
             if got is None:
-                reason = (
-                    "not in the bundle"
-                    if variable.definition.coding or variable.type == "list"
-                    else "no EHR code in the data dictionary"
-                )
                 result.lacking.append({"variable": variable.name, "label": variable.label, "reason": reason})
                 continue
             result.values[variable.name], result.sources[variable.name] = got

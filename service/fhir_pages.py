@@ -65,7 +65,7 @@ def _prefilled_page(code: str, cohort: str) -> Any:
     shown: dict[str, Any] = {}
     try:
         data = json.loads(upload.read()) if upload else None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         problem = {"message": f"the file is not JSON: {error}", "errors": []}
     if problem is None:
         try:

@@ -143,6 +143,29 @@ def test_a_bundle_that_is_not_valid_fhir_is_refused_with_the_path_of_its_problem
     assert field in [p["field"] for p in refused.value.problems]
 
 
+def test_a_value_the_dictionary_would_refuse_is_not_prefilled_but_noted(compiled):
+    data = bundle("sle_r4")
+    for entry in data["entry"]:
+        if entry["resource"]["id"] == "sle-1-alt":
+            entry["resource"]["valueQuantity"]["value"] = 1e9  # past ALT's plausible range
+        if entry["resource"]["id"] == "sle-1-ast":
+            entry["resource"]["effectiveDateTime"] = "2026-10"  # a month is not a day
+    found = fhir.prefill(compiled, data, screening_date=DAY, cohort="SLE")
+    assert "alt" not in found.values and "ast" not in found.values
+    reasons = {n["variable"]: n["reason"] for n in found.notes}
+    assert "is not a plausible value between 0 and 20000 U/L" in reasons["alt"]
+    assert reasons["ast"] == "no full date: a result must say the day it is of"
+    lacking = {item["variable"]: item["reason"] for item in found.lacking}
+    assert lacking["alt"].startswith("in the bundle, but not as the dictionary takes it")
+
+
+def test_shapes_the_fhir_library_trips_over_are_refused_not_raised(compiled):
+    for resource in ({"resourceType": 5}, {"resourceType": "Observation", "contained": [{"resourceType": 7}]}):
+        data = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": resource}]}
+        with pytest.raises(fhir.FhirBundleError):
+            fhir.prefill(compiled, data, screening_date=DAY, cohort="SLE")
+
+
 def test_a_bundle_of_two_patients_is_refused(compiled):
     data = bundle("sle_r4")
     data["entry"].append({"resource": {**data["entry"][0]["resource"], "id": "other"}})
