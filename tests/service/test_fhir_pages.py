@@ -28,6 +28,8 @@ class _Fields(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if tag == "input" and a.get("type") == "checkbox" and "checked" not in a:
+            return  # a browser sends a checked box only
         if tag == "input" and a.get("name") and a.get("type") not in ("file", "submit"):
             self.values[a["name"]] = a.get("value") or ""
         elif tag == "select":
@@ -47,7 +49,8 @@ class _Fields(HTMLParser):
 
     def handle_data(self, data):
         if self._textarea:
-            self.values[self._textarea] += data
+            text = self.values[self._textarea] + data
+            self.values[self._textarea] = text.removeprefix("\r\n").removeprefix("\n")  # as browsers read it
 
 
 def fields(html: str) -> dict[str, str]:
