@@ -156,8 +156,8 @@ def parse_bundle(data: Any, version: str | None = None) -> tuple[str, Any]:
                 ]
         attempts[name] = problems
     best = min(attempts, key=lambda n: len(attempts[n]))
-    tried = " nor ".join(f"FHIR {n}" for n in attempts)
-    raise FhirBundleError(f"the bundle is not valid {tried}; the problems as {best}", attempts[best])
+    which = f" (the problems reading it as {best})" if len(attempts) > 1 else ""
+    raise FhirBundleError(f"the bundle is not valid FHIR {' or '.join(attempts)}{which}", attempts[best])
 
 
 # -- reading resources ---------------------------------------------------------------------------
