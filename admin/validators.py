@@ -5,7 +5,7 @@ from __future__ import annotations
 from markupsafe import Markup, escape
 from wtforms import ValidationError
 
-from rules import lists
+from rules import coding, lists
 from rules.checker import check_rule
 from rules.dictionary import DataDictionary
 from rules.errors import ProtocolError, RuleErrors
@@ -103,6 +103,17 @@ def identifier(form, field) -> None:
 def code_system(form, field) -> None:
     if lists.system_of(field.data) is None:
         raise ValidationError(f"one of {', '.join(lists.SYSTEMS)}")
+
+
+def valid_coding(form, field) -> None:
+    """Every line `system|code`, a system URI, and a code of that system's shape (LOINC 718-7, ATC L04*)."""
+    problems = list(getattr(field, "invalid", []))
+    for item in field.data or []:
+        reason = coding.problem(coding.Coding(item["system"], item["code"]))
+        if reason:
+            problems.append(reason)
+    if problems:
+        raise ValidationError("; ".join(problems))
 
 
 def value_set_codes(form, field) -> None:

@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired, Optional
 import rules
 from admin import rule_check
 from admin.access import RoleAccess
-from admin.fields import CodeListField
+from admin.fields import CodeListField, CodingField
 from admin.review import compared, review_context
 from admin.validators import (
     PASSWORD_MIN,
@@ -32,6 +32,7 @@ from admin.validators import (
     known_unit,
     password_policy,
     screener_site,
+    valid_coding,
     valid_condition,
     valid_rule,
     value_set_codes,
@@ -197,7 +198,13 @@ class VariableView(VersionPartView):
     column_default_sort = "position"
     form_columns = ("version", *(f.name for f in fields(VariableDef)))
     # Float columns, said explicitly: SQLAlchemy 2.1's Float is no Numeric, and Flask-Admin left them out.
-    form_overrides = {"units": CodeListField, "codes": CodeListField, "minimum": FloatField, "maximum": FloatField}
+    form_overrides = {
+        "units": CodeListField,
+        "codes": CodeListField,
+        "coding": CodingField,
+        "minimum": FloatField,
+        "maximum": FloatField,
+    }
     form_args = {
         "type": {"validators": [variable_type, draft_only]},
         "minimum": {"validators": [Optional()], "description": "Plausible minimum, in the unit above"},
@@ -216,6 +223,11 @@ class VariableView(VersionPartView):
             "description": "A yes/no several criteria reuse, e.g. hbsag_positive or hbv_dna >= 20 IU/mL",
         },
         "system": {"description": "For a list: the code system of its entries, e.g. ATC, ICD-10-CM"},
+        "coding": {
+            "validators": [valid_coding],
+            "description": "The codes an EHR records it by, one system|code a line, e.g. http://loinc.org|718-7;"
+            " a code ending in * takes its hierarchy (http://www.whocc.no/atc|L04*). Used to prefill from FHIR.",
+        },
     }
 
     def on_model_change(self, form: Any, model: Any, is_created: bool) -> None:

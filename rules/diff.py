@@ -384,12 +384,15 @@ def _variable_changes(a: VariableDef, b: VariableDef) -> list[Change]:
         old, new = getattr(a, name), getattr(b, name)
         if old == new:
             continue
-        if name in ("units", "codes"):
+        if name == "coding":
+            old, new = [str(c) for c in old], [str(c) for c in new]
+        if name in ("units", "codes", "coding"):
             added, removed = sorted(set(new) - set(old)), sorted(set(old) - set(new))
             parts = ([f"added {', '.join(added)}"] if added else []) + (
                 [f"removed {', '.join(removed)}"] if removed else []
             )
-            text = f"{'accepted units' if name == 'units' else 'codes'}: {'; '.join(parts) or 'reordered'}"
+            word = {"units": "accepted units", "codes": "codes", "coding": "EHR codes"}[name]
+            text = f"{word}: {'; '.join(parts) or 'reordered'}"
             changes.append(Change(name, text, list(old), list(new)))
         elif name in ("minimum", "maximum"):
             changes.append(Change("range", f"plausible {name}: {_show(old)} → {_show(new)}", old, new))

@@ -27,6 +27,8 @@ from pydantic import (
     ValidationError,
 )
 
+from rules.coding import Coding
+from rules.coding import from_raw as coding_from_raw
 from rules.errors import ProtocolError
 
 KINDS = ("inclusion", "exclusion")
@@ -57,6 +59,7 @@ TEXT_LIMITS = {
     "variable.conversion": 40,
     "variable.section": 120,
     "variable.help": PARAGRAPHS,
+    "variable.coding": LINE,
     "criterion.code": 40,
     "criterion.text": PARAGRAPHS,
     "criterion.rule": 5_000,
@@ -102,6 +105,7 @@ class VariableDef:
     system: str | None = None  # lists: the code system of entries that do not name their own
     section: str = ""
     help: str = ""
+    coding: tuple[Coding, ...] = ()  # the codes an EHR records it by (LOINC, SNOMED CT, ATC…): rules/coding.py
 
 
 @dataclass(frozen=True)
@@ -257,6 +261,9 @@ class VariableFile(_File):
     system: str | None = None
     section: str | None = Field(None, max_length=TEXT_LIMITS["variable.section"])
     help: str | None = Field(None, max_length=TEXT_LIMITS["variable.help"])
+    coding: list[str | dict[str, str]] = Field(
+        [], description="the codes an EHR records it by: `system|code`, or {system, code}; rules/coding.py"
+    )
 
 
 class ValueSetFile(_File):
@@ -398,8 +405,9 @@ def from_dict(data: Mapping[str, Any]) -> ProtocolDef:
             system=v.system,
             section=v.section or "",
             help=v.help or "",
+            coding=coding_from_raw(v.coding, f"variable[{index}] ({v.name})", problems),
         )
-        for v in file.variables
+        for index, v in enumerate(file.variables)
     ]
     value_sets = [
         ValueSetDef(

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
+from rules.coding import Coding
 from rules.protocol import Cohort as CohortDef
 from rules.protocol import CriterionDef, ProtocolDef, TestCaseDef, ValueSetDef, VariableDef
 from service.vocabulary import VersionStatus
@@ -209,6 +210,8 @@ class Variable(_VersionPart, Model):
     system: Mapped[str | None] = mapped_column(String(40))  # lists: the code system of their entries
     section: Mapped[str] = mapped_column(String(120), default="")
     help: Mapped[str] = mapped_column(Text, default="")
+    # [{system, code}]: the codes an EHR records the variable by (FHIR prefill); migration 0010
+    coding: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list, server_default="[]")
     version: Mapped[ProtocolVersion] = relationship(back_populates="variables")
 
     def to_definition(self) -> VariableDef:
@@ -230,6 +233,7 @@ class Variable(_VersionPart, Model):
             system=self.system,
             section=self.section,
             help=self.help,
+            coding=tuple(Coding(c["system"], c["code"]) for c in self.coding or ()),
         )
 
     @classmethod
@@ -252,6 +256,7 @@ class Variable(_VersionPart, Model):
             system=v.system,
             section=v.section,
             help=v.help,
+            coding=[{"system": c.system, "code": c.code} for c in v.coding],
             position=position,
         )
 
@@ -394,6 +399,9 @@ class Screening(Model):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(80))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # Where prefilled inputs came from ({variable: {resource, date, code, …}}, service/fhir.py): shown with
+    # the result, never read by the decision, outside the decision record's hash. Migration 0010.
+    sources: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     protocol: Mapped[Protocol] = relationship()
     version: Mapped[ProtocolVersion] = relationship()

@@ -1,0 +1,164 @@
+"""The screening page's FHIR upload: the form comes back prefilled, each value beside its source.
+
+The upload control sits inside the screening form (service/templates/fhir_upload.html, included
+in screen_form.html) and posts the whole form here, so what the screener already typed is kept.
+The prefilled form posts back here too: the values are checked against what was prefilled (a
+value the screener changed keeps its source, marked as changed), then the screening page's own
+view decides and stores them, and the sources are written with the screening (`sources`, beside
+its inputs, outside the decision). Nothing is decided before the screener submits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from types import SimpleNamespace
+from typing import Any
+
+from flask import Blueprint, abort, current_app, g, render_template, request
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from rules.coding import SYSTEM_URIS
+from rules.relevance import relevance
+from service import fhir, screening_pages
+from service.auth import own_site, page_roles
+from service.models import Screening, db
+from service.registry import registry
+from service.versions import VersionError, find_version
+
+bp = Blueprint("fhir_pages", __name__)
+TOKEN_FIELD = "fhir_prefill"
+_PENDING = "eligo.fhir_sources"  # session.info key: the sources the next stored screening carries
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="fhir-prefill")
+
+
+def _field_texts(form: Any, name: str) -> dict[str, str]:
+    """What the form shows for a variable (value, any unit after it, limits): did the screener change it?"""
+    keys = (name, f"{name}_lln", f"{name}_uln")
+    return {key: str(form[key].data or "") for key in keys if key in form._fields}
+
+
+def _prefilled_page(code: str, cohort: str) -> Any:
+    """Parse the uploaded bundle and render the screening form prefilled; a bad upload is said beside the control."""
+    try:
+        version = find_version(code)
+    except VersionError:
+        abort(404)
+    compiled = registry().compiled(version)
+    cohorts = {c.code: c.label for c in compiled.definition.cohorts}
+    if cohort not in cohorts and not (cohort == screening_pages.ALL and not cohorts):
+        abort(404)
+    found = relevance(compiled, cohort if cohorts else None)
+    sections = screening_pages._sections(compiled, found)
+    form = screening_pages.form_class(compiled, sections)()  # what the screener typed so far, kept
+    site = own_site()
+    if site:
+        form.site.data = site
+    screening_date = form.screening_date.data if isinstance(form.screening_date.data, dt.date) else dt.date.today()
+    upload = request.files.get("bundle")
+    problem: dict[str, Any] | None = None
+    shown: dict[str, Any] = {}
+    try:
+        data = json.loads(upload.read()) if upload else None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        problem = {"message": f"the file is not JSON: {error}", "errors": []}
+    if problem is None:
+        try:
+            prefill = fhir.prefill(compiled, data, screening_date=screening_date, cohort=cohort if cohorts else None)
+        except fhir.FhirBundleError as error:
+            problem = {"message": error.message, "errors": error.problems}
+        else:
+            screening_pages._prefill(
+                form,
+                sections,
+                SimpleNamespace(subject_id=form.subject_id.data, site=form.site.data, inputs=prefill.values),
+            )
+            shown = {
+                "sources": {name: source.as_dict() for name, source in prefill.sources.items()},
+                "fields": {name: _field_texts(form, name) for name in prefill.sources},
+                "lacking": prefill.lacking,
+                "notes": prefill.notes,
+                "fhir_version": prefill.fhir_version,
+                "file": upload.filename if upload else "",
+            }
+    g.fhir_prefill = {**shown, "problem": problem, "token": _serializer().dumps(shown) if shown else ""}
+    return render_template(
+        "screen_form.html",
+        form=form,
+        sections=sections,
+        relevance=found,
+        version=version,
+        cohort=cohort,
+        cohort_label=cohorts.get(cohort, "all subjects"),
+        site_fixed=site is not None,
+        problem=None,
+        unplaced=[],
+        list_help=screening_pages.LIST_HELP,
+    )
+
+
+def _confirmed(shown: dict[str, Any]) -> dict[str, Any]:
+    """The sources of the values submitted as prefilled; a value the screener changed is marked `changed`."""
+    sources = {}
+    for name, source in shown.get("sources", {}).items():
+        before = shown.get("fields", {}).get(name, {})
+        now = {key: (request.form.get(key) or "").strip() for key in before}
+        if not any(now.values()):
+            continue  # cleared by the screener: nothing of the record was submitted
+        sources[name] = {**source, "changed": now != {k: v.strip() for k, v in before.items()}}
+    return sources
+
+
+@bp.post("/screen/<code>/<cohort>/fhir")
+@page_roles("screener")
+def prefilled(code: str, cohort: str):
+    if "bundle" in request.files and request.files["bundle"].filename:
+        return _prefilled_page(code, cohort)
+    try:
+        shown = _serializer().loads(request.form.get(TOKEN_FIELD, "")) if request.form.get(TOKEN_FIELD) else {}
+    except BadSignature:
+        shown = {}  # a tampered token: the values are still the screener's, only without sources
+    g.fhir_prefill = {**shown, "problem": None, "token": request.form.get(TOKEN_FIELD, "") if shown else ""}
+    db.session.info[_PENDING] = _confirmed(shown)
+    try:
+        return screening_pages.screen(code, cohort)  # the screening page decides and stores, as it always does
+    finally:
+        db.session.info.pop(_PENDING, None)
+
+
+@event.listens_for(Session, "before_flush")
+def _attach_sources(session: Session, flush_context: Any, instances: Any) -> None:
+    """Write the pending sources with the screening being stored: in its insert, so never a half-written record."""
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+    for obj in session.new:
+        if isinstance(obj, Screening) and obj.sources is None:
+            obj.sources = {name: source for name, source in pending.items() if name in (obj.inputs or {})}
+
+
+@bp.app_template_global()
+def fhir_prefill() -> dict[str, Any] | None:
+    """The prefill shown on this page (sources, what is lacking, a bad upload's problems), if any."""
+    return g.get("fhir_prefill")
+
+
+@bp.app_template_filter("coding_name")
+def coding_name(code: str | None) -> str:
+    """`http://loinc.org|718-7` as people say it: `LOINC 718-7`."""
+    if not code or "|" not in code:
+        return code or ""
+    system, _, value = code.partition("|")
+    return f"{SYSTEM_URIS.get(system, system)} {value}"
+
+
+@bp.app_template_global()
+def fhir_labels(screening: Screening) -> dict[str, str]:
+    """The dictionary labels of a screening's version, to name the variables its sources are for."""
+    variables = registry().compiled(screening.version).dictionary.variables
+    return {name: variable.label for name, variable in variables.items()}
