@@ -17,12 +17,10 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, render_template, request
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from rules.coding import SYSTEM_URIS
 from rules.relevance import relevance
-from service import fhir, screening_pages
+from service import fhir, screening_pages, screenings
 from service.auth import own_site, page_roles
 from service.models import Screening, db
 from service.registry import registry
@@ -30,7 +28,6 @@ from service.versions import VersionError, find_version
 
 bp = Blueprint("fhir_pages", __name__)
 TOKEN_FIELD = "fhir_prefill"
-_PENDING = "eligo.fhir_sources"  # session.info key: the sources the next stored screening carries
 
 
 def _serializer() -> URLSafeSerializer:
@@ -124,22 +121,11 @@ def prefilled(code: str, cohort: str):
     except BadSignature:
         shown = {}  # a tampered token: the values are still the screener's, only without sources
     g.fhir_prefill = {**shown, "problem": None, "token": request.form.get(TOKEN_FIELD, "") if shown else ""}
-    db.session.info[_PENDING] = _confirmed(shown)
+    db.session.info[screenings.PENDING_SOURCES] = _confirmed(shown)
     try:
         return screening_pages.screen(code, cohort)  # the screening page decides and stores, as it always does
     finally:
-        db.session.info.pop(_PENDING, None)
-
-
-@event.listens_for(Session, "before_flush")
-def _attach_sources(session: Session, flush_context: Any, instances: Any) -> None:
-    """Write the pending sources with the screening being stored: in its insert, so never a half-written record."""
-    pending = session.info.get(_PENDING)
-    if not pending:
-        return
-    for obj in session.new:
-        if isinstance(obj, Screening) and obj.sources is None:
-            obj.sources = {name: source for name, source in pending.items() if name in (obj.inputs or {})}
+        db.session.info.pop(screenings.PENDING_SOURCES, None)
 
 
 @bp.app_template_global()

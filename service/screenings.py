@@ -129,6 +129,11 @@ def decide(request: ScreeningRequest) -> tuple[ProtocolVersion, Decision, dict[s
     return version, decision, stored_result.compact(decision, evaluation)
 
 
+# The session's info key under which a page that prefilled the form (service/fhir_pages.py) leaves each
+# value's source, for the screening stored next in that session's transaction.
+PENDING_SOURCES = "eligo.fhir_sources"
+
+
 def record(
     request: ScreeningRequest,
     version: ProtocolVersion,
@@ -170,6 +175,9 @@ def record(
         "created_by": created_by,
         "idempotency_key": idempotency_key,
     }
+    pending = db.session.info.get(PENDING_SOURCES)
+    if pending:  # written in the same insert: never a screening without the sources it was prefilled with
+        values["sources"] = {name: source for name, source in pending.items() if name in request.inputs}
     connection = db.session.connection()
     inserted = table.insert().values({**values, "previous_id": previous}).returning(table.c.id, table.c.previous_id)
     values["id"], values["previous_id"] = connection.execute(inserted).one()

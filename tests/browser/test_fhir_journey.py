@@ -25,8 +25,7 @@ def test_a_bundle_prefills_the_form_the_screener_submits_and_the_result_shows_ea
     sign_in("screener")
     _prefill(page)
     expect(page.locator("#subject_id")).to_have_value("FHIR-0001")  # what was typed is kept
-    expect(page.locator("#hgb")).to_have_value("11.8")
-    expect(page.locator("#hgb__unit")).to_have_value("g/dL")
+    expect(page.locator("#hgb")).to_have_value("11.8 g/dL")
     expect(page.locator("#tbil_uln")).to_have_value("1.2")
     expect(page.locator("#hgb-source")).to_have_text(
         "From the EHR: 11.8 g/dL · Observation/sle-1-hgb, 2026-10-20 (LOINC 718-7)"

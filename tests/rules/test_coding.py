@@ -50,7 +50,7 @@ def test_a_file_without_codings_keeps_its_hash(seed):
         ([{"system": "http://www.whocc.no/atc", "code": "L0*4"}], "a prefix is written with one `*` at the end"),
         (["http://loinc.org 718-7"], "write system|code"),
         ([{"system": "http://loinc.org"}], "expected {system, code}"),
-        ("http://loinc.org|718-7", "`coding` is a list"),
+        ("http://loinc.org|718-7", "`coding` must be a list"),
     ],
 )
 def test_bad_codings_are_refused_naming_the_variable(seed, coding, problem):

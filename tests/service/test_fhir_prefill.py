@@ -230,7 +230,7 @@ def test_the_apis_values_screen_as_they_are(client_as, screening_request):
         ),
         ({"bundle": {"resourceType": "Bundle", "type": "collection"}, "lookback_days": 0}, 422, "lookback_days"),
         ({"bundle": []}, 422, "bundle"),
-        ({"bundle": {"resourceType": "Bundle", "type": "collection"}, "extra": 1}, 422, "extra"),
+        ({"bundle": {"resourceType": "Bundle", "type": "collection"}, "extra": 1}, 400, "extra"),
     ],
 )
 def test_bad_requests_name_the_field(client_as, body, status, field):
