@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Blueprint, Flask
 from flask_admin import Admin
 
 from admin.review import ReviewView
@@ -22,7 +22,7 @@ from admin.views import (
     VariableView,
 )
 from admin.workbench import UploadView, WorkbenchView
-from service.models import (
+from service.infra.models import (
     AuditEntry,
     Cohort,
     Criterion,
@@ -37,6 +37,9 @@ from service.models import (
 
 
 def init_app(app: Flask) -> None:
+    # The admin's own templates (admin/templates: its pages, and the master that Flask-Admin's extend) live
+    # with its views, found through a blueprint registered before Flask-Admin's, so ours come first.
+    app.register_blueprint(Blueprint("eligo_admin", __name__, template_folder="templates"))
     admin = Admin(name="Eligo admin", index_view=EligoIndexView(url="/admin"))
     session = db  # Flask-Admin 2.2 takes the Flask-SQLAlchemy object itself
     admin.add_view(ProtocolView(Protocol, session, name="Protocols", endpoint="protocols"))

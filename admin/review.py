@@ -19,7 +19,7 @@ from admin.access import RoleAccess
 from rules.diff import ItemDiff, ProtocolDiff
 from service import amendments, impact, versions
 from service.auth import has_role
-from service.models import DRAFT, ImpactChange, ImpactRun, ProtocolVersion, Screening, db
+from service.infra.models import DRAFT, ImpactChange, ImpactRun, ProtocolVersion, Screening, db
 
 CHANGES_SHOWN = 200  # per direction; the rest are counted, and listed by the API
 

@@ -15,7 +15,7 @@ from rules.checker import check_rule
 from rules.dictionary import DataDictionary
 from rules.errors import RuleErrors
 from rules.preview import preview
-from service.models import ProtocolVersion
+from service.infra.models import ProtocolVersion
 
 KINDS = ("inclusion", "exclusion")
 MAX_TEXT = 4000  # a rule is a few lines; a longer text is refused, not parsed

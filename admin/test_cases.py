@@ -1,6 +1,6 @@
 """Test cases as forms: one input per variable of the version's dictionary, as on the screening form.
 
-The form is made from the data dictionary (service.screening_pages.form_class) plus what a test
+The form is made from the data dictionary (service.web.screening_pages.form_class) plus what a test
 case expects: the decision, each criterion's outcome and the variables reported missing, each
 left blank when the case does not check it. On save the case is checked against the version
 (rules.test_cases.check: the same reading publishing uses), each problem shown on its field.
@@ -27,9 +27,9 @@ from rules.compiler import CompiledProtocol
 from rules.errors import EligoError
 from rules.protocol import REFUSED, TestCaseDef
 from rules.relevance import input_sections
-from service.models import DRAFT, ProtocolVersion, TestCase, db
-from service.registry import registry
-from service.screening_pages import Sections, _inputs, _list_text, _place_errors, form_class
+from service.infra.models import DRAFT, ProtocolVersion, TestCase, db
+from service.infra.registry import registry
+from service.web.screening_pages import Sections, _inputs, _list_text, _place_errors, form_class
 
 EXPECT_CHOICES = [
     SelectChoice("eligible"),

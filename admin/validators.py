@@ -11,7 +11,7 @@ from rules.dictionary import DataDictionary
 from rules.errors import ProtocolError, RuleErrors
 from rules.protocol import VARIABLE_TYPES
 from rules.units import UnitError, parse
-from service.models import DRAFT, ProtocolVersion
+from service.infra.models import DRAFT, ProtocolVersion
 
 
 def version_of(form) -> ProtocolVersion | None:

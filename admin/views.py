@@ -43,10 +43,10 @@ from rules.errors import EligoError, ProtocolError, SubjectInputErrors
 from rules.protocol import VariableDef
 from service import amendments_rebase, authoring, versions
 from service.auth import has_role, hash_token, sign
-from service.engine import engine
 from service.errors import DomainError
-from service.models import DRAFT, ImmutableVersionError, ProtocolVersion, db
-from service.registry import registry
+from service.infra.engine import engine
+from service.infra.models import DRAFT, ImmutableVersionError, ProtocolVersion, db
+from service.infra.registry import registry
 
 MAX_PAGE = 1_000_000
 
@@ -704,7 +704,7 @@ class UserView(EligoModelView):
     @action("rotate_token", "Rotate API token", "Replace the selected accounts' API tokens? The old ones stop working.")
     def rotate_token(self, ids: list[str]) -> Any:
         """The new token is shown on the page that answers, once; the old token stops working at once."""
-        from service.models import User
+        from service.infra.models import User
 
         tokens = []
         for user in (db.session.get(User, int(i)) for i in ids):
@@ -717,7 +717,7 @@ class UserView(EligoModelView):
     @action("deactivate", "Deactivate", "Deactivate the selected accounts? No more sign-in, no more API token.")
     def deactivate(self, ids: list[str]) -> None:
         from service.auth import end_sessions
-        from service.models import User
+        from service.infra.models import User
 
         for user in (db.session.get(User, int(i)) for i in ids):
             if user is None:
@@ -732,7 +732,7 @@ class UserView(EligoModelView):
 
     @action("unlock", "Unlock", "Unlock the selected accounts (after too many failed sign-ins)?")
     def unlock(self, ids: list[str]) -> None:
-        from service.models import User
+        from service.infra.models import User
 
         for user in (db.session.get(User, int(i)) for i in ids):
             if user is not None:
@@ -745,7 +745,7 @@ def _audit_credential(user: Any, action: str, what: str) -> None:
     """A credential changed: an audit entry naming the account, never the secret (the audit listener
     leaves hashes out, so without this a reset or a rotation would leave no trace at all)."""
     from service.auth import actor
-    from service.models import AuditEntry, utcnow
+    from service.infra.models import AuditEntry, utcnow
 
     db.session.add(
         AuditEntry(

@@ -22,7 +22,16 @@ from admin.access import RoleAccess
 from rules.errors import EligoError, ProtocolError
 from service import authoring
 from service.auth import actor, has_role
-from service.models import DRAFT, Cohort, Criterion, ImmutableVersionError, ProtocolVersion, ValueSet, Variable, db
+from service.infra.models import (
+    DRAFT,
+    Cohort,
+    Criterion,
+    ImmutableVersionError,
+    ProtocolVersion,
+    ValueSet,
+    Variable,
+    db,
+)
 
 PARTS = {"criteria": Criterion, "variables": Variable, "cohorts": Cohort, "valuesets": ValueSet}
 

@@ -63,8 +63,8 @@ def main() -> None:
     import copy
 
     from service import batch, create_app
-    from service.db import prepare
-    from service.models import db
+    from service.infra.db import prepare
+    from service.infra.models import db
 
     with tempfile.TemporaryDirectory() as folder:
         app = create_app({"DATABASE_URL": f"sqlite:///{folder}/bench.db", "DEMO_ACCOUNTS": False})

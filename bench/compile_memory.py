@@ -38,7 +38,7 @@ def run(n: int, mode: str) -> dict[str, float]:
     from rules.engine import DurableEngine
     from rules.isolation import IsolatedEngine
     from rules.protocol import from_dict
-    from service.registry import Registry
+    from service.infra.registry import Registry
 
     base = rules.seed_protocol().to_dict()
     engine, isolated, registry = DurableEngine(), IsolatedEngine(timeout=60, max_rulesets=4), Registry()

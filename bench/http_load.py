@@ -106,8 +106,8 @@ def main() -> None:
     from bench.cohort import subjects
     from service import create_app
     from service.auth import create_user
-    from service.db import prepare
-    from service.models import Screening, db
+    from service.infra.db import prepare
+    from service.infra.models import Screening, db
 
     with tempfile.TemporaryDirectory() as folder:
         database = os.environ.get("ELIGO_BENCH_DATABASE_URL") or f"sqlite:///{folder}/bench.db"

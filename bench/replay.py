@@ -28,8 +28,8 @@ def build(database: str, n: int, distinct: int) -> None:
     import rules
     from bench.cohort import subjects
     from service import create_app, versions
-    from service.db import prepare
-    from service.models import Screening, db
+    from service.infra.db import prepare
+    from service.infra.models import Screening, db
 
     app = create_app({"DATABASE_URL": database})
     prepare(app)
@@ -85,7 +85,7 @@ def memory_mb(field: str) -> float:
 def replay(database: str) -> None:
     """Run in its own process: replay and report throughput and this process's peak memory."""
     from service import create_app, impact
-    from service.models import db
+    from service.infra.models import db
 
     app = create_app({"DATABASE_URL": database})
     with app.app_context():

@@ -53,7 +53,7 @@ def main() -> None:
     from bench.cohort import subjects
     from service import create_app
     from service.auth import create_user
-    from service.models import db
+    from service.infra.models import db
 
     with tempfile.TemporaryDirectory() as folder:
         app = create_app({"DATABASE_URL": f"sqlite:///{folder}/profile.db", "DEMO_ACCOUNTS": False})

@@ -10,8 +10,8 @@ from typing import Any
 from flask import Flask
 from werkzeug.routing import IntegerConverter, Map
 
-from service import settings
-from service.json_provider import FastJSONProvider
+from service.infra import settings
+from service.web.json_provider import FastJSONProvider
 
 
 def _instance_secret(app: Flask) -> str:
@@ -34,7 +34,7 @@ class BoundedInt(IntegerConverter):
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Create and configure the app."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(__name__, instance_relative_config=True, template_folder="web/templates", static_folder="web/static")
     app.json = FastJSONProvider(app)
     checked = settings.load(test_config).as_config()
     # Flask's own keys from a test's mapping too (TESTING, WTF_CSRF_ENABLED...), Eligo's checked.
@@ -42,7 +42,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     if not app.config["SECRET_KEY"]:
         app.config["SECRET_KEY"] = _instance_secret(app)
 
-    from service import audit, auth, db, engine, errors, queue, registry, security  # noqa: F401  (audit: its listener)
+    from service import audit, auth, errors  # noqa: F401  (audit: its listener)
+    from service.infra import db, engine, queue, registry
+    from service.web import security
 
     app.url_map.converters["int"] = BoundedInt
     errors.init_app(app)
@@ -53,7 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     queue.init_app(app)
 
-    from service import amendments_api, api, fhir_api, fhir_pages, pages, screening_pages
+    from service.web import amendments_api, api, fhir_api, fhir_pages, pages, screening_pages
 
     app.register_blueprint(api.bp)
     app.register_blueprint(amendments_api.bp)

@@ -9,7 +9,7 @@ from typing import Any
 from rules.diff import ProtocolDiff, diff
 from service import csvsafe
 from service.impact import latest_done
-from service.models import ProtocolVersion
+from service.infra.models import ProtocolVersion
 from service.versions import VersionError, find_version
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import rules
 from rules.protocol import ProtocolDef
-from service.models import ProtocolVersion, db
+from service.infra.models import ProtocolVersion, db
 from service.versions import VersionError, check_codes, find_version
 
 # What is merged item by item, and the attribute that names an item.

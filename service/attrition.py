@@ -19,7 +19,7 @@ from xml.sax.saxutils import escape
 
 from sqlalchemy import select
 
-from service.models import ProtocolVersion, Screening, db
+from service.infra.models import ProtocolVersion, Screening, db
 
 
 @dataclass(frozen=True)

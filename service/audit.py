@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 
-from service.models import (
+from service.infra.models import (
     AUDIT_TABLE,
     DRAFT,
     PUBLISHED,

@@ -26,7 +26,7 @@ from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from service.errors import ApiError, Forbidden, InvalidInput
-from service.models import User, db
+from service.infra.models import User, db
 from service.vocabulary import Role
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def check_password(user: User | None, password: str) -> bool:
 def record_failure(action: str, username: str, user: User | None, reason: str) -> None:
     """An audit entry for a refused sign-in or signature (21 CFR 11.300(d)), in its own transaction,
     so the refusal's rollback cannot take it back."""
-    from service.models import AUDIT_TABLE, utcnow
+    from service.infra.models import AUDIT_TABLE, utcnow
 
     who = actor()
     with db.engine.begin() as connection:
@@ -232,7 +232,7 @@ def _session_timeouts(app: Flask) -> None:
     """Idle and absolute session timeouts (SESSION_IDLE_MINUTES, default 30; SESSION_MAX_HOURS, default 12)."""
     from flask_login import logout_user
 
-    from service.models import utcnow
+    from service.infra.models import utcnow
 
     idle = app.config["SESSION_IDLE_MINUTES"] * 60
     absolute = app.config["SESSION_MAX_HOURS"] * 3600
@@ -258,7 +258,7 @@ def start_session(user: User) -> None:
     """Sign a user in with the times the timeouts are measured from."""
     from flask_login import login_user
 
-    from service.models import utcnow
+    from service.infra.models import utcnow
 
     login_user(user)
     session["signed_in_at"] = session["seen_at"] = utcnow().timestamp()

@@ -16,9 +16,9 @@ from rules import test_cases
 from rules.errors import ProtocolError, RuleErrors
 from rules.protocol import TEXT_LIMITS
 from service import versions
-from service.engine import engine
-from service.models import DRAFT, ImmutableVersionError, Protocol, ProtocolVersion, db
-from service.registry import registry
+from service.infra.engine import engine
+from service.infra.models import DRAFT, ImmutableVersionError, Protocol, ProtocolVersion, db
+from service.infra.registry import registry
 
 UPLOAD_MAX_BYTES = 2 * 1024 * 1024  # the largest shipped protocol file is ~60 kB
 

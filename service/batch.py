@@ -23,11 +23,11 @@ from rules.dictionary import Subject
 from rules.errors import SubjectInputError, SubjectInputErrors
 from service import record as decision_record
 from service import stored_result
-from service.db import RawJSON
-from service.engine import engine, replay_engine
 from service.errors import DomainError, InvalidInput, TooLarge
-from service.models import ProtocolVersion, Screening, db, utcnow
-from service.registry import registry
+from service.infra.db import RawJSON
+from service.infra.engine import engine, replay_engine
+from service.infra.models import ProtocolVersion, Screening, db, utcnow
+from service.infra.registry import registry
 from service.screenings import ScreeningRequest, check_site, input_problems, parse_request, version_for
 
 ENVELOPE = ("subject_id", "site", "screening_date", "cohort")

@@ -19,9 +19,10 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from rules import jsonfast
-from service import batch, queue
+from service import batch
 from service.errors import DomainError, http_status
-from service.models import BatchRun, db, iso, utcnow
+from service.infra import queue
+from service.infra.models import BatchRun, db, iso, utcnow
 from service.vocabulary import RunStatus
 
 RUNNING, DONE, FAILED = RunStatus.RUNNING, RunStatus.DONE, RunStatus.FAILED

@@ -22,8 +22,8 @@ from rules.errors import EligoError
 def _context() -> Iterator[Flask]:
     """An app context for one command, whose database connections are closed when it ends."""
     from service import create_app
-    from service.models import db
-    from service.queue import for_app
+    from service.infra.models import db
+    from service.infra.queue import for_app
 
     app = create_app()
     with app.app_context():
@@ -59,12 +59,12 @@ def serve(host: str, port: int, workers: int, job_threads: int) -> None:
     """Prepare the database (as `eligo init-db`), start a job worker, and serve with gunicorn."""
     from gunicorn.app.wsgiapp import run
 
-    from service.db import prepare
+    from service.infra.db import prepare
 
     with _context() as app:
         prepare(app)
         database = app.config["SQLALCHEMY_DATABASE_URI"]
-        from service.queue import for_app
+        from service.infra.queue import for_app
 
         queue_url = for_app(app).url
     click.echo(f"Eligo on http://{host}:{port}/api/v1/protocols  (database {database}, jobs {queue_url})")
@@ -101,7 +101,7 @@ def worker(threads: int) -> None:
     is killed is taken over by another from its last committed chunk. SIGINT lets the jobs in hand
     finish; SIGTERM stops at once (they are taken over).
     """
-    from service.queue import for_app, run_worker
+    from service.infra.queue import for_app, run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     with _context() as app:
@@ -112,7 +112,7 @@ def worker(threads: int) -> None:
 @main.command("init-db")
 def init_db() -> None:
     """Bring the database to the newest schema and import the seed protocol (safe to repeat)."""
-    from service.db import prepare
+    from service.infra.db import prepare
 
     with _context() as app:
         prepare(app)
@@ -132,7 +132,7 @@ def protocol_schema() -> None:
 def import_file(protocol_file: Path) -> None:
     """Import a protocol file as a new draft version (publish it with `eligo publish`, which signs)."""
     from service import versions
-    from service.models import db
+    from service.infra.models import db
 
     with _context():
         try:
@@ -170,7 +170,7 @@ def publish(protocol: str, version: int, username: str, reason: str) -> None:
     from service import versions
     from service.auth import has_role, sign
     from service.errors import DomainError
-    from service.models import User, db
+    from service.infra.models import User, db
 
     with _context():
         user = db.session.execute(db.select(User).filter_by(username=username)).scalar_one_or_none()
@@ -279,7 +279,7 @@ def impact(protocol: str, before: int, after: int, resume_id: int | None) -> Non
     """Replay the screenings of version BEFORE under AFTER; Ctrl-C cancels (results so far are kept)."""
     from service import impact as impacts
     from service import versions
-    from service.models import ImpactRun, db
+    from service.infra.models import ImpactRun, db
 
     with _context():
         try:
@@ -330,7 +330,7 @@ def summary(protocol: str, version: int, from_version: int | None, fmt: str) -> 
 @main.command()
 def verify() -> None:
     """Check the decision record: every stored screening hashed, chained, unchanged. Exit 1 if not."""
-    from service.models import db
+    from service.infra.models import db
     from service.record import verify as verify_chain
 
     with _context():

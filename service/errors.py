@@ -230,8 +230,8 @@ def refuse_nul_characters() -> None:
 
 
 def init_app(app: Flask) -> None:
-    from service.models import ImmutableVersionError, db
-    from service.registry import VersionIntegrityError
+    from service.infra.models import ImmutableVersionError, db
+    from service.infra.registry import VersionIntegrityError
     from service.versions import PublishRefused, StaleDraft, VersionError
 
     app.before_request(refuse_nul_characters)

@@ -23,10 +23,10 @@ from sqlalchemy.orm.exc import StaleDataError
 
 import rules
 from rules.errors import EligoError, SubjectInputErrors
-from service import queue
-from service.engine import replay_engine
-from service.models import ImpactChange, ImpactRun, ProtocolVersion, Screening, db, iso, utcnow
-from service.registry import registry
+from service.infra import queue
+from service.infra.engine import replay_engine
+from service.infra.models import ImpactChange, ImpactRun, ProtocolVersion, Screening, db, iso, utcnow
+from service.infra.registry import registry
 from service.versions import find_version
 from service.vocabulary import RunStatus
 

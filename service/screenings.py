@@ -18,11 +18,11 @@ from rules.errors import SubjectInputError, SubjectInputErrors
 from rules.explain import explain
 from service import csvsafe, schemas, stored_result
 from service import record as decision_record
-from service.db import RawJSON
-from service.engine import engine
 from service.errors import Forbidden, InvalidInput, NotFound, Unreadable, validation_problems
-from service.models import PUBLISHED, DecisionRecord, Protocol, ProtocolVersion, Screening, db, iso, utcnow
-from service.registry import registry
+from service.infra.db import RawJSON
+from service.infra.engine import engine
+from service.infra.models import PUBLISHED, DecisionRecord, Protocol, ProtocolVersion, Screening, db, iso, utcnow
+from service.infra.registry import registry
 from service.versions import VersionError, find_version
 
 # Windows are counted back from the screening date (years, half-lives): far earlier dates overflow.

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from service import csvsafe, screenings
-from service.models import Protocol, ProtocolVersion, Screening, db
+from service.infra.models import Protocol, ProtocolVersion, Screening, db
 
 TI_COLUMNS = ["STUDYID", "DOMAIN", "IETESTCD", "IETEST", "IECAT", "IESCAT", "TIRL", "TIVERS"]
 IE_COLUMNS = [

@@ -12,9 +12,9 @@ import rules
 from rules import test_cases
 from rules.errors import EligoError, ProtocolError
 from rules.protocol import ProtocolDef
-from service.engine import draft_engine
-from service.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, iso, utcnow
-from service.registry import registry
+from service.infra.engine import draft_engine
+from service.infra.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, iso, utcnow
+from service.infra.registry import registry
 
 
 class VersionError(EligoError):

@@ -124,7 +124,7 @@ def _admin(statement: str) -> None:
 def template_database(tmp_path_factory) -> str:
     """A database migrated to head with the seed published, built once and copied per test."""
     from service import create_app
-    from service.db import prepare
+    from service.infra.db import prepare
 
     if TEST_DATABASE_URL:
         _admin("DROP DATABASE IF EXISTS eligo_template WITH (FORCE)")
@@ -136,7 +136,7 @@ def template_database(tmp_path_factory) -> str:
     prepare(app)
     with app.app_context():
         from service.auth import create_user
-        from service.models import db
+        from service.infra.models import db
 
         for username, (role, site) in ACCOUNTS.items():
             _, _, token = create_user(username, role, password=f"pw-{username}", site=site)
@@ -179,8 +179,8 @@ def queue_url(tmp_path) -> str:
 def make_app(database_url, queue_url):
     """An app on this test's database, with extra configuration; every one made is closed after the test."""
     from service import create_app
-    from service.models import db
-    from service.queue import for_app
+    from service.infra.models import db
+    from service.infra.queue import for_app
 
     made = []
 
@@ -330,7 +330,7 @@ def queue_worker(database_url, queue_url, tmp_path):
 @pytest.fixture
 def drain():
     """Run every job waiting on an app's queue, here and now, as a worker would."""
-    from service.queue import for_app
+    from service.infra.queue import for_app
 
     def run(app) -> int:
         huey, done = for_app(app).huey, 0

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from service import versions
-from service.models import db
+from service.infra.models import db
 from tests.browser.test_page_widths import WIDTHS, fits
 
 TYPO = "anc >= 1.5 x10^9/L and not (csf_recieved and last_csf_date within 2 weeks before screening)"

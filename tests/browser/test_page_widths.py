@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 
 from service import versions
-from service.models import Criterion, TestCase, User, Variable, db
+from service.infra.models import Criterion, TestCase, User, Variable, db
 from tests.service.test_stale_drafts import two_drafts  # noqa: F401  (a fixture: v2 published, v3 stale)
 
 WIDTHS = {"phone": {"width": 390, "height": 844}, "wide": {"width": 1280, "height": 900}}

@@ -128,7 +128,7 @@ def test_a_replay_followed_by_the_page_is_cancelled_from_it(page, sign_in, app, 
 def test_a_writer_rebases_a_stale_draft_the_reviewer_was_refused(page, sign_in, screenshot, app, client):
     """Drafts v2 and v3 from v1; v2 (IN-03c) is published; v3 (IN-03a) is refused for signing until rebased."""
     from service import versions
-    from service.models import db
+    from service.infra.models import db
 
     client.post("/api/v1/protocols/NCT07193667/versions", json={"from": 1})
     client.post("/api/v1/protocols/NCT07193667/versions", json={"from": 1})

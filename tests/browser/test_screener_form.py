@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 import rules
 from rules.relevance import input_sections
-from service.screening_pages import form_class
+from service.web.screening_pages import form_class
 from tests.conftest import TOKENS
 
 FORM = "/screen/NCT07193667/SLE"

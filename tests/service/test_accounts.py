@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from service import auth
 from service.auth import create_user
-from service.models import AuditEntry, User, db
+from service.infra.models import AuditEntry, User, db
 from tests.service.conftest import page_token
 
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from rules.errors import EngineCrashed
 from service import impact
 from service.cli import main
-from service.models import ImpactChange, ImpactRun, db
+from service.infra.models import ImpactChange, ImpactRun, db
 
 SEED = "/api/v1/protocols/NCT07193667"
 ANC_VALUES = [0.8, 1.0, 1.2, 1.4, 1.5, 2.0, 2.5, 3.0]  # 1.0 <= anc < 1.5 moves under a 1.5 threshold

@@ -7,7 +7,7 @@ import sqlalchemy.exc
 from sqlalchemy import text
 
 from service import versions
-from service.models import AuditEntry, db
+from service.infra.models import AuditEntry, db
 
 SEED = "/api/v1/protocols/NCT07193667"
 
@@ -31,7 +31,7 @@ def test_amendment_edit_and_publish_record_who_and_before_after(app, client_as):
     with app.test_request_context():
         from flask_login import login_user
 
-        from service.models import User
+        from service.infra.models import User
 
         login_user(db.session.execute(db.select(User).filter_by(username="writer")).scalar_one())
         criterion = next(c for c in versions.find_version("NCT07193667", 2).criteria if c.code == "IN-03c")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from service.cli import main
-from service.models import Screening, db
+from service.infra.models import Screening, db
 
 GOOD = """subject_id,site,screening_date,cohort,age [years],sex,weight [lb],anc [/µL],hgb [g/dL],hbsag_positive
 S-1,SITE-1,2026-11-02,SLE,40,female,132,800,11.8,no

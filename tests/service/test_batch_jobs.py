@@ -9,7 +9,7 @@ import time
 
 from sqlalchemy import update
 
-from service.models import BatchRun, Screening, db
+from service.infra.models import BatchRun, Screening, db
 from service.record import verify
 from tests.conftest import TOKENS
 from tests.service.test_batch import GOOD

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.models import db
+from service.infra.models import db
 
 
 def test_protocols_are_listed(client, compiled):

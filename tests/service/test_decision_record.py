@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from service.cli import main
-from service.models import DecisionRecord, Screening, db
+from service.infra.models import DecisionRecord, Screening, db
 from service.record import HASHED, record_hash, verify
 from tests.conftest import TOKENS
 from tests.service.test_batch import GOOD

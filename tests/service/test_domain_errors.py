@@ -16,7 +16,7 @@ from service.errors import (
     Unreadable,
     http_status,
 )
-from service.models import Screening, db
+from service.infra.models import Screening, db
 
 
 @pytest.mark.parametrize(

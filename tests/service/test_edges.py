@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from service import create_app, versions
-from service.models import Screening, db
+from service.infra.models import Screening, db
 
 
 def test_two_amendments_started_at_once_give_the_loser_a_409(client_as, monkeypatch):

@@ -17,7 +17,7 @@ import pytest
 import rules
 from rules.protocol import ProtocolDef
 from service import versions
-from service.models import db
+from service.infra.models import db
 
 EXAMPLES = files("rules").joinpath("protocols/examples")
 NAMES = sorted(p.name for p in EXAMPLES.iterdir() if p.name.endswith(".yaml"))

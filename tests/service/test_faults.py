@@ -8,7 +8,7 @@ import shutil
 import pytest
 from sqlalchemy import make_url
 
-from service.models import Screening, db
+from service.infra.models import Screening, db
 from tests.conftest import TOKENS
 from tests.service.faulty_engine import CRASH_AGE, HANG_AGE
 from tests.service.tcp_proxy import Proxy

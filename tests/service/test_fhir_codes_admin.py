@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from service.models import ProtocolVersion, Variable, db
+from service.infra.models import ProtocolVersion, Variable, db
 from tests.service.conftest import page_token
 from tests.service.test_fhir_pages import fields
 

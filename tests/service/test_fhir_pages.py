@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.models import Screening, db
+from service.infra.models import Screening, db
 from tests.service.conftest import page_token
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "fhir"

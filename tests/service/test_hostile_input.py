@@ -7,7 +7,7 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from service.models import AuditEntry, db
+from service.infra.models import AuditEntry, db
 
 LAUGHS = "\n".join(
     ["a: &a [x, x, x, x, x, x, x, x, x, x]"]

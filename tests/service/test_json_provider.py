@@ -8,7 +8,7 @@ import json
 from flask import jsonify
 from flask.json.provider import DefaultJSONProvider
 
-from service.json_provider import FastJSONProvider
+from service.web.json_provider import FastJSONProvider
 
 
 def test_an_answer_is_the_bytes_flasks_provider_gives(app):

@@ -7,8 +7,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from service import create_app
-from service.db import at_head, prepare
-from service.models import Base, Protocol, User, db
+from service.infra.db import at_head, prepare
+from service.infra.models import Base, Protocol, User, db
 
 
 def test_empty_database_upgrades_to_head_and_is_seeded(empty_database_url):
@@ -71,7 +71,7 @@ def test_upgrading_from_0006_deactivates_screeners_without_a_site(empty_database
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import IntegrityError
 
-    from service.db import alembic_config
+    from service.infra.db import alembic_config
 
     engine = create_engine(empty_database_url)
     with engine.begin() as connection:

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from service.models import Criterion, Screening, db
+from service.infra.models import Criterion, Screening, db
 
 SEED = "/api/v1/protocols/NCT07193667"
 
@@ -111,7 +111,7 @@ def test_roles_guard_pages(browser_as):
 
 def _criterion_id(app, number: int, code: str) -> int:
     with app.app_context():
-        from service.models import ProtocolVersion
+        from service.infra.models import ProtocolVersion
 
         query = (
             db.select(Criterion.id)

@@ -18,8 +18,9 @@ from huey import RedisHuey, SqliteHuey
 from huey.registry import Message
 from sqlalchemy import select, update
 
-from service import impact, queue
-from service.models import BatchRun, ImpactChange, ImpactRun, db
+from service import impact
+from service.infra import queue
+from service.infra.models import BatchRun, ImpactChange, ImpactRun, db
 from tests.conftest import TOKENS
 from tests.service.test_amendments import ANC_VALUES, SEED, _amend_anc, _screen
 from tests.service.test_batch import GOOD

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service import versions
-from service.models import Variable, db
+from service.infra.models import Variable, db
 from tests.service.conftest import page_token
 
 CHECK = "/admin/criteria/rule-check/"

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from service.models import Screening, db
-from service.screening_pages import _list_text, decimal_point, list_entries, readable, superscripts, unit_key
+from service.infra.models import Screening, db
+from service.web.screening_pages import _list_text, decimal_point, list_entries, readable, superscripts, unit_key
 from tests.service.test_pages import _token
 
 FORM = "/screen/NCT07193667/SLE"

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from service.models import Screening, db
+from service.infra.models import Screening, db
 
 
 def _request(subject, **changes):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service import create_app
-from service.settings import Settings, SettingsError, load
+from service.infra.settings import Settings, SettingsError, load
 
 
 def test_defaults_come_from_one_declaration():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import rules
 from rules.protocol import from_dict
 from service import versions
-from service.models import db
+from service.infra.models import db
 from tests.service.conftest import page_token
 
 SINGLE = {

@@ -12,7 +12,7 @@ import pytest
 from rules.protocol import CriterionDef, VariableDef
 from service import versions
 from service.amendments_rebase import merge
-from service.models import db
+from service.infra.models import db
 from tests.service.conftest import page_token
 
 SEED = "/api/v1/protocols/NCT07193667"

@@ -12,7 +12,7 @@ from rules.engine import default_engine
 from rules.explain import explain
 from service import record as decision_record
 from service import stored_result
-from service.models import Screening, db, utcnow
+from service.infra.models import Screening, db, utcnow
 from service.record import verify
 
 

@@ -7,7 +7,7 @@ import yaml
 
 import rules
 from rules.protocol import from_dict
-from service.screening_pages import form_class
+from service.web.screening_pages import form_class
 
 PROTOCOL = {
     "protocol": "P-UNITS",

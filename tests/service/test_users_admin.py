@@ -7,7 +7,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from service.models import User, db
+from service.infra.models import User, db
 from tests.conftest import TOKENS
 from tests.service.conftest import page_token
 
@@ -124,7 +124,7 @@ def test_accounts_are_not_deleted_but_deactivated(signed_in):
 
 
 def test_a_password_reset_and_a_token_rotation_are_in_the_audit_trail_without_the_secret(signed_in, app):
-    from service.models import AuditEntry
+    from service.infra.models import AuditEntry
 
     admin = signed_in("admin")
     user_id = _user(app, "screener").id

@@ -10,7 +10,7 @@ from sqlalchemy import select
 import rules
 from rules.protocol import from_dict, loads
 from service import versions
-from service.models import ProtocolVersion, ValueSet, db
+from service.infra.models import ProtocolVersion, ValueSet, db
 from tests.rules.test_lists import PROTOCOL
 from tests.service.conftest import page_token
 

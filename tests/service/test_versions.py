@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 import rules
 from service import versions
-from service.models import Criterion, ImmutableVersionError, ProtocolVersion, db
+from service.infra.models import Criterion, ImmutableVersionError, ProtocolVersion, db
 
 SEED = "/api/v1/protocols/NCT07193667"
 
@@ -150,7 +150,7 @@ def test_version_errors_are_clear(client, method, url, kwargs, status):
 
 def test_a_draft_is_compiled_once_per_content(app, client):
     """The engine never frees a ruleset: previews of an unchanged draft must not compile it again."""
-    from service.registry import registry
+    from service.infra.registry import registry
 
     client.post(f"{SEED}/versions")
     with app.app_context():

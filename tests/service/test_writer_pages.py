@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 import rules
-from service.models import Protocol, ProtocolVersion, TestCase, db
+from service.infra.models import Protocol, ProtocolVersion, TestCase, db
 from tests.service.conftest import page_token
 
 

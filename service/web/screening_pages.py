@@ -25,8 +25,8 @@ from service import screenings
 from service.attrition import chart_svg, funnel
 from service.auth import actor, own_site, page_roles
 from service.errors import DomainError, Unreadable
-from service.models import Cohort, Protocol, ProtocolVersion, Screening, db
-from service.registry import registry
+from service.infra.models import Cohort, Protocol, ProtocolVersion, Screening, db
+from service.infra.registry import registry
 from service.versions import VersionError, find_version
 
 bp = Blueprint("screening_pages", __name__)

@@ -17,7 +17,7 @@ import rules
 from rules.compiler import CompiledProtocol
 from rules.errors import EligoError
 from rules.protocol import ProtocolDef
-from service.models import ProtocolVersion
+from service.infra.models import ProtocolVersion
 
 
 class VersionIntegrityError(EligoError):

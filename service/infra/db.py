@@ -22,7 +22,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from rules import jsonfast
-from service.models import Protocol, User, db
+from service.infra.models import Protocol, User, db
 
 
 class RawJSON(str):
@@ -35,7 +35,7 @@ def _json_serializer(value: object) -> str:
 
 def alembic_config() -> Config:
     config = Config()
-    config.set_main_option("script_location", str(files("service").joinpath("migrations")))
+    config.set_main_option("script_location", str(files("service.infra").joinpath("migrations")))
     return config
 
 

@@ -24,7 +24,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from service.auth import check_password, end_sessions, record_failure, start_session
-from service.models import User, db, utcnow
+from service.infra.models import User, db, utcnow
 
 bp = Blueprint("pages", __name__)
 # Sign-in attempts are throttled per address and per account (LOGIN_LIMIT_PER_ADDRESS and

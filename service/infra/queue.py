@@ -40,7 +40,7 @@ from huey.serializer import Serializer
 from sqlalchemy import or_, select, update
 
 from rules.errors import EligoError
-from service.models import db, utcnow
+from service.infra.models import db, utcnow
 from service.vocabulary import RunStatus
 
 log = logging.getLogger("eligo.queue")

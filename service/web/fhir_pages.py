@@ -1,6 +1,6 @@
 """The screening page's FHIR upload: the form comes back prefilled, each value beside its source.
 
-The upload control sits inside the screening form (service/templates/fhir_upload.html, included
+The upload control sits inside the screening form (service/web/templates/fhir_upload.html, included
 in screen_form.html) and posts the whole form here, so what the screener already typed is kept.
 The prefilled form posts back here too: the values are checked against what was prefilled (a
 value the screener changed keeps its source, marked as changed), then the screening page's own
@@ -20,11 +20,12 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 from rules.coding import SYSTEM_URIS
 from rules.relevance import relevance
-from service import fhir, screening_pages, screenings
+from service import fhir, screenings
 from service.auth import own_site, page_roles
-from service.models import Screening, db
-from service.registry import registry
+from service.infra.models import Screening, db
+from service.infra.registry import registry
 from service.versions import VersionError, find_version
+from service.web import screening_pages
 
 bp = Blueprint("fhir_pages", __name__)
 TOKEN_FIELD = "fhir_prefill"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from service.models import Base
+from service.infra.models import Base
 
 config = context.config
 connection = config.attributes["connection"]

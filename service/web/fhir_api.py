@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from service import fhir
 from service.auth import api_roles
 from service.errors import ApiError, InvalidInput
-from service.openapi import responses, spec
-from service.registry import registry
+from service.infra.registry import registry
 from service.screenings import EARLIEST_SCREENING
 from service.versions import VersionError, find_version
+from service.web.openapi import responses, spec
 
 bp = Blueprint("fhir_api", __name__, url_prefix="/api/v1")
 

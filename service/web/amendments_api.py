@@ -7,9 +7,9 @@ from flask import Blueprint, Response, jsonify, url_for
 from service import amendments, amendments_rebase, impact, schemas, sdtm, versions
 from service.auth import api_roles
 from service.errors import ApiError
-from service.models import ImpactRun, db
-from service.openapi import responses, spec
+from service.infra.models import ImpactRun, db
 from service.schemas import DiffQuery, IeQuery, ImpactRequest, Paging, SummaryQuery
+from service.web.openapi import responses, spec
 
 bp = Blueprint("amendments", __name__, url_prefix="/api/v1")
 

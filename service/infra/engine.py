@@ -17,7 +17,7 @@ from flask import Flask, current_app
 
 from rules.engine import DurableEngine, default_engine
 from rules.isolation import EnginePool, IsolatedEngine
-from service.models import DRAFT, ProtocolVersion
+from service.infra.models import DRAFT, ProtocolVersion
 
 _shared: dict[tuple[Any, ...], IsolatedEngine | EnginePool] = {}
 _shared_lock = threading.Lock()

@@ -13,11 +13,10 @@ from sqlalchemy.exc import IntegrityError
 import rules
 from service import batch, batch_jobs, schemas, screenings, versions
 from service.auth import actor, api_roles, check_site, has_role, own_site, sign
-from service.engine import engine
 from service.errors import ApiError, error_response
-from service.models import BatchRun, Protocol, Screening, db
-from service.openapi import document, responses, spec
-from service.registry import registry
+from service.infra.engine import engine
+from service.infra.models import BatchRun, Protocol, Screening, db
+from service.infra.registry import registry
 from service.schemas import (
     AmendRequest,
     BatchHeaders,
@@ -30,6 +29,7 @@ from service.schemas import (
     ScreeningHeaders,
     ScreeningRequest,
 )
+from service.web.openapi import document, responses, spec
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 BATCH_MAX_BYTES = 16 * 1024 * 1024

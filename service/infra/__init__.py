@@ -1,0 +1,1 @@
+"""Infrastructure: settings, the database models and session, migrations, the engine processes."""
