@@ -199,7 +199,7 @@ class TestCaseView(VersionPartView):
         form = form_type()
         if request.method == "GET" and case is not None:
             fill(form, compiled, sections, case)
-        unplaced: list[str] = []
+        unplaced: list[str] | None = []
         if form.validate_on_submit():
             unplaced = self._save(form, compiled, sections, version, case)
             if unplaced is None:

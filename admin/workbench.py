@@ -76,7 +76,7 @@ class WorkbenchView(RoleAccess, BaseView):
             return redirect(url_for(".version", version_id=version.id))
         model = PARTS.get(request.form.get("part", "criteria"))
         offset = request.form.get("offset", type=int)
-        part = db.session.get(model, request.form.get("id", type=int) or 0) if model else None
+        part: Any = db.session.get(model, request.form.get("id", type=int) or 0) if model else None
         if part is None or part.version_id != version.id or offset not in (-1, 1):
             abort(400, description="`part`, `id` and `offset` (-1 or 1) name a row of this version to move")
         try:

@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rules import lists
 from rules.checker import ComputedField
@@ -179,11 +179,13 @@ class Explainer:
     # -- nodes -------------------------------------------------------------------------------
 
     def report(self, node: Node) -> dict[str, Any]:
-        if type(node) is Test:
+        if type(node) is Test:  # not isinstance: this runs for every node of every subject
             return self.test(node)
-        if node.style.startswith("list:"):  # type: ignore[union-attr]
-            return self.list_report(node)  # type: ignore[arg-type]
-        items = [self.test(item) if type(item) is Test else self.report(item) for item in node.items]  # type: ignore[union-attr]
+        if TYPE_CHECKING:
+            assert isinstance(node, Group)
+        if node.style.startswith("list:"):
+            return self.list_report(node)
+        items = [self.test(item) if type(item) is Test else self.report(item) for item in node.items]
         value = combine_truth(node, [i["value"] for i in items])
         for item in items:
             item["decisive"] = _decisive(node, value, item["value"])

@@ -193,7 +193,7 @@ class ProtocolDef:
         return data
 
 
-def _compact(data: dict[str, Any], cls: type) -> dict[str, Any]:
+def _compact(data: dict[str, Any], cls: Any) -> dict[str, Any]:  # cls: a dataclass
     defaults = {name: f.default for name, f in cls.__dataclass_fields__.items()}
     out: dict[str, Any] = {}
     for key, value in data.items():

@@ -15,9 +15,9 @@ import io
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from rules.dictionary import Subject
 from rules.errors import SubjectInputError, SubjectInputErrors
@@ -42,7 +42,8 @@ class Column:
 
 
 def _columns(header: list[str]) -> list[Column]:
-    columns, problems = [], []
+    columns: list[Column] = []
+    problems: list[dict[str, Any]] = []
     for index, title in enumerate(header, 1):
         match = HEADER.match(title)
         if not match:
@@ -228,7 +229,7 @@ def store(results: list[RowResult], created_by: str | None, key: str | None = No
     if not results:
         return []
     connection = db.session.connection()
-    table = Screening.__table__
+    table = cast(Table, Screening.__table__)
     previous = _latest(results)
     now = utcnow()
     rows = []
@@ -265,13 +266,13 @@ def store(results: list[RowResult], created_by: str | None, key: str | None = No
         waves[wave].append(index)
     latest: dict[tuple[int, str, str], int] = {}
     statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-    for wave in waves:
-        for index in wave:
+    for members in waves:
+        for index in members:
             values = rows[index]
             subject = (values["protocol_id"], values["site"], values["subject_id"])
             values["previous_id"] = latest.get(subject, values["previous_id"])
-        inserted = connection.execute(statement, [rows[index] for index in wave])
-        for index, (screening_id,) in zip(wave, inserted, strict=True):
+        inserted = connection.execute(statement, [rows[index] for index in members])
+        for index, (screening_id,) in zip(members, inserted, strict=True):
             values = rows[index]
             values["id"] = latest[(values["protocol_id"], values["site"], values["subject_id"])] = screening_id
     ids = [values["id"] for values in rows]
@@ -310,7 +311,7 @@ def stored_before(key: str, created_by: str | None) -> list[tuple[int, Screening
             Screening.created_by == created_by, Screening.idempotency_key.startswith(f"{key}#row", autoescape=True)
         )
     ).scalars()
-    return sorted((int(s.idempotency_key.rsplit("#row", 1)[1]), s) for s in found)
+    return sorted((int((s.idempotency_key or "").rsplit("#row", 1)[1]), s) for s in found)
 
 
 def summary(row: int, screening: Screening, result: Mapping[str, Any]) -> dict[str, Any]:

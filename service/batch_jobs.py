@@ -22,6 +22,7 @@ from rules import jsonfast
 from service import batch
 from service.errors import DomainError, http_status
 from service.infra import queue
+from service.infra.db import changed
 from service.infra.models import BatchRun, db, iso, utcnow
 from service.vocabulary import RunStatus
 
@@ -51,12 +52,12 @@ def submit(rows: list[dict[str, Any]], created_by: str, key: str, digest: str) -
 
 def _claim(run_id: int, attempt: int, **values: Any) -> bool:
     """Update the run only if this attempt still owns it (running, same attempt number)."""
-    result = db.session.execute(
+    result = changed(
         update(BatchRun)
         .where(BatchRun.id == run_id, BatchRun.attempt == attempt, BatchRun.status == RUNNING)
         .values(heartbeat_at=utcnow(), **values)
     )
-    return result.rowcount == 1
+    return result == 1
 
 
 def execute(run_id: int, attempt: int) -> None:
@@ -64,6 +65,7 @@ def execute(run_id: int, attempt: int) -> None:
     if not queue.claim(BatchRun, run_id, attempt):
         return
     run = db.session.get(BatchRun, run_id)
+    assert run is not None  # just claimed
     rows = [dict(r) for r in run.rows or []]
     created_by, key = run.created_by, run.idempotency_key
     processed = [0]

@@ -299,9 +299,9 @@ def impact(protocol: str, before: int, after: int, resume_id: int | None) -> Non
             with click.progressbar(length=total, label=f"replaying {total} screenings", file=sys.stderr) as bar:
                 impacts.execute(run_id, progress=bar.update)
         except KeyboardInterrupt:
-            impacts.cancel(db.session.get(ImpactRun, run_id))
+            impacts.cancel(run)
             click.echo("cancelled", err=True)
-        run = db.session.get(ImpactRun, run_id)
+        db.session.refresh(run)
         click.echo(f"impact run #{run.id}: {run.status}; {run.changed} of {run.processed} screenings change decision")
         for transition, count in sorted(run.transitions.items()):
             click.echo(f"  {transition:<30} {count}")

@@ -42,7 +42,7 @@ from rules.dictionary import Variable
 from rules.errors import EligoError, SubjectInputError, SubjectInputErrors
 from rules.relevance import input_sections, relevance
 
-FHIR_VERSIONS = {"R4": (BundleR4, r4_model), "R5": (BundleR5, r5_model)}
+FHIR_VERSIONS: dict[str, tuple[Any, Any]] = {"R4": (BundleR4, r4_model), "R5": (BundleR5, r5_model)}
 MAX_PROBLEMS = 10
 DEFAULT_LOOKBACK_DAYS = 90  # labs older than a screening period's usual three months are not prefilled
 UCUM = "http://unitsofmeasure.org"

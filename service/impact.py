@@ -24,6 +24,7 @@ from sqlalchemy.orm.exc import StaleDataError
 import rules
 from rules.errors import EligoError, SubjectInputErrors
 from service.infra import queue
+from service.infra.db import changed
 from service.infra.engine import replay_engine
 from service.infra.models import ImpactChange, ImpactRun, ProtocolVersion, Screening, db, iso, utcnow
 from service.infra.registry import registry
@@ -148,7 +149,7 @@ class _Progress:
 
 def _commit_chunk(run_id: int, attempt: int, state: _Progress, last_id: int, count: int) -> bool:
     """Store a chunk's counts and cursor, and renew the lease, if the run is still this attempt's."""
-    result = db.session.execute(
+    result = changed(
         update(ImpactRun)
         .where(
             ImpactRun.id == run_id,
@@ -166,7 +167,7 @@ def _commit_chunk(run_id: int, attempt: int, state: _Progress, last_id: int, cou
         )
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if result != 1:
         return False
     db.session.commit()
     state.cursor, state.processed = last_id, state.processed + count

@@ -16,7 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,7 +44,12 @@ HASHED = (
     "idempotency_key",
 )
 
-_TYPES = {"inputs": sa.JSON(), "result": sa.JSON(), "created_at": sa.DateTime(), "screening_date": sa.Date()}
+_TYPES: dict[str, Any] = {
+    "inputs": sa.JSON(),
+    "result": sa.JSON(),
+    "created_at": sa.DateTime(),
+    "screening_date": sa.Date(),
+}
 _screenings = sa.table("screenings", *(sa.column(name, _TYPES.get(name)) for name in HASHED))
 _records = sa.table(
     "decision_records", sa.column("seq"), sa.column("screening_id"), sa.column("prev_hash"), sa.column("record_hash")
@@ -74,7 +79,7 @@ def record_hash(seq: int, prev: str, screening: Mapping[str, Any], result_text: 
         values["result"] = marker
     body = {"seq": seq, "prev": prev, "screening": values}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    if marker is not None:
+    if marker is not None and result_text is not None:
         canonical = canonical.replace(json.dumps(marker, ensure_ascii=False), result_text, 1)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -86,7 +91,7 @@ def _head(connection: Connection) -> tuple[int, str]:
     return (row[0], row[1]) if row else (0, GENESIS)
 
 
-def append_many(connection: Connection, screenings: list[tuple[Mapping[str, Any], str | None]]) -> None:
+def append_many(connection: Connection, screenings: Sequence[tuple[Mapping[str, Any], str | None]]) -> None:
     """Chain many just-written screenings in order, in the current transaction, with one insert."""
     if not screenings:
         return
@@ -137,7 +142,7 @@ def chain_existing(connection: Connection) -> int:
     ).mappings()
     count = 0
     for row in rows.all():
-        append(connection, row)
+        append(connection, dict(row))
         count += 1
     return count
 
@@ -154,7 +159,7 @@ class Verification:
         return not self.problems
 
 
-def _chained(connection: Connection, chunk: int) -> Iterator[Mapping[str, Any]]:
+def _chained(connection: Connection, chunk: int) -> Iterator[Mapping[Any, Any]]:
     last = 0
     while True:
         rows = (

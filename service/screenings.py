@@ -7,10 +7,10 @@ import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, Table, func, select
 from sqlalchemy.exc import IntegrityError
 
 from rules.decision import Decision
@@ -150,7 +150,7 @@ def record(
     explanation already derived: answering it reads nothing back.
     """
     text = stored_result.canonical(stored)
-    table = Screening.__table__
+    table = cast(Table, Screening.__table__)
     previous = (
         select(func.max(table.c.id))
         .where(
@@ -376,7 +376,7 @@ def parse_filter(args: Mapping[str, str]) -> LogFilter:
     return log_filter(query)
 
 
-def log_query(log: LogFilter) -> Select[tuple[Screening]]:
+def log_query(log: LogFilter) -> Select[Any]:
     query = select(Screening)
     if log.protocol:
         query = query.join(Protocol, Protocol.id == Screening.protocol_id).where(Protocol.code == log.protocol)

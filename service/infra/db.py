@@ -12,13 +12,14 @@ import weakref
 from functools import partial
 from importlib.resources import files
 from pathlib import Path
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import CursorResult, Executable, event
 from sqlalchemy.exc import OperationalError
 
 from rules import jsonfast
@@ -31,6 +32,14 @@ class RawJSON(str):
 
 def _json_serializer(value: object) -> str:
     return str(value) if isinstance(value, RawJSON) else jsonfast.dumps(value)
+
+
+def changed(statement: Executable) -> int:
+    """Run an UPDATE in the session and say how many rows it changed (a conditional update's answer).
+
+    SQLAlchemy types `Session.execute` as returning a Result, which has no `rowcount`; a DML statement's
+    result is a CursorResult, which does."""
+    return cast(CursorResult[Any], db.session.execute(statement)).rowcount
 
 
 def alembic_config() -> Config:

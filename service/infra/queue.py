@@ -40,6 +40,7 @@ from huey.serializer import Serializer
 from sqlalchemy import or_, select, update
 
 from rules.errors import EligoError
+from service.infra.db import changed
 from service.infra.models import db, utcnow
 from service.vocabulary import RunStatus
 
@@ -218,13 +219,13 @@ def worker_gone(worker: str | None) -> bool:
 
 def claim(model: Any, run_id: int, attempt: int) -> bool:
     """Take an attempt nobody has claimed yet; committed, so other workers see the lease."""
-    result = db.session.execute(
+    result = changed(
         update(model)
         .where(model.id == run_id, model.attempt == attempt, model.status == RUNNING, model.worker.is_(None))
         .values(worker=this_worker(), heartbeat_at=utcnow())
     )
     db.session.commit()
-    return result.rowcount == 1
+    return result == 1
 
 
 def _lease() -> dt.timedelta:
@@ -248,7 +249,7 @@ def rescue(name: str, run: Any) -> bool:
     same = (model.id == run_id, model.attempt == attempt, model.status == RUNNING)
     if worker is None:
         unclaimed = update(model).where(*same, model.worker.is_(None), expired)
-        resent = db.session.execute(unclaimed.values(heartbeat_at=now)).rowcount == 1
+        resent = changed(unclaimed.values(heartbeat_at=now)) == 1
         db.session.commit()
         if resent:
             log.warning("%s %s: not started after a lease; sent to the queue again", name, run_id)
@@ -259,13 +260,13 @@ def rescue(name: str, run: Any) -> bool:
         if db.session.execute(select(model.id).where(*same, model.worker == worker, *stale)).first():
             kind.give_up(run_id, attempt, f"its worker stopped {attempt} times")
         return False
-    taken = db.session.execute(
+    taken = changed(
         update(model)
         .where(*same, model.worker == worker, *stale)
         .values(attempt=attempt + 1, worker=None, heartbeat_at=now, **kind.restart)
     )
     db.session.commit()
-    if taken.rowcount != 1:
+    if taken != 1:
         return False
     log.warning("%s %s: worker %s stopped; attempt %s takes over", name, run_id, worker, attempt + 1)
     dispatch(name, run_id, attempt + 1)

@@ -44,7 +44,10 @@ def rebase(code: str, number: int):
         raise ApiError(
             422,
             refused.message,
-            [{"field": "based_on", "value": draft.based_on.number, "expected": p} for p in refused.problems],
+            [
+                {"field": "based_on", "value": getattr(draft.based_on, "number", None), "expected": p}
+                for p in refused.problems
+            ],
         ) from None
     db.session.commit()
     return jsonify(amendments_rebase.describe(draft, result))

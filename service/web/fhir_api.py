@@ -108,7 +108,7 @@ def prefill_for(code: str, body: PrefillRequest) -> PrefillResponse:
         version=version.number,
         cohort=body.cohort,
         screening_date=screening_date,
-        fhir_version=found.fhir_version,  # type: ignore[arg-type]
+        fhir_version=found.fhir_version,
         values=found.values,
         sources={name: SourceOut(**source.as_dict()) for name, source in found.sources.items()},
         lacking=[LackingOut(**item) for item in found.lacking],

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Response
 from flask.json.provider import DefaultJSONProvider
 
 # In a response, dates and dataclasses go to Flask's `default`, so they read as they always did.
@@ -35,7 +34,7 @@ class FastJSONProvider(DefaultJSONProvider):
         except TypeError:  # a 65-bit integer, a non-string key, ...: the standard library takes it
             return super().dumps(obj, **kwargs)
 
-    def response(self, *args: Any, **kwargs: Any) -> Response:
+    def response(self, *args: Any, **kwargs: Any) -> Any:  # a Response (Flask types it as werkzeug's sansio one)
         if self.compact is False or (self.compact is None and self._app.debug):
             return super().response(*args, **kwargs)
         obj = self._prepare_response_obj(args, kwargs)
@@ -43,4 +42,5 @@ class FastJSONProvider(DefaultJSONProvider):
             body = orjson.dumps(obj, default=self.default, option=_RESPONSE)
         except TypeError:
             return super().response(*args, **kwargs)
-        return self._app.response_class(body, mimetype=self.mimetype)
+        response_class: Any = self._app.response_class
+        return response_class(body, mimetype=self.mimetype)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 from typing import Any
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
@@ -341,7 +342,7 @@ def _place_errors(form: FlaskForm, errors: list[dict[str, Any]]) -> list[str]:
     return unplaced
 
 
-def _prefill(form: FlaskForm, sections: Sections, previous: Screening) -> None:
+def _prefill(form: FlaskForm, sections: Sections, previous: Screening | SimpleNamespace) -> None:
     """The form as the previous screening of the subject left it, so a re-screen types only what changed.
 
     The screening date stays today's: a re-screen is a new screening."""
@@ -515,7 +516,7 @@ def _checked(args: Mapping[str, str], keys: tuple[str, ...]) -> tuple[dict[str, 
     return applied, problems
 
 
-def _one_of(applied: dict[str, str], problems: dict[str, str], key: str, known: list[str], none: str) -> None:
+def _one_of(applied: dict[str, str], problems: dict[str, str], key: str, known: Sequence[str], none: str) -> None:
     """Leave out a filter naming something that does not exist (a protocol, a cohort), saying what does."""
     if key in applied and applied[key] not in known:
         expected = f"one of {', '.join(known)}" if known else none
