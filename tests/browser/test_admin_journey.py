@@ -99,7 +99,7 @@ def test_admin_creates_rotates_and_deactivates_a_screener(page, screener_page, s
     screener_page.goto("/screen/NCT07193667/SLE")
     expect(screener_page.locator(".fixed", has_text="SITE-9")).to_be_visible()
     screener_page.fill("#subject_id", "S-ADMIN-1")
-    screener_page.locator("form.screening button[type=submit]").click()
+    screener_page.get_by_role("button", name="Decide and record").click()
     expect(screener_page.locator(".decision")).to_be_visible()
     screener_page.screenshot(path=str(ARTIFACTS / f"admin-screener-screened-{size}.png"), full_page=True)
 

@@ -24,7 +24,7 @@ def _tab_stops(page) -> tuple[int, int]:
     Presses count more: chromium tabs through a date input's day, month, year and picker."""
     page.focus("#subject_id")
     presses, controls = 0, {"subject_id"}
-    while not page.evaluate("document.activeElement.matches('form.screening button[type=submit]')"):
+    while not page.evaluate("document.activeElement.matches('form.screening button[type=submit]:not([formaction])')"):
         page.keyboard.press("Tab")
         presses += 1
         controls.add(page.evaluate("document.activeElement.id || document.activeElement.outerHTML"))
