@@ -87,7 +87,7 @@ def main() -> None:
         f"  protocol: {len(compiled.criteria)} criteria, {len(compiled.ruleset)} engine rules, {compiled.stages + 1}"
         f" stages; engine rules fired a subject: mean {statistics.fmean(fired):.1f}, max {max(fired)}"
     )
-    print(f"  mix: {dict(decisions)}")
+    print(f"  mix: { {str(k): v for k, v in decisions.items()} }")
     print(f"  compile one version: median {statistics.median(compile_times) * 1000:.0f} ms")
     isolated.close()
     print(f"  {'':30} {'median':>9} {'p99':>9} {'mean':>9}")
