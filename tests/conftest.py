@@ -286,8 +286,10 @@ def gunicorn(database_url, queue_url, tmp_path):
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    return LiveServer(f"http://127.0.0.1:{port}", server)
+                live = LiveServer(f"http://127.0.0.1:{port}", server)
+                # Listening, and every worker forked: a test that kills one must find them all.
+                if s.connect_ex(("127.0.0.1", port)) == 0 and len(live.workers()) >= workers:
+                    return live
             if server.poll() is not None:
                 break
             time.sleep(0.1)

@@ -276,12 +276,14 @@ def test_jobs_sent_while_no_worker_runs_are_done_once_one_starts(make_app, amend
         assert db.session.execute(select(BatchRun.attempt)).scalar_one() == 1
 
 
-def test_serve_starts_a_job_worker_beside_gunicorn_and_stops_it_after(make_app, database_url, monkeypatch):
+def test_serve_starts_a_job_worker_beside_gunicorn_and_stops_it_after(make_app, database_url, queue_url, monkeypatch):
     from gunicorn.app import wsgiapp
 
     from service import cli
 
-    for name, value in {"DATABASE_URL": database_url, "DEMO_ACCOUNTS": "false", "SECRET_KEY": "t"}.items():
+    # The worker serve starts and the app the test posts to share this test's queue, whatever the database.
+    settings = {"DATABASE_URL": database_url, "QUEUE": queue_url, "DEMO_ACCOUNTS": "false", "SECRET_KEY": "t"}
+    for name, value in settings.items():
         monkeypatch.setenv(f"ELIGO_{name}", value)
     started: list[subprocess.Popen] = []
     real_start = cli._start_job_worker
