@@ -15,16 +15,14 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, render_template, request
+from flask import Blueprint, current_app, g, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
 from rules.coding import SYSTEM_URIS
-from rules.relevance import relevance
 from service import fhir, screenings
-from service.auth import own_site, page_roles
+from service.auth import page_roles
 from service.infra.models import Screening, db
 from service.infra.registry import registry
-from service.versions import VersionError, find_version
 from service.web import screening_pages
 
 bp = Blueprint("fhir_pages", __name__)
@@ -43,20 +41,10 @@ def _field_texts(form: Any, name: str) -> dict[str, str]:
 
 def _prefilled_page(code: str, cohort: str) -> Any:
     """Parse the uploaded bundle and render the screening form prefilled; a bad upload is said beside the control."""
-    try:
-        version = find_version(code)
-    except VersionError:
-        abort(404)
-    compiled = registry().compiled(version)
-    cohorts = {c.code: c.label for c in compiled.definition.cohorts}
-    if cohort not in cohorts and not (cohort == screening_pages.ALL and not cohorts):
-        abort(404)
-    found = relevance(compiled, cohort if cohorts else None)
-    sections = screening_pages._sections(compiled, found)
-    form = screening_pages.form_class(compiled, sections)()  # what the screener typed so far, kept
-    site = own_site()
-    if site:
-        form.site.data = site
+    page = screening_pages.form_page(code, cohort)  # its form holds what the screener typed so far
+    compiled, cohorts, sections, form = page.compiled, page.cohorts, page.sections, page.form
+    if page.site:
+        form.site.data = page.site
     screening_date = form.screening_date.data if isinstance(form.screening_date.data, dt.date) else dt.date.today()
     upload = request.files.get("bundle")
     problem: dict[str, Any] | None = None
@@ -85,19 +73,7 @@ def _prefilled_page(code: str, cohort: str) -> Any:
                 "file": upload.filename if upload else "",
             }
     g.fhir_prefill = {**shown, "problem": problem, "token": _serializer().dumps(shown) if shown else ""}
-    return render_template(
-        "screen_form.html",
-        form=form,
-        sections=sections,
-        relevance=found,
-        version=version,
-        cohort=cohort,
-        cohort_label=cohorts.get(cohort, "all subjects"),
-        site_fixed=site is not None,
-        problem=None,
-        unplaced=[],
-        list_help=screening_pages.LIST_HELP,
-    )
+    return page.render()
 
 
 def _confirmed(shown: dict[str, Any]) -> dict[str, Any]:

@@ -255,9 +255,37 @@ def choose():
     return render_template("screen_choose.html", published=published)
 
 
-@bp.route("/screen/<code>/<cohort>", methods=["GET", "POST"])
-@page_roles("screener")
-def screen(code: str, cohort: str):
+@dataclass
+class FormPage:
+    """The screening form of a protocol's current version for one cohort (or all subjects, without cohorts)."""
+
+    version: ProtocolVersion
+    compiled: CompiledProtocol
+    cohort: str
+    cohorts: dict[str, str]  # code: label; empty for a trial without cohorts
+    found: Relevance
+    sections: Sections
+    form: FlaskForm
+    site: str | None  # the screener's own site, fixed on the form
+
+    def render(self, problem: Any = None, unplaced: list[str] | None = None) -> str:
+        return render_template(
+            "screen_form.html",
+            form=self.form,
+            sections=self.sections,
+            relevance=self.found,
+            version=self.version,
+            cohort=self.cohort,
+            cohort_label=self.cohorts.get(self.cohort, "all subjects"),
+            site_fixed=self.site is not None,
+            problem=problem,
+            unplaced=unplaced or [],
+            list_help=LIST_HELP,
+        )
+
+
+def form_page(code: str, cohort: str) -> FormPage:
+    """The page's version, cohort and form with what was submitted; 404 for an unknown protocol or cohort."""
     try:
         version = find_version(code)
     except VersionError:
@@ -268,8 +296,14 @@ def screen(code: str, cohort: str):
         abort(404)
     found = relevance(compiled, cohort if cohorts else None)
     sections = _sections(compiled, found)
-    form = form_class(compiled, sections)()
-    site = own_site()
+    return FormPage(version, compiled, cohort, cohorts, found, sections, form_class(compiled, sections)(), own_site())
+
+
+@bp.route("/screen/<code>/<cohort>", methods=["GET", "POST"])
+@page_roles("screener")
+def screen(code: str, cohort: str):
+    page = form_page(code, cohort)
+    version, cohorts, sections, form, site = page.version, page.cohorts, page.sections, page.form, page.site
     if request.method == "GET":
         if site:
             form.site.data = site
@@ -301,19 +335,7 @@ def screen(code: str, cohort: str):
             db.session.rollback()
             problem = error.message
             unplaced = _place_errors(form, error.problems)
-    return render_template(
-        "screen_form.html",
-        form=form,
-        sections=sections,
-        relevance=found,
-        version=version,
-        cohort=cohort,
-        cohort_label=cohorts.get(cohort, "all subjects"),
-        site_fixed=site is not None,
-        problem=problem,
-        unplaced=unplaced,
-        list_help=LIST_HELP,
-    )
+    return page.render(problem, unplaced)
 
 
 _ENTRY = re.compile(r"^(\w+)\[(\d+)\]\.?(\w*)$")
