@@ -27,7 +27,7 @@ class Outcome(StrEnum):
 ELIGIBLE, NOT_ELIGIBLE, INCOMPLETE = Verdict.ELIGIBLE, Verdict.NOT_ELIGIBLE, Verdict.INCOMPLETE
 
 
-@dataclass
+@dataclass(slots=True)
 class CriterionResult:
     code: str
     kind: str
@@ -40,6 +40,21 @@ class CriterionResult:
     rules_fired: list[str] = field(default_factory=list)
     condition: dict[str, Any] | None = None
     notes: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "kind": self.kind,
+            "section": self.section,
+            "text": self.text,
+            "cohorts": self.cohorts,
+            "outcome": self.outcome,
+            "sentence": self.sentence,
+            "missing": self.missing,
+            "rules_fired": self.rules_fired,
+            "condition": self.condition,
+            "notes": self.notes,
+        }
 
 
 @dataclass
@@ -76,7 +91,7 @@ class Decision:
         """Plain data for JSON. Shallow on purpose: the explanation trees are already plain dicts, and
         dataclasses.asdict deep-copied them at about a millisecond a subject."""
         data = dict(vars(self))
-        data["criteria"] = [dict(vars(c)) for c in self.criteria]
+        data["criteria"] = [c.to_dict() for c in self.criteria]
         return data
 
 

@@ -328,6 +328,10 @@ class DataDictionary:
         """Record the fields a named condition reads, once the compiler has checked its rule."""
         self._condition_inputs[name] = fields
 
+    def condition_inputs(self, name: str) -> set[str]:
+        """The fields a named condition's rule reads (empty for any other variable)."""
+        return set(self._condition_inputs.get(name, ()))
+
     def inputs_of(self, name: str) -> set[str]:
         """The submitted variables a (possibly derived) variable ultimately rests on."""
         variable = self.variables.get(name)

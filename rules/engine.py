@@ -42,14 +42,21 @@ class Evaluation:
     outcomes: dict[str, str]
     fired: list[str] = field(default_factory=list)
 
-    def fired_by_criterion(self, owners: Mapping[str, str]) -> dict[str, list[str]]:
+    def fired_by_criterion(
+        self, owners: Mapping[str, str], heads: dict[str, str] | None = None
+    ) -> dict[str, list[str]]:
         """Rule names per criterion code (or named condition), each once; a sub-condition's rules go
-        to the criterion they serve (`owners`: sub-condition field -> owner)."""
+        to the criterion they serve (`owners`: sub-condition field -> owner). `heads` keeps each rule
+        name's owner as found, for the next subject of the same version (its rules are a fixed set)."""
+        heads = {} if heads is None else heads
         grouped: dict[str, list[str]] = {}
         for name in dict.fromkeys(self.fired):
-            head, _, rest = name.partition(":")
-            if head == "node":
-                head = owners.get(rest.rpartition(":")[0], head)
+            head = heads.get(name)
+            if head is None:
+                head, _, rest = name.partition(":")
+                if head == "node":
+                    head = owners.get(rest.rpartition(":")[0], head)
+                heads[name] = head
             grouped.setdefault(head, []).append(name)
         return grouped
 

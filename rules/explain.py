@@ -12,14 +12,15 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 from rules import lists
 from rules.checker import ComputedField
 from rules.compiler import CompiledCriterion, CompiledProtocol
 from rules.decision import CriterionResult, Decision, combine
-from rules.dictionary import Subject
+from rules.dictionary import Subject, Variable
 from rules.engine import Evaluation
 from rules.errors import EngineError
 from rules.ir import _COMPARE, Group, Node, Test, Truth3, evaluate
@@ -91,6 +92,82 @@ def _plan(explainer: Explainer, test: Test) -> _TestPlan:
     )
 
 
+# Explanations kept per criterion: a criterion's explanation is a function of the values it reads, and
+# most criteria read yes/no answers that a few combinations cover. Past the limit the memo starts over,
+# so criteria on measured values (every subject new) cost a bounded amount of memory and no lookups wasted.
+MEMO_LIMIT = 128
+_ABSENT = object()  # a field with no value: unlike None, never a submitted value
+
+
+@dataclass(slots=True)
+class _CriterionPlan:
+    """What explaining one criterion needs that is the same for every subject, and what it explained so far.
+
+    `reads` is every field the explanation looks at: the tests' fields and thresholds' bases, the
+    sources of computed thresholds and the inputs of derived values (their presence decides what
+    is reported missing). Two subjects that agree on those, on the units they submitted them in
+    and on the outcome get the same explanation, so it is built once and shared: the explanation
+    trees are read-only once made. Criteria on histories (lists of entries) are not memoised."""
+
+    criterion: CompiledCriterion
+    reads: tuple[str, ...] | None
+    measured: tuple[str, ...]  # the numbers among `reads`: submitted in a unit the explanation may show
+    memo: dict[tuple[Any, ...], tuple[dict[str, Any] | None, str, tuple[str, ...]]] = field(default_factory=dict)
+    code: str = field(init=False)
+    not_applicable: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        definition = self.criterion.definition
+        self.code = definition.code
+        self.not_applicable = f"not applicable: {', '.join(definition.cohorts)} cohort only"
+
+    def result(
+        self, outcome: str, sentence: str, fired: list[str], missing: list[str], condition: dict[str, Any] | None
+    ) -> CriterionResult:
+        d = self.criterion.definition
+        return CriterionResult(
+            d.code, d.kind, d.section, d.text, list(d.cohorts), outcome, sentence, missing, fired, condition, d.notes
+        )
+
+
+def _reads(compiled: CompiledProtocol, node: Node) -> tuple[str, ...] | None:
+    """Every field explaining `node` reads, followed through computed thresholds and derivations."""
+    names: set[str] = set()
+    pending: list[Node] = [node]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, Group):
+            if item.style.startswith("list:"):
+                return None
+            pending.extend(item.items)
+        else:
+            names.update(name for name in (item.field, item.other, item.basis) if name)
+    dictionary = compiled.dictionary
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        more: set[str] = set()
+        extra = compiled.computed_field(name)
+        if extra is not None:  # a window's first day or a scaled limit: its own value is read too
+            more.add(extra.source)
+        variable = dictionary.variables.get(name)
+        if variable is not None:
+            if variable.type == "list":
+                return None
+            if variable.derivation is not None:
+                more |= set(variable.derivation.inputs)
+            more |= dictionary.inputs_of(name) | dictionary.condition_inputs(name)
+        for found in more - names:
+            names.add(found)
+            todo.append(found)
+    return tuple(sorted(names))
+
+
+def _measured(compiled: CompiledProtocol, reads: tuple[str, ...] | None) -> tuple[str, ...]:
+    variables = compiled.dictionary.variables
+    return tuple(name for name in reads or () if name in variables and variables[name].type == "number")
+
+
 def _shown(kind: str, unit: str | None, value: Any) -> str:
     """A value as Explainer.show writes it, for a field shown as `kind` in `unit`."""
     if kind == "date":
@@ -110,6 +187,14 @@ class Explainer:
         self.values = values
         self.plans: dict[int, _TestPlan] = compiled.cache.setdefault("explain.plans", {})
         self.inputs: dict[str, frozenset[str]] = compiled.cache.setdefault("explain.inputs", {})
+        plans = compiled.cache.get("explain.criteria")
+        if plans is None:
+            plans = compiled.cache["explain.criteria"] = [
+                _CriterionPlan(c, reads, _measured(compiled, reads))
+                for c in compiled.criteria
+                for reads in (_reads(compiled, c.ir),)
+            ]
+        self.criterion_plans: list[_CriterionPlan] = plans
 
     # -- values and labels ------------------------------------------------------------------
 
@@ -342,7 +427,39 @@ class Explainer:
 
     # -- criteria ----------------------------------------------------------------------------
 
-    def criterion(self, criterion: CompiledCriterion, outcome: str, fired: list[str]) -> CriterionResult:
+    def criteria(self, outcomes: Mapping[str, str], fired: Mapping[str, list[str]]) -> list[CriterionResult]:
+        """Every criterion's result, in the protocol's order."""
+        return [
+            self.criterion(plan, outcomes[plan.code], fired.get(plan.code, [])) for plan in self.criterion_plans
+        ]
+
+    def criterion(self, plan: _CriterionPlan, outcome: str, fired: list[str]) -> CriterionResult:
+        """One criterion's result, its explanation taken from the memo when another subject had the same
+        values (this runs for every criterion of every subject decided)."""
+        if outcome == "not_applicable":
+            return plan.result(outcome, plan.not_applicable, fired, [], None)
+        reads = plan.reads
+        if reads is None:
+            return self.explain_afresh(plan.criterion, outcome, fired)
+        key: tuple[Any, ...] = (outcome, tuple(map(self.values.get, reads, repeat(_ABSENT))))
+        if plan.measured:
+            key += tuple(map(self.subject.submitted.get, plan.measured))
+        memo = plan.memo
+        try:
+            known = memo.get(key)
+        except TypeError:  # a value that cannot be a key: explained afresh
+            return self.explain_afresh(plan.criterion, outcome, fired)
+        if known is None:
+            result = self.explain_afresh(plan.criterion, outcome, fired)
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[key] = (result.condition, result.sentence, tuple(result.missing))
+            return result
+        condition, sentence, missing = known
+        return plan.result(outcome, sentence, fired, list(missing), condition)
+
+    def explain_afresh(self, criterion: CompiledCriterion, outcome: str, fired: list[str]) -> CriterionResult:
+        """An applicable criterion's result, its condition walked over this subject's values."""
         definition = criterion.definition
         result = CriterionResult(
             code=definition.code,
@@ -355,9 +472,6 @@ class Explainer:
             rules_fired=fired,
             notes=definition.notes,
         )
-        if outcome == "not_applicable":
-            result.sentence = f"not applicable: {', '.join(definition.cohorts)} cohort only"
-            return result
         report = self.report(criterion.ir)
         reading = outcome_of(criterion.kind, report["value"])
         if reading != outcome:
@@ -380,23 +494,41 @@ class Explainer:
         A value whose inputs are all known but whose formula has none (a division by zero) is shown too,
         with `value` None, so a reviewer sees why it is missing."""
         out: dict[str, dict[str, Any]] = {}
+        values = self.values
+        memos: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = self.compiled.cache.setdefault("explain.derived", {})
         for variable in self.dictionary.derived:
             inputs = variable.derivation.inputs  # type: ignore[union-attr]
-            computed = variable.name in self.values
-            if not computed and any(i not in self.values for i in inputs):
+            computed = variable.name in values
+            if not computed and any(i not in values for i in inputs):
                 continue
-            entries = {i: self.input(i) for i in inputs}
-            shown = ", ".join(f"{self.label(i)} {entry['shown']}" for i, entry in entries.items())
-            result = self.show(variable.name) if computed else "no value"
-            out[variable.name] = {
-                "label": variable.label,
-                "value": self.values[variable.name] if computed else None,
-                "unit": variable.unit,
-                "formula": variable.definition.formula,
-                "inputs": entries,
-                "sentence": f"{variable.label} = {variable.definition.formula} = {result}, from {shown}",
-            }
+            # Like a criterion's explanation, a derived value's is the same for the same inputs as submitted.
+            key = (
+                values.get(variable.name),
+                tuple(map(values.get, inputs)),
+                tuple(map(self.subject.submitted.get, inputs)),
+            )
+            memo = memos.setdefault(variable.name, {})
+            entry = memo.get(key)
+            if entry is None:
+                entry = self.derivation(variable, computed)
+                if len(memo) >= MEMO_LIMIT:
+                    memo.clear()
+                memo[key] = entry
+            out[variable.name] = entry
         return out
+
+    def derivation(self, variable: Variable, computed: bool) -> dict[str, Any]:
+        entries = {i: self.input(i) for i in variable.derivation.inputs}  # type: ignore[union-attr]
+        shown = ", ".join(f"{self.label(i)} {entry['shown']}" for i, entry in entries.items())
+        result = self.show(variable.name) if computed else "no value"
+        return {
+            "label": variable.label,
+            "value": self.values[variable.name] if computed else None,
+            "unit": variable.unit,
+            "formula": variable.definition.formula,
+            "inputs": entries,
+            "sentence": f"{variable.label} = {variable.definition.formula} = {result}, from {shown}",
+        }
 
     def input(self, name: str) -> dict[str, Any]:
         """One input of a formula as it went in: canonical value and unit, and what was submitted."""
@@ -432,8 +564,8 @@ def _decisive(node: Group, value: Truth3, item: Truth3) -> bool:
 
 def explain(compiled: CompiledProtocol, subject: Subject, evaluation: Evaluation) -> Decision:
     explainer = Explainer(compiled, subject, evaluation.values)
-    fired = evaluation.fired_by_criterion(compiled.node_owners)
-    results = [explainer.criterion(c, evaluation.outcomes[c.code], fired.get(c.code, [])) for c in compiled.criteria]
+    fired = evaluation.fired_by_criterion(compiled.node_owners, compiled.cache.setdefault("explain.heads", {}))
+    results = explainer.criteria(evaluation.outcomes, fired)
     missing = sorted({m for r in results if r.outcome == "unknown" for m in r.missing})
     definition = compiled.definition
     return Decision(

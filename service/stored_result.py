@@ -52,12 +52,13 @@ def summarize(compiled: CompiledProtocol, subject: Subject, evaluation: Evaluati
     explainer = Explainer(compiled, subject, evaluation.values)
     fired: dict[str, list[str]] | None = None
     criteria, missing = [], set()
-    for criterion in compiled.criteria:
-        outcome = evaluation.outcomes[criterion.code]
-        criteria.append({"code": criterion.definition.code, "outcome": outcome})
+    for plan in explainer.criterion_plans:
+        code = plan.code
+        outcome = evaluation.outcomes[code]
+        criteria.append({"code": code, "outcome": outcome})
         if outcome == "unknown":
             fired = fired if fired is not None else evaluation.fired_by_criterion(compiled.node_owners)
-            missing.update(explainer.criterion(criterion, outcome, fired.get(criterion.code, [])).missing)
+            missing.update(explainer.criterion(plan, outcome, fired.get(code, [])).missing)
     definition = compiled.definition
     return {
         "format": FORMAT,
