@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -114,20 +115,42 @@ class _CriterionPlan:
     measured: tuple[str, ...]  # the numbers among `reads`: submitted in a unit the explanation may show
     memo: dict[tuple[Any, ...], tuple[dict[str, Any] | None, str, tuple[str, ...]]] = field(default_factory=dict)
     code: str = field(init=False)
+    cohorts: list[str] = field(init=False)
     not_applicable: str = field(init=False)
+    read: Callable[[Mapping[str, Any]], Any] = field(init=False)  # the values of `reads`, when all are known
 
     def __post_init__(self) -> None:
         definition = self.criterion.definition
         self.code = definition.code
+        self.cohorts = list(definition.cohorts)
         self.not_applicable = f"not applicable: {', '.join(definition.cohorts)} cohort only"
+        self.read = operator.itemgetter(*self.reads) if self.reads else _nothing
+
+    def key(self, outcome: str, values: Mapping[str, Any], submitted: Mapping[str, Any]) -> tuple[Any, ...]:
+        """What the explanation depends on, for the memo. itemgetter is the fast way; a field without
+        a value (a KeyError) takes the slower one, which marks it absent."""
+        reads = self.reads or ()
+        try:
+            known = self.read(values)
+        except KeyError:
+            known = tuple(map(values.get, reads, repeat(_ABSENT)))
+            if len(reads) == 1:
+                known = known[0]
+        if not self.measured:
+            return (outcome, known)
+        return (outcome, known, *map(submitted.get, self.measured))
 
     def result(
         self, outcome: str, sentence: str, fired: list[str], missing: list[str], condition: dict[str, Any] | None
     ) -> CriterionResult:
         d = self.criterion.definition
         return CriterionResult(
-            d.code, d.kind, d.section, d.text, list(d.cohorts), outcome, sentence, missing, fired, condition, d.notes
+            d.code, d.kind, d.section, d.text, self.cohorts, outcome, sentence, missing, fired, condition, d.notes
         )
+
+
+def _nothing(values: Mapping[str, Any]) -> tuple[()]:
+    return ()
 
 
 def _reads(compiled: CompiledProtocol, node: Node) -> tuple[str, ...] | None:
@@ -384,6 +407,8 @@ class Explainer:
         if value is None and style not in ("at_least",):
             unknown = [i["sentence"] for i in items if i["value"] is None]
             return "; ".join(dict.fromkeys(unknown))
+        if style == "and" or style == "or":  # most groups: the decisive items say it
+            return "; ".join(dict.fromkeys([i["sentence"] for i in items if i["decisive"]]))
         if style in ("within", "window"):
             test: Test = node.items[0]  # type: ignore[assignment]
             where = "is" if value else "is not"
@@ -441,9 +466,7 @@ class Explainer:
         reads = plan.reads
         if reads is None:
             return self.explain_afresh(plan.criterion, outcome, fired)
-        key: tuple[Any, ...] = (outcome, tuple(map(self.values.get, reads, repeat(_ABSENT))))
-        if plan.measured:
-            key += tuple(map(self.subject.submitted.get, plan.measured))
+        key = plan.key(outcome, self.values, self.subject.submitted)
         memo = plan.memo
         try:
             known = memo.get(key)
