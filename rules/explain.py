@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import operator
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
@@ -100,35 +100,28 @@ MEMO_LIMIT = 128
 _ABSENT = object()  # a field with no value: unlike None, never a submitted value
 
 
-@dataclass(slots=True)
-class _CriterionPlan:
-    """What explaining one criterion needs that is the same for every subject, and what it explained so far.
+class _Memo:
+    """Explanations of one condition (a criterion's, or a part of one) kept by what they depend on.
 
     `reads` is every field the explanation looks at: the tests' fields and thresholds' bases, the
     sources of computed thresholds and the inputs of derived values (their presence decides what
-    is reported missing). Two subjects that agree on those, on the units they submitted them in
-    and on the outcome get the same explanation, so it is built once and shared: the explanation
-    trees are read-only once made. Criteria on histories (lists of entries) are not memoised."""
+    is reported missing). Two subjects that agree on those and on the units they submitted them in
+    get the same explanation, so it is built once and shared: explanation trees are read-only once
+    made. Conditions on histories (lists of entries) are not memoised (`reads` None)."""
 
-    criterion: CompiledCriterion
-    reads: tuple[str, ...] | None
-    measured: tuple[str, ...]  # the numbers among `reads`: submitted in a unit the explanation may show
-    memo: dict[tuple[Any, ...], tuple[dict[str, Any] | None, str, tuple[str, ...]]] = field(default_factory=dict)
-    code: str = field(init=False)
-    cohorts: list[str] = field(init=False)
-    not_applicable: str = field(init=False)
-    read: Callable[[Mapping[str, Any]], Any] = field(init=False)  # the values of `reads`, when all are known
+    __slots__ = ("kept", "measured", "read", "reads")
 
-    def __post_init__(self) -> None:
-        definition = self.criterion.definition
-        self.code = definition.code
-        self.cohorts = list(definition.cohorts)
-        self.not_applicable = f"not applicable: {', '.join(definition.cohorts)} cohort only"
-        self.read = operator.itemgetter(*self.reads) if self.reads else _nothing
+    def __init__(self, compiled: CompiledProtocol, node: Node) -> None:
+        self.reads = _reads(compiled, node)
+        variables = compiled.dictionary.variables
+        # the numbers among `reads`: submitted in a unit the explanation may show
+        self.measured = tuple(n for n in self.reads or () if n in variables and variables[n].type == "number")
+        self.read: Callable[[Mapping[str, Any]], Any] = operator.itemgetter(*self.reads) if self.reads else _nothing
+        self.kept: dict[tuple[Any, ...], Any] = {}
 
-    def key(self, outcome: str, values: Mapping[str, Any], submitted: Mapping[str, Any]) -> tuple[Any, ...]:
-        """What the explanation depends on, for the memo. itemgetter is the fast way; a field without
-        a value (a KeyError) takes the slower one, which marks it absent."""
+    def key(self, values: Mapping[str, Any], submitted: Mapping[str, Any], *more: Any) -> tuple[Any, ...]:
+        """What the explanation depends on. itemgetter is the fast way; a field without a value (a
+        KeyError) takes the slower one, which marks it absent."""
         reads = self.reads or ()
         try:
             known = self.read(values)
@@ -137,8 +130,37 @@ class _CriterionPlan:
             if len(reads) == 1:
                 known = known[0]
         if not self.measured:
-            return (outcome, known)
-        return (outcome, known, *map(submitted.get, self.measured))
+            return (*more, known)
+        return (*more, known, *map(submitted.get, self.measured))
+
+    def keep(self, key: tuple[Any, ...], explained: Any) -> None:
+        kept = self.kept
+        if len(kept) >= MEMO_LIMIT:
+            kept.clear()
+        kept[key] = explained
+
+
+class _CriterionPlan(_Memo):
+    """What explaining one criterion needs that is the same for every subject, and what it explained so far.
+
+    Its condition's top-level parts keep theirs too: a criterion on a measured value (explained
+    afresh for nearly every subject) often has an exception or a second part on yes/no answers."""
+
+    __slots__ = ("code", "cohorts", "criterion", "not_applicable", "parts")
+
+    def __init__(self, compiled: CompiledProtocol, criterion: CompiledCriterion) -> None:
+        super().__init__(compiled, criterion.ir)
+        definition = criterion.definition
+        self.criterion = criterion
+        self.code = definition.code
+        self.cohorts = list(definition.cohorts)
+        self.not_applicable = f"not applicable: {', '.join(definition.cohorts)} cohort only"
+        ir = criterion.ir
+        self.parts: tuple[_Memo, ...] | None = (
+            tuple(_Memo(compiled, item) for item in ir.items)
+            if isinstance(ir, Group) and not ir.style.startswith("list:")
+            else None
+        )
 
     def result(
         self, outcome: str, sentence: str, fired: list[str], missing: list[str], condition: dict[str, Any] | None
@@ -186,11 +208,6 @@ def _reads(compiled: CompiledProtocol, node: Node) -> tuple[str, ...] | None:
     return tuple(sorted(names))
 
 
-def _measured(compiled: CompiledProtocol, reads: tuple[str, ...] | None) -> tuple[str, ...]:
-    variables = compiled.dictionary.variables
-    return tuple(name for name in reads or () if name in variables and variables[name].type == "number")
-
-
 def _shown(kind: str, unit: str | None, value: Any) -> str:
     """A value as Explainer.show writes it, for a field shown as `kind` in `unit`."""
     if kind == "date":
@@ -213,9 +230,7 @@ class Explainer:
         plans = compiled.cache.get("explain.criteria")
         if plans is None:
             plans = compiled.cache["explain.criteria"] = [
-                _CriterionPlan(c, reads, _measured(compiled, reads))
-                for c in compiled.criteria
-                for reads in (_reads(compiled, c.ir),)
+                _CriterionPlan(compiled, c) for c in compiled.criteria
             ]
         self.criterion_plans: list[_CriterionPlan] = plans
 
@@ -286,14 +301,18 @@ class Explainer:
 
     # -- nodes -------------------------------------------------------------------------------
 
-    def report(self, node: Node) -> dict[str, Any]:
+    def report(self, node: Node, parts: tuple[_Memo, ...] | None = None) -> dict[str, Any]:
+        """A node's report; `parts`, for a criterion's top-level group, memoises each of its items."""
         if type(node) is Test:  # not isinstance: this runs for every node of every subject
             return self.test(node)
         if TYPE_CHECKING:
             assert isinstance(node, Group)
         if node.style.startswith("list:"):
             return self.list_report(node)
-        items = [self.test(item) if type(item) is Test else self.report(item) for item in node.items]
+        if parts is not None:
+            items = [self.part(memo, item) for memo, item in zip(parts, node.items, strict=True)]
+        else:
+            items = [self.test(item) if type(item) is Test else self.report(item) for item in node.items]
         value = combine_truth(node, [i["value"] for i in items])
         for item in items:
             item["decisive"] = _decisive(node, value, item["value"])
@@ -463,39 +482,41 @@ class Explainer:
         values (this runs for every criterion of every subject decided)."""
         if outcome == "not_applicable":
             return plan.result(outcome, plan.not_applicable, fired, [], None)
-        reads = plan.reads
-        if reads is None:
-            return self.explain_afresh(plan.criterion, outcome, fired)
-        key = plan.key(outcome, self.values, self.subject.submitted)
-        memo = plan.memo
+        if plan.reads is None:
+            return self.explain_afresh(plan, outcome, fired)
+        key = plan.key(self.values, self.subject.submitted, outcome)
         try:
-            known = memo.get(key)
+            known = plan.kept.get(key)
         except TypeError:  # a value that cannot be a key: explained afresh
-            return self.explain_afresh(plan.criterion, outcome, fired)
+            return self.explain_afresh(plan, outcome, fired)
         if known is None:
-            result = self.explain_afresh(plan.criterion, outcome, fired)
-            if len(memo) >= MEMO_LIMIT:
-                memo.clear()
-            memo[key] = (result.condition, result.sentence, tuple(result.missing))
+            result = self.explain_afresh(plan, outcome, fired)
+            plan.keep(key, (result.condition, result.sentence, tuple(result.missing)))
             return result
         condition, sentence, missing = known
         return plan.result(outcome, sentence, fired, list(missing), condition)
 
-    def explain_afresh(self, criterion: CompiledCriterion, outcome: str, fired: list[str]) -> CriterionResult:
+    def part(self, memo: _Memo, node: Node) -> dict[str, Any]:
+        """A top-level part's report, from the memo when it can be. The caller marks the report it
+        gets as decisive or not, so it gets a copy of what is kept (the parts below are shared)."""
+        if memo.reads is None:
+            return self.report(node)
+        key = memo.key(self.values, self.subject.submitted)
+        try:
+            known = memo.kept.get(key)
+        except TypeError:
+            return self.report(node)
+        if known is None:
+            report = self.report(node)
+            memo.keep(key, dict(report))
+            return report
+        return dict(known)
+
+    def explain_afresh(self, plan: _CriterionPlan, outcome: str, fired: list[str]) -> CriterionResult:
         """An applicable criterion's result, its condition walked over this subject's values."""
-        definition = criterion.definition
-        result = CriterionResult(
-            code=definition.code,
-            kind=definition.kind,
-            section=definition.section,
-            text=definition.text,
-            cohorts=list(definition.cohorts),
-            outcome=outcome,
-            sentence="",
-            rules_fired=fired,
-            notes=definition.notes,
-        )
-        report = self.report(criterion.ir)
+        criterion = plan.criterion
+        result = plan.result(outcome, "", fired, [], None)
+        report = self.report(criterion.ir, plan.parts)
         reading = outcome_of(criterion.kind, report["value"])
         if reading != outcome:
             raise EngineError(
