@@ -232,7 +232,7 @@ def refuse_nul_characters() -> None:
 def init_app(app: Flask) -> None:
     from service.infra.models import ImmutableVersionError, db
     from service.infra.registry import VersionIntegrityError
-    from service.versions import PublishRefused, StaleDraft, VersionError
+    from service.versions import PublishRefused
 
     app.before_request(refuse_nul_characters)
 
@@ -258,21 +258,6 @@ def init_app(app: Flask) -> None:
     @rolled_back
     def domain_error(error: DomainError):
         return error_response(http_status(error), error.message, error.problems)
-
-    @app.errorhandler(VersionError)
-    @rolled_back
-    def version_error(error: VersionError):
-        field = [{"field": error.field, "value": error.value, "expected": "an existing one"}] if error.field else None
-        return error_response(error.status, error.message, field)
-
-    @app.errorhandler(StaleDraft)
-    @rolled_back
-    def stale_draft(error: StaleDraft):
-        since = [
-            {"field": "based_on", "value": error.value, "expected": "the current version", **v}
-            for v in error.published_since()
-        ]
-        return error_response(409, error.message, since)
 
     @app.errorhandler(PublishRefused)
     @rolled_back
