@@ -302,7 +302,7 @@ def changes_page(run: ImpactRun, page: int, per_page: int) -> dict[str, Any]:
             "before": change.before,
             "after": change.after,
             "causes": change.causes,
-            "url": url_for("api.get_screening", screening_id=screening.id),
+            "url": url_for("api_v1.api.get_screening", screening_id=screening.id),
         }
         for change, screening in rows
     ]

@@ -11,7 +11,7 @@ from service.infra.models import ImpactRun, db
 from service.schemas import DiffQuery, IeQuery, ImpactRequest, Paging, SummaryQuery
 from service.web.openapi import responses, spec
 
-bp = Blueprint("amendments", __name__, url_prefix="/api/v1")
+bp = Blueprint("amendments", __name__)
 
 
 @bp.get("/protocols/<code>/diff")
@@ -56,7 +56,7 @@ def start_impact(code: str, json: ImpactRequest):
     run = impact.launch(impact.start(code, json.from_, json.to))
     response = jsonify(impact.describe(run))
     response.status_code = 202 if run.status == impact.RUNNING else 201
-    response.headers["Location"] = url_for("amendments.get_impact", run_id=run.id)
+    response.headers["Location"] = url_for(".get_impact", run_id=run.id)
     return response
 
 

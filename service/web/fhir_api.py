@@ -21,7 +21,7 @@ from service.screenings import EARLIEST_SCREENING
 from service.versions import find_version
 from service.web.openapi import responses, spec
 
-bp = Blueprint("fhir_api", __name__, url_prefix="/api/v1")
+bp = Blueprint("fhir_api", __name__)
 
 
 class PrefillRequest(BaseModel):
