@@ -527,9 +527,6 @@ class SignView(RoleAccess, BaseView):
             except versions.VersionError as refused:  # e.g. another version published meanwhile
                 db.session.rollback()
                 flash(f"Not published: {refused.message}", "error")
-            except DomainError as refused:  # the signature: a wrong password, no reason
-                db.session.rollback()
-                form.password.errors = [*form.password.errors, refused.message]
             except versions.PublishRefused as refused:
                 db.session.rollback()
                 lines = [
@@ -541,6 +538,9 @@ class SignView(RoleAccess, BaseView):
                     ),
                     "error",
                 )
+            except DomainError as refused:  # the signature: a wrong password, no reason
+                db.session.rollback()
+                form.password.errors = [*form.password.errors, refused.message]
         return self.render(
             "admin_eligo/sign.html",
             version=version,

@@ -232,7 +232,6 @@ def refuse_nul_characters() -> None:
 def init_app(app: Flask) -> None:
     from service.infra.models import ImmutableVersionError, db
     from service.infra.registry import VersionIntegrityError
-    from service.versions import PublishRefused
 
     app.before_request(refuse_nul_characters)
 
@@ -258,12 +257,6 @@ def init_app(app: Flask) -> None:
     @rolled_back
     def domain_error(error: DomainError):
         return error_response(http_status(error), error.message, error.problems)
-
-    @app.errorhandler(PublishRefused)
-    @rolled_back
-    def publish_refused(error: PublishRefused):
-        failures = [{"test_case": f.name, "expected": f.expected, "got": f.got} for f in error.failures]
-        return error_response(422, f"not published: {error}", failures)
 
     @app.errorhandler(ImmutableVersionError)
     @rolled_back

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 import rules
 from rules import test_cases
-from rules.errors import EligoError, ProtocolError
+from rules.errors import ProtocolError
 from rules.protocol import ProtocolDef
 from service.errors import Conflict, DomainError, InvalidInput, NotFound, http_status
 from service.infra.engine import draft_engine
@@ -85,10 +85,13 @@ class StaleDraft(VersionConflict):
         ]
 
 
-class PublishRefused(EligoError):
+class PublishRefused(InvalidInput):
+    """A draft whose test cases do not all pass: each failure, with what was expected and what came out."""
+
     def __init__(self, failures: list[TestFailure]) -> None:
         self.failures = failures
-        super().__init__(f"{len(failures)} test case(s) failed")
+        problems = [{"test_case": f.name, "expected": f.expected, "got": f.got} for f in failures]
+        super().__init__(f"not published: {len(failures)} test case(s) failed", problems)
 
 
 def find_protocol(code: str) -> Protocol:

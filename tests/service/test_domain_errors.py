@@ -36,9 +36,10 @@ def test_each_kind_of_domain_error_has_one_http_status(kind, status):
         (versions.VersionConflict("version 2 is already based on the current version 1", "based_on", 1), 409),
         (RebaseRefused("would not compile", ["criteria[0]: unknown variable `x`"], 1), 422),
         (impact.ImpactError("impact run 1 is done; only a failed or interrupted run resumes"), 409),
+        (versions.PublishRefused([versions.TestFailure("SLE eligible", {"decision": "eligible"}, {})]), 422),
     ],
 )
-def test_version_rebase_and_impact_errors_are_domain_errors(error, status):
+def test_version_publish_rebase_and_impact_errors_are_domain_errors(error, status):
     """The one domain-error handler answers them: no view catches and maps them by hand."""
     assert isinstance(error, DomainError) and http_status(error) == status
 
