@@ -18,7 +18,12 @@ def versions_to_compare(code: str, number: int, from_number: int | None) -> tupl
     after = find_version(code, number)
     if from_number is None:
         if after.based_on is None:
-            raise VersionRefused(f"version {number} was not amended from another; say which with `from`", "from", None)
+            raise VersionRefused(
+                f"version {number} was not amended from another; say which with `from`",
+                "from",
+                None,
+                "a version number",
+            )
         return after.based_on, after
     return find_version(code, from_number), after
 

@@ -143,13 +143,14 @@ def rebase(draft: ProtocolVersion, check: Callable[[ProtocolDef], Any] = rules.c
 
     if draft.status != "draft":
         raise VersionRefused(
-            f"version {draft.number} is {draft.status}; only drafts are rebased", "version", draft.number
+            f"version {draft.number} is {draft.status}; only drafts are rebased", "version", draft.number, "a draft"
         )
     if draft.based_on is None:
         raise VersionRefused(
             f"version {draft.number} was imported from a file, not amended; it has no base to rebase",
             "based_on",
             None,
+            "a draft amended from a published version",
         )
     current = find_version(draft.protocol.code)
     if current.id == draft.based_on.id:
@@ -157,6 +158,7 @@ def rebase(draft: ProtocolVersion, check: Callable[[ProtocolDef], Any] = rules.c
             f"version {draft.number} is already based on the current version {current.number}",
             "based_on",
             current.number,
+            "a base older than the current version",
         )
     result = merge(draft.based_on.to_definition(), current.to_definition(), draft.to_definition())
     try:

@@ -163,7 +163,10 @@ def amend(code: str, from_number: int | None = None) -> ProtocolVersion:
     source = find_version(code, from_number)
     if source.status != PUBLISHED:
         raise VersionRefused(
-            f"version {source.number} is {source.status}; amend a published version", "from", from_number
+            f"version {source.number} is {source.status}; amend a published version",
+            "from",
+            from_number,
+            "a published version",
         )
     definition, number = source.to_definition(), _next_number(source.protocol)
     draft = ProtocolVersion(protocol=source.protocol, number=number, status=DRAFT, based_on=source)
@@ -186,7 +189,9 @@ def run_test_cases(definition: ProtocolDef) -> list[TestFailure]:
 def check_draft(version: ProtocolVersion) -> None:
     """Only drafts are published, and only drafts of the current version: said before anyone is asked to sign."""
     if version.status != DRAFT:
-        raise VersionRefused(f"version {version.number} is already {version.status}", "version", version.number)
+        raise VersionRefused(
+            f"version {version.number} is already {version.status}", "version", version.number, "a draft"
+        )
     since = published_since(version)
     if since:
         raise StaleDraft(version, since)

@@ -50,6 +50,16 @@ def test_an_unknown_version_answers_the_standard_body(client):
     assert body["error"]["errors"] == [{"field": "version", "value": 99, "expected": "an existing one"}]
 
 
+def test_a_version_in_the_wrong_status_names_the_status_expected(client):
+    published = client.post(
+        "/api/v1/protocols/NCT07193667/versions/1/publish", json={"password": "pw-admin", "reason": "r"}
+    )
+    assert published.status_code == 422
+    assert published.get_json()["error"]["errors"] == [{"field": "version", "value": 1, "expected": "a draft"}]
+    rebased = client.post("/api/v1/protocols/NCT07193667/versions/1/rebase").get_json()["error"]
+    assert (rebased["status"], rebased["errors"][0]["expected"]) == (422, "a draft")
+
+
 def test_resuming_a_finished_impact_run_is_a_conflict(client):
     draft = client.post("/api/v1/protocols/NCT07193667/versions", json={}).get_json()
     started = client.post("/api/v1/protocols/NCT07193667/impact", json={"from": 1, "to": draft["version"]})
