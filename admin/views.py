@@ -344,7 +344,7 @@ class ProtocolVersionView(EligoModelView):
                 db.session.commit()
             except versions.VersionError as error:
                 db.session.rollback()
-                problems = "; ".join(getattr(error, "problems", []))
+                problems = "; ".join(getattr(error, "reasons", []))
                 flash(f"{version.protocol.code} version {version.number}: {error} {problems}".strip(), "error")
                 continue
             _flash_rebased(version, result)
@@ -524,9 +524,6 @@ class SignView(RoleAccess, BaseView):
                     f"signed by {signature.signer}."
                 )
                 return redirect(url_for("versions.index_view"))
-            except DomainError as refused:
-                db.session.rollback()
-                form.password.errors = [*form.password.errors, refused.message]
             except versions.VersionError as refused:  # e.g. another version published meanwhile
                 db.session.rollback()
                 flash(f"Not published: {refused.message}", "error")
@@ -541,6 +538,9 @@ class SignView(RoleAccess, BaseView):
                     ),
                     "error",
                 )
+            except DomainError as refused:  # the signature: a wrong password, no reason
+                db.session.rollback()
+                form.password.errors = [*form.password.errors, refused.message]
         return self.render(
             "admin_eligo/sign.html",
             version=version,
@@ -580,7 +580,7 @@ class RebaseView(RoleAccess, BaseView):
             db.session.rollback()
             flash(
                 Markup("{}:<ul>{}</ul>").format(
-                    refused.message, Markup("").join(Markup("<li>{}</li>").format(p) for p in refused.problems)
+                    refused.message, Markup("").join(Markup("<li>{}</li>").format(p) for p in refused.reasons)
                 ),
                 "error",
             )

@@ -55,20 +55,15 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     db.init_app(app)
     queue.init_app(app)
 
-    from service.web import amendments_api, api, fhir_api, fhir_pages, pages, screening_pages
+    from service.web import api_v1, fhir_pages, pages, screening_pages
 
-    app.register_blueprint(api.bp)
-    app.register_blueprint(amendments_api.bp)
+    api_v1.init_app(app)
     app.register_blueprint(pages.bp)
     pages.limiter.init_app(app)
     app.register_blueprint(screening_pages.bp)
-    app.register_blueprint(fhir_api.bp)
     app.register_blueprint(fhir_pages.bp)
 
     import admin
 
     admin.init_app(app)
-    auth.csrf.exempt(api.bp)  # API writes: bearer tokens, or the CSRF header checked in auth
-    auth.csrf.exempt(amendments_api.bp)
-    auth.csrf.exempt(fhir_api.bp)  # reads only: nothing is stored
     return app

@@ -10,7 +10,7 @@ from rules.diff import ProtocolDiff, diff
 from service import csvsafe
 from service.impact import latest_done
 from service.infra.models import ProtocolVersion
-from service.versions import VersionError, find_version
+from service.versions import VersionRefused, find_version
 
 
 def versions_to_compare(code: str, number: int, from_number: int | None) -> tuple[ProtocolVersion, ProtocolVersion]:
@@ -18,8 +18,11 @@ def versions_to_compare(code: str, number: int, from_number: int | None) -> tupl
     after = find_version(code, number)
     if from_number is None:
         if after.based_on is None:
-            raise VersionError(
-                422, f"version {number} was not amended from another; say which with `from`", "from", None
+            raise VersionRefused(
+                f"version {number} was not amended from another; say which with `from`",
+                "from",
+                None,
+                "a version number",
             )
         return after.based_on, after
     return find_version(code, from_number), after

@@ -24,7 +24,7 @@ from typing import Any
 import rules
 from rules.protocol import ProtocolDef
 from service.infra.models import ProtocolVersion, db
-from service.versions import VersionError, check_codes, find_version
+from service.versions import VersionConflict, VersionRefused, check_codes, find_version
 
 # What is merged item by item, and the attribute that names an item.
 PARTS: tuple[tuple[str, str], ...] = (
@@ -122,12 +122,16 @@ def merge(base: ProtocolDef, current: ProtocolDef, draft: ProtocolDef) -> MergeR
     return out
 
 
-class RebaseRefused(VersionError):
-    """The merged draft would not compile (e.g. the published version removed a variable a new rule reads)."""
+class RebaseRefused(VersionRefused):
+    """The merged draft would not compile (e.g. the published version removed a variable a new rule reads).
 
-    def __init__(self, message: str, problems: list[str]) -> None:
-        super().__init__(422, message, "based_on", None)
-        self.problems = problems
+    `reasons` are the compiler's sentences, for pages; `problems` say the same against the draft's base.
+    """
+
+    def __init__(self, message: str, reasons: list[str], base: int | None = None) -> None:
+        super().__init__(message, "based_on", base)
+        self.reasons = reasons
+        self.problems = [{"field": "based_on", "value": base, "expected": reason} for reason in reasons]
 
 
 def rebase(draft: ProtocolVersion, check: Callable[[ProtocolDef], Any] = rules.compile_protocol) -> MergeResult:
@@ -138,23 +142,23 @@ def rebase(draft: ProtocolVersion, check: Callable[[ProtocolDef], Any] = rules.c
     from rules.errors import EligoError
 
     if draft.status != "draft":
-        raise VersionError(
-            422, f"version {draft.number} is {draft.status}; only drafts are rebased", "version", draft.number
+        raise VersionRefused(
+            f"version {draft.number} is {draft.status}; only drafts are rebased", "version", draft.number, "a draft"
         )
     if draft.based_on is None:
-        raise VersionError(
-            422,
+        raise VersionRefused(
             f"version {draft.number} was imported from a file, not amended; it has no base to rebase",
             "based_on",
             None,
+            "a draft amended from a published version",
         )
     current = find_version(draft.protocol.code)
     if current.id == draft.based_on.id:
-        raise VersionError(
-            409,
+        raise VersionConflict(
             f"version {draft.number} is already based on the current version {current.number}",
             "based_on",
             current.number,
+            "a base older than the current version",
         )
     result = merge(draft.based_on.to_definition(), current.to_definition(), draft.to_definition())
     try:
@@ -165,6 +169,7 @@ def rebase(draft: ProtocolVersion, check: Callable[[ProtocolDef], Any] = rules.c
         raise RebaseRefused(
             f"version {draft.number} merged with version {current.number} would not compile; nothing was changed",
             problems,
+            draft.based_on.number,
         ) from None
     for part, _ in PARTS:  # the old rows go first: the new ones reuse their codes (unique per version)
         getattr(draft, part).clear()

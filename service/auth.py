@@ -4,7 +4,8 @@ Pages use a session login (Flask-Login) with CSRF tokens on every form. API
 clients send `Authorization: Bearer <token>`; tokens are stored as SHA-256 so
 checking one costs microseconds, not the scrypt of a password. An API call
 carried by a browser session must also send the CSRF token (X-CSRFToken), so
-another site cannot make a logged-in browser publish or screen.
+another site cannot make a logged-in browser publish or screen (checked for
+the whole API in service/web/api_v1.py).
 
 Roles (DESIGN.md section 6): a writer edits drafts and test cases, a reviewer
 compares, replays and publishes, a screener screens subjects of their own site
@@ -269,11 +270,3 @@ def init_app(app: Flask) -> None:
     _session_timeouts(app)
     login_manager.login_view = "pages.login"
     csrf.init_app(app)
-
-    @app.before_request
-    def api_csrf_for_sessions() -> None:
-        """API writes by a browser session need the CSRF header; token clients need nothing more."""
-        if request.blueprint in ("api", "amendments") and request.method not in ("GET", "HEAD", "OPTIONS"):
-            current_user._get_current_object()  # load the user (sets g.token_auth for bearer tokens)
-            if current_user.is_authenticated and not g.get("token_auth"):
-                csrf.protect()

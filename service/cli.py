@@ -181,14 +181,12 @@ def publish(protocol: str, version: int, username: str, reason: str) -> None:
             g.actor = username
             versions.publish(versions.find_version(protocol, version), sign(user, password, reason))
             db.session.commit()
-        except DomainError as refused:
-            raise click.ClickException(refused.message) from None
         except versions.PublishRefused as refused:
             for failure in refused.failures:
                 click.echo(f"  ✗ {failure.name}: expected {failure.expected}, got {failure.got}", err=True)
-            raise click.ClickException(f"not published: {refused}") from None
-        except versions.VersionError as error:
-            raise click.ClickException(error.message) from None
+            raise click.ClickException(refused.message) from None
+        except DomainError as refused:  # a refused signature, a stale draft, a version that is not a draft
+            raise click.ClickException(refused.message) from None
         click.echo(f"{protocol} version {version} published")
 
 

@@ -232,7 +232,6 @@ def refuse_nul_characters() -> None:
 def init_app(app: Flask) -> None:
     from service.infra.models import ImmutableVersionError, db
     from service.infra.registry import VersionIntegrityError
-    from service.versions import PublishRefused, StaleDraft, VersionError
 
     app.before_request(refuse_nul_characters)
 
@@ -258,27 +257,6 @@ def init_app(app: Flask) -> None:
     @rolled_back
     def domain_error(error: DomainError):
         return error_response(http_status(error), error.message, error.problems)
-
-    @app.errorhandler(VersionError)
-    @rolled_back
-    def version_error(error: VersionError):
-        field = [{"field": error.field, "value": error.value, "expected": "an existing one"}] if error.field else None
-        return error_response(error.status, error.message, field)
-
-    @app.errorhandler(StaleDraft)
-    @rolled_back
-    def stale_draft(error: StaleDraft):
-        since = [
-            {"field": "based_on", "value": error.value, "expected": "the current version", **v}
-            for v in error.published_since()
-        ]
-        return error_response(409, error.message, since)
-
-    @app.errorhandler(PublishRefused)
-    @rolled_back
-    def publish_refused(error: PublishRefused):
-        failures = [{"test_case": f.name, "expected": f.expected, "got": f.got} for f in error.failures]
-        return error_response(422, f"not published: {error}", failures)
 
     @app.errorhandler(ImmutableVersionError)
     @rolled_back

@@ -22,7 +22,8 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.orm.exc import StaleDataError
 
 import rules
-from rules.errors import EligoError, SubjectInputErrors
+from rules.errors import SubjectInputErrors
+from service.errors import Conflict
 from service.infra import queue
 from service.infra.db import changed
 from service.infra.engine import replay_engine
@@ -34,8 +35,8 @@ from service.vocabulary import RunStatus
 RUNNING, DONE, CANCELLED, FAILED = RunStatus.RUNNING, RunStatus.DONE, RunStatus.CANCELLED, RunStatus.FAILED
 
 
-class ImpactError(EligoError):
-    """An impact run asked to do what its state does not allow."""
+class ImpactError(Conflict):
+    """An impact run asked to do what its state does not allow (resuming a finished run...): 409 in the API."""
 
 
 def start(code: str, from_number: int, to_number: int) -> ImpactRun:
@@ -301,7 +302,7 @@ def changes_page(run: ImpactRun, page: int, per_page: int) -> dict[str, Any]:
             "before": change.before,
             "after": change.after,
             "causes": change.causes,
-            "url": url_for("api.get_screening", screening_id=screening.id),
+            "url": url_for("api_v1.api.get_screening", screening_id=screening.id),
         }
         for change, screening in rows
     ]

@@ -10,22 +10,41 @@ from sqlalchemy import func, select
 
 import rules
 from rules import test_cases
-from rules.errors import EligoError, ProtocolError
+from rules.errors import ProtocolError
 from rules.protocol import ProtocolDef
+from service.errors import Conflict, DomainError, InvalidInput, NotFound, http_status
 from service.infra.engine import draft_engine
 from service.infra.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, iso, utcnow
 from service.infra.registry import registry
 
 
-class VersionError(EligoError):
-    """A request about versions that cannot be met (unknown protocol or version, wrong status)."""
+class VersionError(DomainError):
+    """A request about versions that cannot be met; the subclass says which kind, and so the HTTP status.
 
-    def __init__(self, status: int, message: str, field: str | None = None, value: Any = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+    `field` and `value` name what was asked for (the one problem reported), `status` is kept for the
+    pages and admin views that turn it into an `abort()`.
+    """
+
+    def __init__(self, message: str, field: str | None = None, value: Any = None, expected: str = "an existing one"):
+        super().__init__(message, [{"field": field, "value": value, "expected": expected}] if field else [])
         self.field = field
         self.value = value
+
+    @property
+    def status(self) -> int:
+        return http_status(self)
+
+
+class UnknownVersion(VersionError, NotFound):
+    """No such protocol, or no such version of it."""
+
+
+class VersionRefused(VersionError, InvalidInput):
+    """The version exists, but its status does not allow this (amending a draft, publishing twice...)."""
+
+
+class VersionConflict(VersionError, Conflict):
+    """The request clashes with the protocol's other versions (a rebase onto the base it already has)."""
 
 
 @dataclass
@@ -37,7 +56,7 @@ class TestFailure:
     __test__ = False  # not a pytest class
 
 
-class StaleDraft(VersionError):
+class StaleDraft(VersionConflict):
     """A draft amended from a version that is no longer the current one: publishing it would silently
     undo what was published since (drafts A and B from v5; A published as v6; B would bring v5 back)."""
 
@@ -50,12 +69,14 @@ class StaleDraft(VersionError):
         )
         current = since[-1].number
         super().__init__(
-            409,
             f"version {draft.number} was drafted from version {base}, but {published} has been published since;"
             f" rebase the draft onto version {current} so it does not undo that change",
             "based_on",
             base,
         )
+        self.problems = [
+            {"field": "based_on", "value": base, "expected": "the current version", **v} for v in self.published_since()
+        ]
 
     def published_since(self) -> list[dict[str, Any]]:
         return [
@@ -64,16 +85,19 @@ class StaleDraft(VersionError):
         ]
 
 
-class PublishRefused(EligoError):
+class PublishRefused(InvalidInput):
+    """A draft whose test cases do not all pass: each failure, with what was expected and what came out."""
+
     def __init__(self, failures: list[TestFailure]) -> None:
         self.failures = failures
-        super().__init__(f"{len(failures)} test case(s) failed")
+        problems = [{"test_case": f.name, "expected": f.expected, "got": f.got} for f in failures]
+        super().__init__(f"not published: {len(failures)} test case(s) failed", problems)
 
 
 def find_protocol(code: str) -> Protocol:
     protocol = db.session.execute(select(Protocol).filter_by(code=code)).scalar_one_or_none()
     if protocol is None:
-        raise VersionError(404, f"no protocol {code!r}", "protocol", code)
+        raise UnknownVersion(f"no protocol {code!r}", "protocol", code)
     return protocol
 
 
@@ -83,13 +107,13 @@ def find_version(code: str, number: int | None = None) -> ProtocolVersion:
     if number is None:
         version = protocol.current()
         if version is None:
-            raise VersionError(422, f"{code} has no published version yet", "version", None)
+            raise VersionRefused(f"{code} has no published version yet", "version", None, "a published version")
         return version
     for version in protocol.versions:
         if version.number == number:
             return version
     numbers = ", ".join(str(v.number) for v in protocol.versions)
-    raise VersionError(404, f"{code} has no version {number} (versions: {numbers})", "version", number)
+    raise UnknownVersion(f"{code} has no version {number} (versions: {numbers})", "version", number)
 
 
 def _next_number(protocol: Protocol) -> int:
@@ -138,8 +162,11 @@ def amend(code: str, from_number: int | None = None) -> ProtocolVersion:
     """A new draft copied from a published version (by default the current one)."""
     source = find_version(code, from_number)
     if source.status != PUBLISHED:
-        raise VersionError(
-            422, f"version {source.number} is {source.status}; amend a published version", "from", from_number
+        raise VersionRefused(
+            f"version {source.number} is {source.status}; amend a published version",
+            "from",
+            from_number,
+            "a published version",
         )
     definition, number = source.to_definition(), _next_number(source.protocol)
     draft = ProtocolVersion(protocol=source.protocol, number=number, status=DRAFT, based_on=source)
@@ -162,7 +189,9 @@ def run_test_cases(definition: ProtocolDef) -> list[TestFailure]:
 def check_draft(version: ProtocolVersion) -> None:
     """Only drafts are published, and only drafts of the current version: said before anyone is asked to sign."""
     if version.status != DRAFT:
-        raise VersionError(422, f"version {version.number} is already {version.status}", "version", version.number)
+        raise VersionRefused(
+            f"version {version.number} is already {version.status}", "version", version.number, "a draft"
+        )
     since = published_since(version)
     if since:
         raise StaleDraft(version, since)

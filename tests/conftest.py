@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -78,7 +79,6 @@ def screen(compiled: CompiledProtocol, subject: Callable[..., dict[str, Any]]) -
 TEST_DATABASE_URL = os.environ.get("ELIGO_TEST_DATABASE_URL")
 
 
-# One account per role (and a screener of a second site); passwords are pw-<username>.
 def _is_property_test(item: pytest.Item) -> bool:
     return hasattr(getattr(item, "obj", None), "hypothesis")
 
@@ -99,6 +99,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.quick)  # the language, compiler and engine: no database, no server
 
 
+# One account per role (and a screener of a second site); passwords are pw-<username>.
 ACCOUNTS = {
     "admin": ("admin", None),
     "writer": ("writer", None),
@@ -106,7 +107,14 @@ ACCOUNTS = {
     "screener": ("screener", "SITE-1"),
     "screener2": ("screener", "SITE-2"),
 }
-TOKENS: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class TemplateDatabase:
+    """The migrated database every test copies, and the API token of each of its ACCOUNTS."""
+
+    url: str
+    tokens: Mapping[str, str]
 
 
 def _postgres(url: str, database: str) -> str:
@@ -121,8 +129,8 @@ def _admin(statement: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def template_database(tmp_path_factory) -> str:
-    """A database migrated to head with the seed published, built once and copied per test."""
+def template(tmp_path_factory) -> TemplateDatabase:
+    """A database migrated to head with the seed published and ACCOUNTS made, built once and copied per test."""
     from service import create_app
     from service.infra.db import prepare
 
@@ -138,13 +146,34 @@ def template_database(tmp_path_factory) -> str:
         from service.auth import create_user
         from service.infra.models import db
 
+        tokens = {}
         for username, (role, site) in ACCOUNTS.items():
-            _, _, token = create_user(username, role, password=f"pw-{username}", site=site)
-            TOKENS[username] = token
+            _, _, tokens[username] = create_user(username, role, password=f"pw-{username}", site=site)
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
-    return url
+    return TemplateDatabase(url, MappingProxyType(tokens))
+
+
+@pytest.fixture(scope="session")
+def template_database(template: TemplateDatabase) -> str:
+    return template.url
+
+
+@pytest.fixture(scope="session")
+def tokens(template: TemplateDatabase) -> Mapping[str, str]:
+    """Each account's API token (read-only): `Authorization: Bearer {tokens["screener"]}`."""
+    return template.tokens
+
+
+@pytest.fixture(scope="session")
+def bearer(tokens: Mapping[str, str]) -> Callable[[str], dict[str, str]]:
+    """The headers of an API call as one of ACCOUNTS: `bearer("screener")`."""
+
+    def headers(username: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {tokens[username]}"}
+
+    return headers
 
 
 @pytest.fixture
@@ -210,16 +239,22 @@ def app(make_app):
 
 
 @pytest.fixture
-def client_as(app):
-    """A test client acting through the API as one of ACCOUNTS (by bearer token), or anonymous (None)."""
+def client_for(tokens):
+    """A test client of any app acting through the API as one of ACCOUNTS (by bearer token), or anonymous (None)."""
 
-    def make(username: str | None):
+    def make(app, username: str | None):
         client = app.test_client()
         if username:
-            client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS[username]}"
+            client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {tokens[username]}"
         return client
 
     return make
+
+
+@pytest.fixture
+def client_as(app, client_for):
+    """A test client of this test's app acting through the API as one of ACCOUNTS, or anonymous (None)."""
+    return lambda username: client_for(app, username)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from service.infra.models import ImpactRun, db
 from service.schemas import DiffQuery, IeQuery, ImpactRequest, Paging, SummaryQuery
 from service.web.openapi import responses, spec
 
-bp = Blueprint("amendments", __name__, url_prefix="/api/v1")
+bp = Blueprint("amendments", __name__)
 
 
 @bp.get("/protocols/<code>/diff")
@@ -30,7 +30,7 @@ def diff(code: str, query: DiffQuery):
 
 @bp.post("/protocols/<code>/versions/<int:number>/rebase")
 @api_roles("writer")
-@spec.validate(resp=responses(schemas.Rebase, 404, 409), tags=["amendments"])
+@spec.validate(resp=responses(schemas.Rebase, 404, 409, 422), tags=["amendments"])
 def rebase(code: str, number: int):
     """Merge what was published since a draft's base into the draft (three-way, item by item); conflicts listed.
 
@@ -38,17 +38,7 @@ def rebase(code: str, number: int):
     conflict: the draft keeps its own and each is listed. Nothing changes if the merge would not compile (422).
     """
     draft = versions.find_version(code, number)
-    try:
-        result = amendments_rebase.rebase(draft)
-    except amendments_rebase.RebaseRefused as refused:
-        raise ApiError(
-            422,
-            refused.message,
-            [
-                {"field": "based_on", "value": getattr(draft.based_on, "number", None), "expected": p}
-                for p in refused.problems
-            ],
-        ) from None
+    result = amendments_rebase.rebase(draft)
     db.session.commit()
     return jsonify(amendments_rebase.describe(draft, result))
 
@@ -66,7 +56,7 @@ def start_impact(code: str, json: ImpactRequest):
     run = impact.launch(impact.start(code, json.from_, json.to))
     response = jsonify(impact.describe(run))
     response.status_code = 202 if run.status == impact.RUNNING else 201
-    response.headers["Location"] = url_for("amendments.get_impact", run_id=run.id)
+    response.headers["Location"] = url_for(".get_impact", run_id=run.id)
     return response
 
 
@@ -84,10 +74,7 @@ def _run(run_id: int) -> ImpactRun:
 @spec.validate(resp=responses(schemas.ImpactRun, 404, 409, HTTP_202=schemas.ImpactRun), tags=["amendments"])
 def resume_impact(run_id: int):
     """Carry on a run that failed or was interrupted, from the last chunk it committed."""
-    try:
-        run = impact.launch(impact.resume(_run(run_id)))
-    except impact.ImpactError as error:
-        raise ApiError(409, str(error)) from None
+    run = impact.launch(impact.resume(_run(run_id)))
     response = jsonify(impact.describe(run))
     response.status_code = 202 if run.status == impact.RUNNING else 200
     return response
@@ -111,7 +98,7 @@ def impact_changes(run_id: int, query: Paging):
 
 @bp.delete("/impact/<int:run_id>")
 @api_roles("reviewer")
-@spec.validate(resp=responses(schemas.ImpactRun, 404), tags=["amendments"])
+@spec.validate(resp=responses(schemas.ImpactRun, 404, 409), tags=["amendments"])
 def cancel_impact(run_id: int):
     """Cancel a running impact run (results so far are kept)."""
     return jsonify(impact.describe(impact.cancel(_run(run_id))))

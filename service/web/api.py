@@ -1,4 +1,4 @@
-"""The JSON API, version 1 (described by /api/v1/openapi.json)."""
+"""The API's protocols, versions, decisions, screenings and batches (a child of service/web/api_v1.py)."""
 
 from __future__ import annotations
 
@@ -29,16 +29,10 @@ from service.schemas import (
     ScreeningHeaders,
     ScreeningRequest,
 )
-from service.web.openapi import document, responses, spec
+from service.web.openapi import responses, spec
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp = Blueprint("api", __name__)
 BATCH_MAX_BYTES = 16 * 1024 * 1024
-
-
-@bp.get("/openapi.json")
-def openapi():
-    """The OpenAPI document, generated from the views' declarations (service/schemas.py)."""
-    return jsonify(document())
 
 
 # -- protocols and versions ----------------------------------------------------------------
@@ -114,7 +108,7 @@ def import_protocol():
         raise ApiError(400, "the body must be a protocol file (YAML or JSON)")
     version = versions.import_definition(rules.loads_protocol(text), created_by=actor())
     db.session.commit()
-    return _created(versions.describe(version), "api.get_version", code=version.protocol.code, number=version.number)
+    return _created(versions.describe(version), ".get_version", code=version.protocol.code, number=version.number)
 
 
 @bp.post("/protocols/<code>/versions")
@@ -133,7 +127,7 @@ def amend(code: str, json: AmendRequest):
             "another amendment of this protocol was started at the same moment; look at its versions and try again",
             [{"field": "from", "value": source, "expected": "one amendment at a time"}],
         ) from None
-    return _created(versions.describe(draft), "api.get_version", code=code, number=draft.number)
+    return _created(versions.describe(draft), ".get_version", code=code, number=draft.number)
 
 
 @bp.post("/protocols/<code>/versions/<int:number>/publish")
@@ -188,7 +182,7 @@ def create_screening(json: ScreeningRequest, headers: ScreeningHeaders):
     """
     key = headers.idempotency_key
     screening, stored = screenings.screen(json, actor(), key, site=own_site())
-    response = _created(screenings.describe(screening), "api.get_screening", screening_id=screening.id)
+    response = _created(screenings.describe(screening), ".get_screening", screening_id=screening.id)
     if not stored:
         response.headers["Idempotent-Replayed"] = "true"
     return response
@@ -319,7 +313,7 @@ def _job_answer(run, replayed: bool = False):
         return error_response(run.error["status"], run.error["message"], run.error.get("errors"))
     response = jsonify(body)
     response.status_code = {batch_jobs.DONE: 201, batch_jobs.RUNNING: 202}.get(run.status, 503)
-    response.headers["Location"] = url_for("api.get_batch", batch_id=run.id)
+    response.headers["Location"] = url_for(".get_batch", batch_id=run.id)
     if run.status == batch_jobs.RUNNING:
         response.headers["Retry-After"] = "1"
     if replayed and run.status == batch_jobs.DONE:

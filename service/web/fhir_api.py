@@ -15,13 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service import fhir
 from service.auth import api_roles
-from service.errors import ApiError, InvalidInput
+from service.errors import InvalidInput
 from service.infra.registry import registry
 from service.screenings import EARLIEST_SCREENING
-from service.versions import VersionError, find_version
+from service.versions import find_version
 from service.web.openapi import responses, spec
 
-bp = Blueprint("fhir_api", __name__, url_prefix="/api/v1")
+bp = Blueprint("fhir_api", __name__)
 
 
 class PrefillRequest(BaseModel):
@@ -70,14 +70,7 @@ class PrefillResponse(BaseModel):
 
 def prefill_for(code: str, body: PrefillRequest) -> PrefillResponse:
     """The domain call behind the view: the version, the checks on cohort and date, the mapping."""
-    try:
-        version = find_version(code, body.version)
-    except VersionError as error:
-        raise ApiError(
-            error.status,
-            error.message,
-            [{"field": error.field or "protocol", "value": error.value, "expected": "an existing one"}],
-        ) from None
+    version = find_version(code, body.version)
     compiled = registry().compiled(version)
     cohorts = [c.code for c in compiled.definition.cohorts]
     if body.cohort is not None and body.cohort not in cohorts:

@@ -8,16 +8,14 @@ import urllib.request
 
 from playwright.sync_api import expect
 
-from tests.conftest import TOKENS
-
 GOOD_RULE = "anc >= 1.5 x10^9/L and not (csf_received and last_csf_date within 2 weeks before screening)"
 
 
-def _api(base: str, path: str, username: str, body: dict | None = None) -> dict:
+def _api(token: str, base: str, path: str, body: dict | None = None) -> dict:
     request = urllib.request.Request(
         base + path,
         data=json.dumps(body or {}).encode(),
-        headers={"Authorization": f"Bearer {TOKENS[username]}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=10) as response:
@@ -55,8 +53,8 @@ def test_writer_drafts_an_amendment_and_is_shown_a_bad_rule_first(page, sign_in,
     expect(page.locator("table.model-list")).to_contain_text("anc >= 1.5 x10^9/L")
 
 
-def test_reviewer_publishes_the_amendment(page, sign_in, screenshot, live_server):
-    draft = _api(live_server, "/api/v1/protocols/NCT07193667/versions", "writer")
+def test_reviewer_publishes_the_amendment(page, sign_in, screenshot, live_server, tokens):
+    draft = _api(tokens["writer"], live_server, "/api/v1/protocols/NCT07193667/versions")
     sign_in("reviewer")
     page.goto("/admin/versions/")
     version_id = page.locator("input.action-checkbox").nth(1).get_attribute("value")

@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import TOKENS
-
 SERIOUS = ("serious", "critical")
 
 
@@ -21,7 +19,7 @@ def live_server(gunicorn):
 
 
 @pytest.fixture
-def screened(live_server, subject):
+def screened(live_server, subject, bearer):
     """Screen subjects through the API as SITE-1's screener: (cohort, subject id, changes; None removes)."""
 
     def screen(*subjects: tuple[str, str, dict[str, Any]]) -> None:
@@ -38,7 +36,7 @@ def screened(live_server, subject):
             request = urllib.request.Request(
                 live_server + "/api/v1/screenings",
                 data=json.dumps(body).encode(),
-                headers={"Authorization": f"Bearer {TOKENS['screener']}", "Content-Type": "application/json"},
+                headers={**bearer("screener"), "Content-Type": "application/json"},
                 method="POST",
             )
             with urllib.request.urlopen(request, timeout=90) as response:  # a first decision compiles: slow when busy

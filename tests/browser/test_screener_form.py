@@ -13,7 +13,6 @@ from playwright.sync_api import expect
 import rules
 from rules.relevance import input_sections
 from service.web.screening_pages import form_class
-from tests.conftest import TOKENS
 
 FORM = "/screen/NCT07193667/SLE"
 
@@ -144,11 +143,11 @@ def test_errors_are_marked_on_their_fields_and_focused(page, sign_in, screenshot
     screenshot("screening-form-uln-error")
 
 
-def _api_screen(base: str, body: dict[str, Any]) -> dict[str, Any]:
+def _api_screen(token: str, base: str, body: dict[str, Any]) -> dict[str, Any]:
     request = urllib.request.Request(
         base + "/api/v1/screenings",
         data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {TOKENS['screener']}", "Content-Type": "application/json"},
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         method="POST",
     )
     with urllib.request.urlopen(request, timeout=90) as response:  # a first decision compiles: slow when busy
@@ -156,13 +155,14 @@ def _api_screen(base: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_an_incomplete_subject_is_completed_by_re_screen_typing_only_the_missing(
-    page, sign_in, screenshot, live_server, subject
+    page, sign_in, screenshot, live_server, subject, tokens
 ):
     today = dt.date.today()
     inputs = subject("SLE", {"wbc": None, "hemodynamically_stable": None, "cohort": None, "screening_date": None})
     inputs["serum_hcg_date"] = (today - dt.timedelta(days=2)).isoformat()
     inputs["last_immunosuppressant_date"] = (today - dt.timedelta(days=120)).isoformat()
     first = _api_screen(
+        tokens["screener"],
         live_server,
         {
             "protocol": "NCT07193667",

@@ -15,8 +15,6 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.config import SchemathesisConfig
 
-from tests.conftest import TOKENS
-
 MEANINGFUL_REFUSALS = ["2xx", "3xx", 400, 401, 403, 404, 405, 409, 413, 422, 429]
 
 
@@ -29,8 +27,8 @@ def api_schema(make_app):
     return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app, config=config)
 
 
-def test_every_operation_passes_every_check(api_schema):
-    headers = {"Authorization": f"Bearer {TOKENS['admin']}"}
+def test_every_operation_passes_every_check(api_schema, bearer):
+    headers = bearer("admin")
     operations = [result.ok() for result in api_schema.get_all_operations()]
     assert len(operations) > 20
     failures: list[str] = []

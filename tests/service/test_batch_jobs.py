@@ -11,7 +11,6 @@ from sqlalchemy import update
 
 from service.infra.models import BatchRun, Screening, db
 from service.record import verify
-from tests.conftest import TOKENS
 from tests.service.test_batch import GOOD
 
 URL = "/api/v1/screenings/batch?protocol=NCT07193667"
@@ -31,10 +30,9 @@ def _poll(client, location: str) -> dict:
     raise AssertionError("the batch never finished")
 
 
-def test_a_big_batch_runs_on_the_queue_with_progress_and_answers_every_row(make_app, drain):
+def test_a_big_batch_runs_on_the_queue_with_progress_and_answers_every_row(make_app, drain, client_for):
     app = make_app(BATCH_INLINE_ROWS=2)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    client = client_for(app, "admin")
     accepted = client.post(URL, data=GOOD, content_type="text/csv", headers={"Idempotency-Key": "big-1"})
     assert accepted.status_code == 202 and accepted.headers["Retry-After"] == "1"
     assert accepted.headers["Location"].startswith("/api/v1/batches/")
@@ -54,11 +52,10 @@ def test_a_big_batch_runs_on_the_queue_with_progress_and_answers_every_row(make_
     assert _count(app) == 3
 
 
-def test_a_big_batch_with_a_bad_row_stores_nothing_and_says_why(make_app, client_as):
+def test_a_big_batch_with_a_bad_row_stores_nothing_and_says_why(make_app, client_for):
     app = make_app(BATCH_INLINE_ROWS=2, BATCH_INLINE=True)
     bad = GOOD.replace(",132,", ",lots,")
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    client = client_for(app, "admin")
     refused = client.post(URL, data=bad, content_type="text/csv", headers={"Idempotency-Key": "big-bad"})
     assert refused.status_code == 422
     assert refused.get_json()["error"]["errors"][0]["row"] == 2
@@ -85,10 +82,9 @@ def _claimed_by_a_dead_worker(app, key: str, attempt: int = 1) -> int:
         return run.id
 
 
-def test_a_batch_whose_worker_died_is_taken_over_and_stored_by_itself(make_app):
+def test_a_batch_whose_worker_died_is_taken_over_and_stored_by_itself(make_app, client_for):
     app = make_app(BATCH_INLINE_ROWS=2, BATCH_INLINE=True)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    client = client_for(app, "admin")
     run_id = _claimed_by_a_dead_worker(app, "big-cut")
     status = client.get(f"/api/v1/batches/{run_id}").get_json()  # the look at it hands it to a new attempt
     assert (status["status"], status["stored"], status["processed"]) == ("done", True, 3)
@@ -97,10 +93,9 @@ def test_a_batch_whose_worker_died_is_taken_over_and_stored_by_itself(make_app):
         assert db.session.get(BatchRun, run_id).attempt == 2
 
 
-def test_a_batch_whose_lease_ran_out_is_taken_over(make_app):
+def test_a_batch_whose_lease_ran_out_is_taken_over(make_app, client_for):
     app = make_app(BATCH_INLINE_ROWS=2, BATCH_INLINE=True, QUEUE_LEASE_SECONDS=5)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    client = client_for(app, "admin")
     run_id = _claimed_by_a_dead_worker(app, "big-far")
     with app.app_context():  # claimed on another host: only the lease tells
         far = {"worker": "elsewhere:1", "heartbeat_at": dt.datetime(2026, 1, 1)}
@@ -110,10 +105,9 @@ def test_a_batch_whose_lease_ran_out_is_taken_over(make_app):
     assert _count(app) == 3
 
 
-def test_a_batch_whose_workers_keep_dying_fails_and_runs_again_with_its_key(make_app):
+def test_a_batch_whose_workers_keep_dying_fails_and_runs_again_with_its_key(make_app, client_for):
     app = make_app(BATCH_INLINE_ROWS=2, BATCH_INLINE=True, QUEUE_MAX_ATTEMPTS=3)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    client = client_for(app, "admin")
     run_id = _claimed_by_a_dead_worker(app, "big-doomed", attempt=3)
     status = client.get(f"/api/v1/batches/{run_id}").get_json()
     assert (status["status"], status["stored"], status["error"]["reason"]) == ("failed", False, "interrupted")
@@ -124,10 +118,9 @@ def test_a_batch_whose_workers_keep_dying_fails_and_runs_again_with_its_key(make
     assert _count(app) == 3
 
 
-def test_a_screeners_big_batch_is_refused_for_another_sites_rows(make_app):
+def test_a_screeners_big_batch_is_refused_for_another_sites_rows(make_app, client_for):
     app = make_app(BATCH_INLINE_ROWS=2)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['screener']}"
+    client = client_for(app, "screener")
     refused = client.post(URL, data=GOOD, content_type="text/csv")
     assert refused.status_code == 422
     assert [(e["row"], e["field"]) for e in refused.get_json()["error"]["errors"]] == [(4, "site")]

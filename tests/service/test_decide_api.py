@@ -77,14 +77,12 @@ def test_drafts_are_decided_in_their_own_engine_process(app, client, subject, se
     assert seed.content_hash in published.loaded
 
 
-def test_the_engine_can_run_in_process_when_isolation_is_turned_off(make_app, subject):
+def test_the_engine_can_run_in_process_when_isolation_is_turned_off(make_app, subject, client_for):
     from rules.engine import DurableEngine
-    from tests.conftest import TOKENS
 
     app = make_app(ENGINE_ISOLATED=False)
     assert isinstance(app.extensions["eligo.engine"], DurableEngine)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    client = client_for(app, "admin")
     body = {"protocol": "NCT07193667", "subject": subject("SLE", {"anc": "800 /µL"})}
     assert client.post("/api/v1/decide", json=body).get_json()["decision"] == "not_eligible"
 

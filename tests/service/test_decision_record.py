@@ -16,7 +16,6 @@ from sqlalchemy import text
 from service.cli import main
 from service.infra.models import DecisionRecord, Screening, db
 from service.record import HASHED, record_hash, verify
-from tests.conftest import TOKENS
 from tests.service.test_batch import GOOD
 
 SEED = "/api/v1/protocols/NCT07193667"
@@ -109,12 +108,11 @@ def test_a_retried_post_with_the_same_key_stores_the_screening_once(app, client,
         assert db.session.query(Screening).count() == 1
 
 
-def test_racing_retries_store_once(app, screening_request):
+def test_racing_retries_store_once(app, screening_request, client_for):
     body = screening_request()
 
     def post(_: int) -> tuple[int, int]:
-        client = app.test_client()
-        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['screener']}"
+        client = client_for(app, "screener")
         response = client.post("/api/v1/screenings", json=body, headers={"Idempotency-Key": "race"})
         return response.status_code, response.get_json().get("id", 0)
 

@@ -9,16 +9,14 @@ import pytest
 from sqlalchemy import make_url
 
 from service.infra.models import Screening, db
-from tests.conftest import TOKENS
 from tests.service.faulty_engine import CRASH_AGE, HANG_AGE
 from tests.service.tcp_proxy import Proxy
 
 
 @pytest.fixture
-def faulty_client(make_app):
+def faulty_client(make_app, client_for):
     app = make_app(ENGINE_CHILD_MAIN="tests.service.faulty_engine:serve", ENGINE_TIMEOUT=1.0)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    client = client_for(app, "admin")
     return app, client
 
 
@@ -72,11 +70,12 @@ def outage(database_url, tmp_path):
     proxy.close()
 
 
-def test_a_lost_database_answers_503_and_the_service_recovers_when_it_returns(make_app, screening_request, outage):
+def test_a_lost_database_answers_503_and_the_service_recovers_when_it_returns(
+    make_app, screening_request, outage, client_for
+):
     url, switch = outage
     app = make_app(DATABASE_URL=url)
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    client = client_for(app, "admin")
     assert client.post("/api/v1/screenings", json=screening_request()).status_code == 201
 
     switch(app, down=True)

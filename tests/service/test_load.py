@@ -20,18 +20,17 @@ import urllib.request
 from sqlalchemy import create_engine, text
 
 from service.record import verify
-from tests.conftest import TOKENS
 
 CLIENTS, PER_CLIENT = 6, 30
 
 
-def _post(url: str, body: dict, key: str) -> tuple[int, dict]:
+def _post(token: str, url: str, body: dict, key: str) -> tuple[int, dict]:
     request = urllib.request.Request(
         f"{url}/api/v1/screenings",
         data=json.dumps(body).encode(),
         method="POST",
         headers={
-            "Authorization": f"Bearer {TOKENS['screener']}",
+            "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
             "Idempotency-Key": key,
         },
@@ -43,7 +42,9 @@ def _post(url: str, body: dict, key: str) -> tuple[int, dict]:
         return error.code, {}
 
 
-def test_a_worker_killed_mid_load_loses_no_screening_and_stores_none_twice(gunicorn, database_url, screening_request):
+def test_a_worker_killed_mid_load_loses_no_screening_and_stores_none_twice(
+    gunicorn, database_url, screening_request, tokens
+):
     server = gunicorn(workers=2)
     done, interrupted = [0], [0]
     lock = threading.Lock()
@@ -55,7 +56,7 @@ def test_a_worker_killed_mid_load_loses_no_screening_and_stores_none_twice(gunic
             body = screening_request(subject_id=f"L-{n}-{i}")
             for _attempt in range(40):
                 try:
-                    status, answer = _post(server.url, body, key)
+                    status, answer = _post(tokens["screener"], server.url, body, key)
                 except (ConnectionError, urllib.error.URLError, TimeoutError, http.client.HTTPException):
                     status, answer = 0, {}  # refused, cut, or cut mid-answer (IncompleteRead)
                 if status == 201:
@@ -103,8 +104,10 @@ def _batch_csv() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _call(url: str, method: str = "GET", data: bytes | None = None, key: str | None = None) -> tuple[int, dict, dict]:
-    headers = {"Authorization": f"Bearer {TOKENS['screener']}"}
+def _call(
+    token: str, url: str, method: str = "GET", data: bytes | None = None, key: str | None = None
+) -> tuple[int, dict, dict]:
+    headers = {"Authorization": f"Bearer {token}"}
     if data is not None:
         headers["Content-Type"] = "text/csv"
     if key:
@@ -140,16 +143,17 @@ def _job_worker(database_url: str) -> int:
 
 
 def test_a_10000_row_batch_with_its_workers_killed_is_stored_once_or_not_at_all_and_says_which(
-    gunicorn, queue_worker, database_url
+    gunicorn, queue_worker, database_url, tokens
 ):
+    token = tokens["screener"]
     server = gunicorn(workers=2)
     job_workers = [queue_worker(), queue_worker()]
     url, key, body = f"{server.url}/api/v1/screenings/batch?protocol=NCT07193667", "big-load", _batch_csv().encode()
-    status, headers, answer = _call(url, "POST", body, key)
+    status, headers, answer = _call(token, url, "POST", body, key)
     assert status == 202, (status, answer)
     location = server.url + headers["Location"]
     deadline = time.monotonic() + 300
-    while _call(location)[2].get("processed", 0) == 0:  # the job is under way in one of the job workers
+    while _call(token, location)[2].get("processed", 0) == 0:  # the job is under way in one of the job workers
         assert time.monotonic() < deadline and all(w.poll() is None for w in job_workers), "the job never started"
         time.sleep(0.2)
     for victim in [*server.workers(), _job_worker(database_url)]:  # the web workers, and the job's worker, die
@@ -157,7 +161,7 @@ def test_a_10000_row_batch_with_its_workers_killed_is_stored_once_or_not_at_all_
     answers, attempts, deadline = [], 0, time.monotonic() + 900
     while True:
         assert time.monotonic() < deadline, "the batch never finished"
-        status, _, answer = _call(location)
+        status, _, answer = _call(token, location)
         if status != 200 or answer["status"] == "running":
             time.sleep(0.5)
             continue
@@ -169,10 +173,10 @@ def test_a_10000_row_batch_with_its_workers_killed_is_stored_once_or_not_at_all_
         assert answer["error"]["reason"] == "interrupted"
         attempts += 1
         assert attempts < 4
-        status, headers, answer = _call(url, "POST", body, key)  # sent again with the same key
+        status, headers, answer = _call(token, url, "POST", body, key)  # sent again with the same key
         assert status in (201, 202), status
     assert answers[-1] is True and len(answer["rows"]) == BATCH_ROWS
-    again = _call(url, "POST", body, key)
+    again = _call(token, url, "POST", body, key)
     assert again[0] == 201 and again[1].get("Idempotent-Replayed") == "true"
     assert _stored_rows(database_url, key) == BATCH_ROWS
     engine = create_engine(database_url)
@@ -181,9 +185,9 @@ def test_a_10000_row_batch_with_its_workers_killed_is_stored_once_or_not_at_all_
     engine.dispose()
 
 
-def test_preloaded_workers_answer_their_first_requests(gunicorn):
+def test_preloaded_workers_answer_their_first_requests(gunicorn, tokens):
     """gunicorn --preload: workers forked from the master must not share its database connections."""
     server = gunicorn(workers=2, preload=True)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: _call(f"{server.url}/api/v1/protocols")[0], range(40)))
+        answers = list(pool.map(lambda _: _call(tokens["screener"], f"{server.url}/api/v1/protocols")[0], range(40)))
     assert answers == [200] * 40

@@ -21,7 +21,6 @@ from sqlalchemy import select, update
 from service import impact
 from service.infra import queue
 from service.infra.models import BatchRun, ImpactChange, ImpactRun, db
-from tests.conftest import TOKENS
 from tests.service.test_amendments import ANC_VALUES, SEED, _amend_anc, _screen
 from tests.service.test_batch import GOOD
 
@@ -212,7 +211,9 @@ def broker_url(request, database_url, queue_url) -> str:
 
 
 @pytest.mark.parametrize("broker_url", ["sqlite", "redis", "postgresql"], indirect=True)
-def test_two_workers_share_a_replay_one_is_killed_the_other_finishes_it(make_app, amended, queue_worker, broker_url):
+def test_two_workers_share_a_replay_one_is_killed_the_other_finishes_it(
+    make_app, amended, queue_worker, broker_url, client_for
+):
     settings = {"QUEUE": broker_url}
     app = make_app(IMPACT_INLINE=False, **settings)
     expected = _reference(app)
@@ -224,8 +225,7 @@ def test_two_workers_share_a_replay_one_is_killed_the_other_finishes_it(make_app
         **settings,
     }
     workers = {worker.pid: worker for worker in (queue_worker(**slow), queue_worker(**slow))}
-    client = app.test_client()
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['reviewer']}"
+    client = client_for(app, "reviewer")
     started = client.post(f"{SEED}/impact", json={"from": 1, "to": 2})
     assert started.status_code == 202
     run_id = started.get_json()["id"]
@@ -248,12 +248,10 @@ def test_two_workers_share_a_replay_one_is_killed_the_other_finishes_it(make_app
     assert expected["processed"] == amended and expected["changed"] > 0
 
 
-def test_jobs_sent_while_no_worker_runs_are_done_once_one_starts(make_app, amended, queue_worker):
+def test_jobs_sent_while_no_worker_runs_are_done_once_one_starts(make_app, amended, queue_worker, client_for):
     app = make_app(IMPACT_INLINE=False, BATCH_INLINE_ROWS=2)
     expected = _reference(app)
-    reviewer, admin = app.test_client(), app.test_client()
-    reviewer.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['reviewer']}"
-    admin.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+    reviewer, admin = client_for(app, "reviewer"), client_for(app, "admin")
     run_id = reviewer.post(f"{SEED}/impact", json={"from": 1, "to": 2}).get_json()["id"]
     batch = admin.post(BATCH_URL, data=GOOD, content_type="text/csv", headers={"Idempotency-Key": "queued"})
     assert batch.status_code == 202
@@ -276,7 +274,9 @@ def test_jobs_sent_while_no_worker_runs_are_done_once_one_starts(make_app, amend
         assert db.session.execute(select(BatchRun.attempt)).scalar_one() == 1
 
 
-def test_serve_starts_a_job_worker_beside_gunicorn_and_stops_it_after(make_app, database_url, queue_url, monkeypatch):
+def test_serve_starts_a_job_worker_beside_gunicorn_and_stops_it_after(
+    make_app, database_url, queue_url, monkeypatch, client_for
+):
     from gunicorn.app import wsgiapp
 
     from service import cli
@@ -294,8 +294,7 @@ def test_serve_starts_a_job_worker_beside_gunicorn_and_stops_it_after(make_app, 
         """While "gunicorn" serves, a big batch sent to the app is done by the job worker serve started."""
         served.append(list(cli.sys.argv))
         app = make_app(BATCH_INLINE_ROWS=2)
-        client = app.test_client()
-        client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKENS['admin']}"
+        client = client_for(app, "admin")
         accepted = client.post(BATCH_URL, data=GOOD, content_type="text/csv")
         assert accepted.status_code == 202
         location = accepted.headers["Location"]

@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import select
 
 from service.infra.models import User, db
-from tests.conftest import TOKENS
 from tests.service.conftest import page_token
 
 NEW = "/admin/users/new/"
@@ -76,9 +75,9 @@ def _action(admin, action: str, user_id: int):
     )
 
 
-def test_rotating_a_token_shows_the_new_one_once_and_the_old_one_stops_working(signed_in, app):
+def test_rotating_a_token_shows_the_new_one_once_and_the_old_one_stops_working(signed_in, app, tokens):
     admin = signed_in("admin")
-    old = TOKENS["screener"]
+    old = tokens["screener"]
     user_id = _user(app, "screener").id
     answer = _action(admin, "rotate_token", user_id)
     assert answer.status_code == 200
@@ -90,7 +89,7 @@ def test_rotating_a_token_shows_the_new_one_once_and_the_old_one_stops_working(s
 
 
 @pytest.mark.parametrize("how", ["action", "form"])
-def test_a_deactivated_account_can_neither_sign_in_nor_use_its_token(signed_in, app, how):
+def test_a_deactivated_account_can_neither_sign_in_nor_use_its_token(signed_in, app, how, bearer):
     screener = signed_in("screener")
     admin = signed_in("admin")
     user_id = _user(app, "screener").id
@@ -109,8 +108,7 @@ def test_a_deactivated_account_can_neither_sign_in_nor_use_its_token(signed_in, 
         "/login", data={"username": "screener", "password": "pw-screener", "csrf_token": token}
     )
     assert refused.status_code != 302
-    headers = {"Authorization": f"Bearer {TOKENS['screener']}"}
-    assert app.test_client().get("/api/v1/screenings", headers=headers).status_code == 401
+    assert app.test_client().get("/api/v1/screenings", headers=bearer("screener")).status_code == 401
 
 
 def test_an_admin_cannot_deactivate_their_own_account(signed_in, app):

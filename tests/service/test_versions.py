@@ -160,3 +160,22 @@ def test_a_draft_is_compiled_once_per_content(app, client):
         next(c for c in draft.criteria if c.code == "IN-03c").rule = "hgb >= 55 g/L"
         db.session.commit()
         assert registry().compiled(draft) is not first
+
+
+def test_the_cli_lists_each_failing_test_case_when_publishing_is_refused(app, client, monkeypatch, database_url):
+    from click.testing import CliRunner
+
+    from service.cli import main
+
+    client.post(f"{SEED}/versions")
+    _edit_rule(app, 2, "IN-03b", "anc >= 2.5 x10^9/L")
+    monkeypatch.setenv("ELIGO_DATABASE_URL", database_url)
+    monkeypatch.setenv("ELIGO_DEMO_ACCOUNTS", "false")
+    args = ["publish", "NCT07193667", "2", "--user", "reviewer", "--reason", "approved"]
+    result = CliRunner().invoke(main, args, input="pw-reviewer\n")
+    assert result.exit_code == 1
+    assert "✗ SLE subject meeting every criterion: expected {'decision': 'eligible'" in result.output
+    assert result.output.rstrip().endswith("test case(s) failed")
+    assert "not published: not published" not in result.output
+    wrong = CliRunner().invoke(main, args, input="nope\n")
+    assert wrong.exit_code == 1 and "the signature was refused" in wrong.output
