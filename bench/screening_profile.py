@@ -2,6 +2,7 @@
 
     python bench/screening_profile.py               # 300 requests timed, then 300 under cProfile
     python bench/screening_profile.py --n 500 --top 40
+    python bench/screening_profile.py --checkout /work/main   # the same, of another checkout
 
 Times the median request, then profiles the same requests and prints the functions by cumulative
 time, and the share of a request spent in each stage of the storing path (deciding, explaining,
@@ -62,7 +63,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--callers", help="also print who calls functions matching this (a pstats pattern)")
+    parser.add_argument("--checkout", type=Path, help="profile the service of another checkout (e.g. /work/main)")
     args = parser.parse_args()
+    if args.checkout:  # its service, rules and engine process; this script's stages and timing
+        sys.path.insert(0, str(args.checkout.resolve()))
 
     from bench.cohort import subjects
     from service import create_app
