@@ -1,6 +1,6 @@
 """Benchmark: screenings over HTTP under load, beside a storing floor and a bare Flask endpoint, in one run.
 
-    python bench/http_load.py                    # 60 s each, 8 connections, gunicorn with one worker per core
+    python bench/http_load.py                    # 60 s each, 8 connections, gunicorn with serve's workers
     python bench/http_load.py --seconds 30 --rounds 5 --warmup 15 --before /work/main
 
 The servers run at once under gunicorn on 127.0.0.1 with the same workers (and threads); wrk
@@ -32,6 +32,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from service.cli import DEFAULT_WORKERS  # noqa: E402  (after the path: the servers compared use serve's count)
 
 
 def _free_port() -> int:
@@ -106,7 +108,7 @@ def main() -> None:
         type=Path,
         help="also serve Eligo from this checkout (e.g. `git archive main`), on the same database: before/after",
     )
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="as `eligo serve` (two a core)")
     parser.add_argument("--threads", type=int, default=1, help="threads a worker (gunicorn's gthread workers)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
