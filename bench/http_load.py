@@ -1,16 +1,17 @@
 """Benchmark: screenings over HTTP under load, beside a storing floor and a bare Flask endpoint, in one run.
 
-    python bench/http_load.py                    # 60 s each, 8 connections, gunicorn with one worker per core
-    python bench/http_load.py --seconds 10
+    python bench/http_load.py                    # 60 s each, 8 connections, gunicorn with serve's workers
+    python bench/http_load.py --seconds 30 --rounds 5 --warmup 15 --before /work/main
 
-The three servers run under gunicorn on 127.0.0.1 with the same worker count; wrk (a
-second process, from Debian) posts the same screening request to each. The storing
+The servers run at once under gunicorn on 127.0.0.1 with the same workers (and threads); wrk
+(a second process, from Debian) posts the same screening request to each. The storing
 floor (bench/storing.py) parses the request, inserts a JSON row the size of Eligo's
 answer into SQLite (write-ahead log, synchronous FULL) and answers it: what storing a
 screening costs without deciding it, the yardstick of issue 15 (Eligo at least 0.5x).
-The bare endpoint only answers a body of that size: the ceiling. Afterwards the
-screenings stored are counted against the 201s wrk saw, for Eligo and the floor.
-The database is ELIGO_BENCH_DATABASE_URL, or a SQLite file by default.
+The bare endpoint only answers a body of that size: the ceiling. Each is warmed up, then
+measured in turn, `--rounds` times, so a load that drifts on a shared machine is shared by
+all. Afterwards the screenings stored are counted against the 201s wrk saw, for each Eligo
+(by its own user) and the floor. The database is ELIGO_BENCH_DATABASE_URL, or a SQLite file.
 """
 
 from __future__ import annotations
@@ -21,14 +22,18 @@ import os
 import shutil
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from service.cli import DEFAULT_WORKERS  # noqa: E402  (after the path: the servers compared use serve's count)
 
 
 def _free_port() -> int:
@@ -37,10 +42,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(app: str, env: dict[str, str], workers: int, log: Path, cwd: Path = ROOT) -> tuple[subprocess.Popen, int]:
+def _serve(
+    app: str, env: dict[str, str], workers: int, threads: int, log: Path, cwd: Path = ROOT
+) -> tuple[subprocess.Popen, int]:
     port = _free_port()
+    pool = ["--workers", str(workers), "--threads", str(threads)]  # threads > 1: gunicorn's gthread workers
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--preload", app],
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", *pool, "--preload", app],
         env=env,
         cwd=cwd,
         stdout=log.open("w"),
@@ -83,13 +91,16 @@ def _wrk(port: int, seconds: int, connections: int, env: dict[str, str]) -> dict
         "other": other,
         "p50_ms": p50 / 1000,
         "p99_ms": p99 / 1000,
+        "requests": requests,
+        "duration": duration,
         "per_second": requests / (duration / 1e6),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--seconds", type=int, default=60, help="measured seconds per server, over all rounds")
+    parser.add_argument("--rounds", type=int, default=1, help="measure the servers in turn, this many times")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--warmup", type=int, default=10, help="seconds of load before the measured run")
     parser.add_argument(
@@ -97,7 +108,8 @@ def main() -> None:
         type=Path,
         help="also serve Eligo from this checkout (e.g. `git archive main`), on the same database: before/after",
     )
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="as `eligo serve` (two a core)")
+    parser.add_argument("--threads", type=int, default=1, help="threads a worker (gunicorn's gthread workers)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("bench/http_load.py needs the wrk load generator: apt-get install wrk")
@@ -109,14 +121,21 @@ def main() -> None:
     from service.infra.db import prepare
     from service.infra.models import Screening, db
 
+    servers = [("eligo", "service:create_app()", ROOT)]
+    if args.before:
+        servers.append(("eligo before", "service:create_app()", args.before.resolve()))
+    servers += [("storing floor", "bench.storing:app", ROOT), ("bare flask", "bench.bare:app", ROOT)]
     with tempfile.TemporaryDirectory() as folder:
         database = os.environ.get("ELIGO_BENCH_DATABASE_URL") or f"sqlite:///{folder}/bench.db"
         app = create_app({"DATABASE_URL": database, "DEMO_ACCOUNTS": False})
         prepare(app)
-        with app.app_context():
-            _, _, token = create_user(f"bench-{time.time_ns()}", "screener", site="SITE-1")
+        users: dict[str, tuple[str, str]] = {}  # name: (username, token)
+        with app.app_context():  # one user for each Eligo, what each stored is counted by, and one for sizing
+            for name in [name for name, target, _ in servers if target.startswith("service")] + ["sizing"]:
+                username = f"bench-{name.replace(' ', '-')}-{time.time_ns()}"
+                users[name] = (username, create_user(username, "screener", site="SITE-1")[2])
             db.session.commit()
-            before = db.session.query(Screening).count()
+        sizing = users.pop("sizing")[1]
         inputs = {k: v for k, v in subjects(1)[0].items() if k not in ("cohort", "screening_date")}
         body = json.dumps(
             {
@@ -134,51 +153,56 @@ def main() -> None:
             "ELIGO_DEMO_ACCOUNTS": "false",
             "ELIGO_SECRET_KEY": "bench",
             "BENCH_BODY": body,
-            "BENCH_TOKEN": token,
         }
-        with app.test_client() as client:
+        with app.test_client() as client:  # the answer's size, for the floor's and the bare rows (not counted)
             size = len(
                 client.post(
                     "/api/v1/screenings",
                     data=body,
                     content_type="application/json",
-                    headers={"Authorization": f"Bearer {token}"},
+                    headers={"Authorization": f"Bearer {sizing}"},
                 ).data
             )
         env["BARE_BYTES"] = env["STORING_BYTES"] = str(size)
         env["STORING_DATABASE"] = f"{folder}/floor.db"
         storing.create(env["STORING_DATABASE"])
-        results = {}
-        servers = [("eligo", "service:create_app()", ROOT)]
-        if args.before:
-            servers.append(("eligo before", "service:create_app()", args.before.resolve()))
-        servers += [("storing floor", "bench.storing:app", ROOT), ("bare flask", "bench.bare:app", ROOT)]
-        for name, target, cwd in servers:
-            log = Path(folder) / f"{name.replace(' ', '_')}.log"
-            server, port = _serve(target, env, args.workers, log, cwd)
-            try:
-                # Warm up first (each worker starts its engine process and compiles the version on its
-                # first request): the figures are the steady state. Its 201s count for the stored check.
-                warm = _wrk(port, args.warmup, args.connections, env)["created"]
-                results[name] = _wrk(port, args.seconds, args.connections, env)
-                results[name]["warm"] = warm
-            finally:
+        results: dict[str, dict[str, float]] = {}
+        running: dict[str, tuple[subprocess.Popen, int, dict[str, str]]] = {}
+        try:
+            for name, target, cwd in servers:
+                log = Path(folder) / f"{name.replace(' ', '_')}.log"
+                own = {**env, "BENCH_TOKEN": users[name][1] if name in users else ""}
+                server, port = _serve(target, own, args.workers, args.threads, log, cwd)
+                running[name] = (server, port, own)
+            # Warm each up first (each worker starts its engine process and compiles the version on its
+            # first request): the figures are the steady state. Its 201s count for the stored check.
+            for name, (_, port, own) in running.items():
+                results[name] = {"warm": _wrk(port, args.warmup, args.connections, own)["created"], "runs": 0}
+            # Then the servers in turn, `--rounds` times: a load that drifts (a shared machine) is shared by all.
+            share = max(1, args.seconds // args.rounds)
+            for _ in range(args.rounds):
+                for name, (_, port, own) in running.items():
+                    _add(results[name], _wrk(port, share, args.connections, own))
+        finally:
+            for server, _, _ in running.values():
                 server.terminate()
+            for server, _, _ in running.values():
                 server.wait(timeout=20)
-            if name == "eligo":  # counted before another server stores into the same database
-                with app.app_context():
-                    stored = db.session.query(Screening).count() - before - 1  # minus the sizing request
-                    db.session.remove()
-                    db.engine.dispose()
+        stored = {}
+        with app.app_context():
+            for name, (username, _) in users.items():
+                stored[name] = db.session.query(Screening).filter_by(created_by=username).count()
+            db.session.remove()
+            db.engine.dispose()
         with sqlite3.connect(env["STORING_DATABASE"]) as connection:
-            floor_stored = connection.execute("SELECT count(*) FROM screenings").fetchone()[0]
+            stored["storing floor"] = connection.execute("SELECT count(*) FROM screenings").fetchone()[0]
 
     eligo, floor, bare = results["eligo"], results["storing floor"], results["bare flask"]
     print(
-        f"http (bench/http_load.py): {args.seconds} s each, {args.connections} connections,"
-        f" gunicorn x{args.workers} on 127.0.0.1, wrk; answer {size:,} bytes"
+        f"http (bench/http_load.py): {args.seconds} s each in {args.rounds} round(s), {args.connections} connections,"
+        f" gunicorn x{args.workers} (threads {args.threads}) on 127.0.0.1, wrk; answer {size:,} bytes"
     )
-    print(f"  {'':14} {'req/s':>9} {'p50':>9} {'p99':>9} {'201':>8} {'errors':>7}")
+    print(f"  {'':14} {'req/s':>9} {'p50':>9} {'p99':>9} {'201':>8} {'errors':>7}   (p50: rounds' median, p99: worst)")
     for name, r in results.items():
         latency = f"{r['p50_ms']:8.1f}ms {r['p99_ms']:8.1f}ms"
         print(f"  {name:14} {r['per_second']:9.0f} {latency} {r['created']:8} {r['other']:7}")
@@ -188,18 +212,31 @@ def main() -> None:
         f"  eligo / storing floor: {eligo['per_second'] / floor['per_second']:.2f}"
         f"   eligo / bare: {eligo['per_second'] / bare['per_second']:.2f}   load average {os.getloadavg()[0]:.1f}"
     )
-    for name, count, result in (("eligo", stored, eligo), ("floor", floor_stored, floor)):
+    for name, count in stored.items():
+        result = results[name]
         answered = int(result["created"] + result["warm"])
         verdict = _verdict(count, result, args.connections)
         print(f"  {name}: stored {count} for {answered} answered 201, warm-up included ({verdict})")
 
 
-def _verdict(stored: int, result: dict[str, float], connections: int) -> str:
-    """Requests still in flight when wrk stops are stored but not counted: at most one per connection,
-    twice (the warm-up and the measured run)."""
+def _add(total: dict[str, Any], run: dict[str, float]) -> None:
+    """One round's wrk run added to a server's totals: counts and rates summed, p50 the median, p99 the worst."""
+    total["runs"] += 1
+    for key in ("created", "other", "requests", "duration"):
+        total[key] = total.get(key, 0) + run[key]
+    total.setdefault("p50s", []).append(run["p50_ms"])
+    total["p50_ms"] = statistics.median(total["p50s"])
+    total["p99_ms"] = max(total.get("p99_ms", 0.0), run["p99_ms"])
+    total["per_second"] = total["requests"] / (total["duration"] / 1e6)
+
+
+def _verdict(stored: int, result: dict[str, Any], connections: int) -> str:
+    """Requests still in flight when wrk stops are stored but not counted: at most one per connection
+    for each wrk run (the warm-up and every round)."""
     answered = int(result["created"] + result["warm"])
     lost = max(0, answered - stored)
-    return "none lost" if lost == 0 and stored - answered <= 2 * connections else f"{lost} LOST"
+    in_flight = (1 + result["runs"]) * connections
+    return "none lost" if lost == 0 and stored - answered <= in_flight else f"{lost} LOST"
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python bench/screening_profile.py               # 300 requests timed, then 300 under cProfile
     python bench/screening_profile.py --n 500 --top 40
+    python bench/screening_profile.py --checkout /work/main   # the same, of another checkout
 
 Times the median request, then profiles the same requests and prints the functions by cumulative
 time, and the share of a request spent in each stage of the storing path (deciding, explaining,
@@ -15,6 +16,7 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import statistics
 import sys
@@ -43,20 +45,38 @@ STAGES = (
 )
 
 
+def _children_cpu() -> float:
+    """CPU seconds used so far by this process's live children (the engine process), from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():  # ppid; utime and stime follow at 12 and 13
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--callers", help="also print who calls functions matching this (a pstats pattern)")
+    parser.add_argument("--checkout", type=Path, help="profile the service of another checkout (e.g. /work/main)")
     args = parser.parse_args()
+    if args.checkout:  # its service, rules and engine process; this script's stages and timing
+        sys.path.insert(0, str(args.checkout.resolve()))
 
     from bench.cohort import subjects
     from service import create_app
     from service.auth import create_user
+    from service.infra.db import prepare
     from service.infra.models import db
 
     with tempfile.TemporaryDirectory() as folder:
         app = create_app({"DATABASE_URL": f"sqlite:///{folder}/profile.db", "DEMO_ACCOUNTS": False})
+        prepare(app)  # the schema and the seed protocol, as `eligo init-db` makes them
         with app.app_context():
             _, _, token = create_user("profile", "screener", site="SITE-1")
             db.session.commit()
@@ -77,10 +97,12 @@ def main() -> None:
 
         post(bodies[-1])  # warm: the engine process, the compiled version
         times = []
+        cpu, engine_cpu = time.process_time(), _children_cpu()
         for body in bodies[: args.n]:
             started = time.perf_counter()
             post(body)
             times.append(time.perf_counter() - started)
+        cpu, engine_cpu = time.process_time() - cpu, _children_cpu() - engine_cpu
         profile = cProfile.Profile()
         profile.enable()
         for body in bodies[args.n :]:
@@ -94,6 +116,10 @@ def main() -> None:
     print(
         f"POST /api/v1/screenings in-process: median {statistics.median(times) * 1000:.2f} ms,"
         f" p90 {times[int(len(times) * 0.9)] * 1000:.2f} ms over {args.n} requests"
+    )
+    print(
+        f"CPU a request: {cpu / args.n * 1000:.2f} ms in this process, {engine_cpu / args.n * 1000:.2f} ms in the"
+        f" engine process ({(cpu + engine_cpu) / args.n * 1000:.2f} ms in all); load average {os.getloadavg()[0]:.1f}"
     )
     stats = pstats.Stats(profile)
     whole = None

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flask import Flask, g, has_request_context, redirect, request, session, url_for
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from service.errors import ApiError, Forbidden, InvalidInput
@@ -145,12 +145,16 @@ def end_sessions(user: User) -> None:
     user.session_epoch = (user.session_epoch or 0) + 1
 
 
+# Built once, bound per request: an API call signs in with this statement every time.
+_BY_TOKEN = select(User).where(User.token_hash == bindparam("token_hash"))
+
+
 @login_manager.request_loader
 def _load_from_token(req) -> User | None:
     header = req.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
-    user = db.session.execute(select(User).filter_by(token_hash=hash_token(header[7:].strip()))).scalar_one_or_none()
+    user = db.session.execute(_BY_TOKEN, {"token_hash": hash_token(header[7:].strip())}).scalar_one_or_none()
     if user is not None and user.active:
         g.token_auth = True
         return user

@@ -44,10 +44,16 @@ def main() -> None:
     """
 
 
+# Two sync workers a core: while one waits on its commit's fsync or on its engine process, the
+# other uses the core (bench/RESULTS.md, issue 15: more screenings a second than one a core, under
+# load). bench/http_load.py serves every server it compares with this many.
+DEFAULT_WORKERS = 2 * (os.cpu_count() or 1)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=os.cpu_count() or 1, show_default=True, type=int)
+@click.option("--workers", default=DEFAULT_WORKERS, show_default=True, type=int)
 @click.option(
     "--job-threads",
     default=2,

@@ -84,10 +84,14 @@ def record_hash(seq: int, prev: str, screening: Mapping[str, Any], result_text: 
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+# Built once: constructing a statement costs more than running these two.
+_HEAD = select(_records.c.seq, _records.c.record_hash).order_by(_records.c.seq.desc()).limit(1)
+_INSERT = _records.insert()
+_LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
+
+
 def _head(connection: Connection) -> tuple[int, str]:
-    row = connection.execute(
-        select(_records.c.seq, _records.c.record_hash).order_by(_records.c.seq.desc()).limit(1)
-    ).first()
+    row = connection.execute(_HEAD).first()
     return (row[0], row[1]) if row else (0, GENESIS)
 
 
@@ -96,7 +100,7 @@ def append_many(connection: Connection, screenings: Sequence[tuple[Mapping[str, 
     if not screenings:
         return
     if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+        connection.execute(_LOCK, {"key": CHAIN_LOCK})
     seq, prev = _head(connection)
     rows = []
     for screening, result_text in screenings:
@@ -104,7 +108,7 @@ def append_many(connection: Connection, screenings: Sequence[tuple[Mapping[str, 
         digest = record_hash(seq, prev, screening, result_text)
         rows.append({"seq": seq, "screening_id": screening["id"], "prev_hash": prev, "record_hash": digest})
         prev = digest
-    connection.execute(_records.insert(), rows)
+    connection.execute(_INSERT, rows)
 
 
 @dataclass(frozen=True)
@@ -123,13 +127,11 @@ def append(connection: Connection, screening: Mapping[str, Any], result_text: st
     it stored): the hash then splices it in rather than encoding the result a second time.
     """
     if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK})
+        connection.execute(_LOCK, {"key": CHAIN_LOCK})
     seq, prev = _head(connection)
     link = Link(seq + 1, prev, record_hash(seq + 1, prev, screening, result_text))
     connection.execute(
-        _records.insert().values(
-            seq=link.seq, screening_id=screening["id"], prev_hash=prev, record_hash=link.record_hash
-        )
+        _INSERT, {"seq": link.seq, "screening_id": screening["id"], "prev_hash": prev, "record_hash": link.record_hash}
     )
     return link
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import Select, Table, func, select
+from sqlalchemy import Select, Table, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 
 from rules.decision import Decision
@@ -101,9 +101,33 @@ def input_problems(error: SubjectInputErrors | SubjectInputError) -> list[dict[s
     return out
 
 
+# The version a request names, in one statement: that number, or the protocol's latest published one.
+# Built once (its SQL is cached by SQLAlchemy), bound per request.
+_VERSION_BY_NUMBER = (
+    select(ProtocolVersion)
+    .join(Protocol, Protocol.id == ProtocolVersion.protocol_id)
+    .where(Protocol.code == bindparam("code"), ProtocolVersion.number == bindparam("number"))
+)
+_CURRENT_VERSION = (
+    select(ProtocolVersion)
+    .join(Protocol, Protocol.id == ProtocolVersion.protocol_id)
+    .where(Protocol.code == bindparam("code"), ProtocolVersion.status == PUBLISHED)
+    .order_by(ProtocolVersion.number.desc())
+    .limit(1)
+)
+
+
 def version_for(request: ScreeningRequest) -> ProtocolVersion:
+    """The version deciding a request. One query when there is one; `find_version` says why not (no
+    such protocol, no such number, nothing published yet), with its usual errors."""
+    if request.version is None:
+        found = db.session.execute(_CURRENT_VERSION, {"code": request.protocol}).scalar_one_or_none()
+    else:
+        found = db.session.execute(
+            _VERSION_BY_NUMBER, {"code": request.protocol, "number": request.version}
+        ).scalar_one_or_none()
     try:
-        version = find_version(request.protocol, request.version)
+        version = found or find_version(request.protocol, request.version)
     except VersionError as error:
         kind = NotFound if error.status == 404 else InvalidInput
         raise kind(error.message, [_problem(error.field or "protocol", error.value, "an existing one")]) from None
@@ -134,6 +158,26 @@ def decide(request: ScreeningRequest) -> tuple[ProtocolVersion, Decision, dict[s
 PENDING_SOURCES = "eligo.fhir_sources"
 
 
+_SCREENINGS = cast(Table, Screening.__table__)
+# The subject's latest screening at this site under this protocol, read inside the insert: on SQLite
+# under the writer's lock, so two workers can never both link to the same earlier screening.
+_PREVIOUS = (
+    select(func.max(_SCREENINGS.c.id))
+    .where(
+        _SCREENINGS.c.protocol_id == bindparam("previous_protocol_id"),
+        _SCREENINGS.c.site == bindparam("previous_site"),  # subject ids are pseudonyms chosen per site
+        _SCREENINGS.c.subject_id == bindparam("previous_subject_id"),
+    )
+    .scalar_subquery()
+)
+# Built once, bound per request: building the statement cost more than running it.
+_INSERT = (
+    _SCREENINGS.insert()
+    .values(previous_id=_PREVIOUS)
+    .returning(_SCREENINGS.c.id, _SCREENINGS.c.previous_id)
+)
+
+
 def record(
     request: ScreeningRequest,
     version: ProtocolVersion,
@@ -147,19 +191,11 @@ def record(
 
     The stored result is encoded once (its canonical JSON is both the column's text and what the
     record hashes). Returns the screening as written, not attached to the session, with its
-    explanation already derived: answering it reads nothing back.
+    explanation already derived: answering it reads nothing back. What does not need the new row's id
+    is worked out before the insert, which on SQLite takes the writer's lock until the commit.
     """
     text = stored_result.canonical(stored)
-    table = cast(Table, Screening.__table__)
-    previous = (
-        select(func.max(table.c.id))
-        .where(
-            table.c.protocol_id == version.protocol_id,
-            table.c.site == request.site,  # subject ids are pseudonyms chosen per site
-            table.c.subject_id == request.subject_id,
-        )
-        .scalar_subquery()
-    )
+    explanation = decision.to_dict()
     values: dict[str, Any] = {
         "protocol_id": version.protocol_id,
         "version_id": version.id,
@@ -179,14 +215,18 @@ def record(
     if pending:  # written in the same insert: never a screening without the sources it was prefilled with
         values["sources"] = {name: source for name, source in pending.items() if name in request.inputs}
     connection = db.session.connection()
-    inserted = table.insert().values({**values, "previous_id": previous}).returning(table.c.id, table.c.previous_id)
-    values["id"], values["previous_id"] = connection.execute(inserted).one()
+    previous = {
+        "previous_protocol_id": version.protocol_id,
+        "previous_site": request.site,
+        "previous_subject_id": request.subject_id,
+    }
+    values["id"], values["previous_id"] = connection.execute(_INSERT, {**values, **previous}).one()
     link = decision_record.append(connection, values, result_text=text)
     screening = Screening(**{**values, "result": stored}, version=version)
     screening.record = DecisionRecord(
         seq=link.seq, screening_id=values["id"], prev_hash=link.prev_hash, record_hash=link.record_hash
     )
-    setattr(screening, _EXPLANATION, decision.to_dict())
+    setattr(screening, _EXPLANATION, explanation)
     # The answer, built now: the commit expires the version it reads. The protocol is the one the
     # request named (found by that exact code).
     setattr(screening, _ANSWER, _description(screening, request.protocol, version.number, full=True))
