@@ -31,7 +31,8 @@ from rules.planner import named_value, tally
 
 OUTCOMES = (Outcome.PASS, Outcome.FAIL, Outcome.UNKNOWN)
 _NOT_HANDLED = 1
-_ACTING = ("derive:", "advance:", "node:")
+_STOPS = ("advance:",)  # the rules the engine stops at, for the driver to assert the next stage's fact
+_ACTING = ("derive:", "node:", *_STOPS)  # the rules whose work the driver does, when the engine stops
 
 
 @dataclass
@@ -101,7 +102,7 @@ class DurableEngine:
 
     def run(self, compiled: CompiledProtocol, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """The final values and the rules fired, in order: what crosses the pipe from an isolated engine."""
-        handle = self.load(compiled)
+        handle = self._handles.get(compiled.ruleset_name) or self.load(compiled)
         current = dict(values)
         add_thresholds(compiled, 0, current)
         fired: list[str] = []
@@ -112,14 +113,18 @@ class DurableEngine:
                 result = native.assert_fact(handle, self._fact(compiled, sid, 0, current))
                 if result[0] != _NOT_HANDLED:
                     state = result[1]
-                    # The engine fires the outcome rules, which only record that they fired, on its
-                    # own and stops at each rule the driver acts on (vendor/durable-rules patch 14).
-                    names, acting = native.fire_actions(handle, state, False, _ACTING)
-                    fired += names
-                    while acting:
-                        self._act(handle, compiled, sid, names[-1], current)
-                        names, acting = native.fire_actions(handle, state, True, _ACTING)
+                    # The engine fires every rule on its own up to the next stage's `advance:` (vendor/
+                    # durable-rules patch 14). What `derive:` and `node:` rules ask for is only read by
+                    # the next stage's fact, so it is done when the engine stops there, in firing order.
+                    acts = _acting(compiled)
+                    names, acting = native.fire_actions(handle, state, False, _STOPS)
+                    while True:
                         fired += names
+                        for name in [name for name in names if name in acts]:
+                            self._act(handle, compiled, sid, name, current)
+                        if not acting:
+                            break
+                        names, acting = native.fire_actions(handle, state, True, _STOPS)
             except native.error as error:
                 if state is not None:
                     native.abandon_action(handle, state)
@@ -148,11 +153,36 @@ class DurableEngine:
 
     @staticmethod
     def _fact(compiled: CompiledProtocol, sid: str, stage: int, values: Mapping[str, Any]) -> str:
-        """The stage's fact: only the fields its rules read, so each value is parsed once, not per stage."""
+        """The stage's fact: only the fields its rules read, so each value is parsed once, not per stage.
+
+        The first stage reads most of a subject's values: it is copied whole and the few fields no rule
+        reads (limits of normal behind computed thresholds, say) are dropped. Later stages read a few."""
         wanted = compiled.stage_fields[stage]
-        fact = {name: value for name, value in values.items() if name in wanted}
+        if 2 * len(wanted) >= len(values):
+            fact = dict(values)
+            for name in fact.keys() - wanted:
+                del fact[name]
+        else:
+            fact = {name: values[name] for name in _ordered(compiled, stage) if name in values}
         fact["sid"], fact["id"], fact["t"] = sid, f"s{stage}", f"stage{stage}"
         return jsonfast.dumps(fact)
+
+
+def _acting(compiled: CompiledProtocol) -> frozenset[str]:
+    """The rules the driver acts on (`derive:`, `node:`, `advance:`), by name: most rules fired only
+    record their outcome."""
+    found = compiled.cache.get("engine.acting")
+    if found is None:
+        found = compiled.cache["engine.acting"] = frozenset(n for n in compiled.ruleset if n.startswith(_ACTING))
+    return found
+
+
+def _ordered(compiled: CompiledProtocol, stage: int) -> tuple[str, ...]:
+    """The fields a stage's rules read, in a fixed order (the engine's matching does not depend on it)."""
+    found = compiled.cache.get("engine.stage_order")
+    if found is None:
+        found = compiled.cache["engine.stage_order"] = tuple(tuple(sorted(f)) for f in compiled.stage_fields)
+    return found[stage]
 
 
 def add_thresholds(compiled: CompiledProtocol, stage: int, current: dict[str, Any]) -> None:
@@ -203,34 +233,65 @@ def record(compiled: CompiledProtocol, target: str, current: dict[str, Any]) -> 
         current[field_name] = value
 
 
+@dataclass(frozen=True)
+class _Outcomes:
+    """What reading outcomes from fired rules needs, worked out once per version."""
+
+    decides: dict[str, tuple[str, str]]  # `<code>:<outcome>` rule -> (code, outcome)
+    deciding: frozenset[str]  # its keys, to intersect with the rules fired
+    inapplicable: frozenset[str]  # the `not_applicable:<cohorts>` rules
+    # per set of `not_applicable:` rules fired: every code in the protocol's order (None: to be decided
+    # by a rule, else "not_applicable"), and the codes that must then have no outcome
+    templates: dict[frozenset[str], tuple[dict[str, str | None], frozenset[str]]]
+
+
+def _outcome_table(compiled: CompiledProtocol) -> _Outcomes:
+    found = compiled.cache.get("engine.outcomes")
+    if found is None:
+        decides = {f"{c.code}:{o}": (c.code, o.value) for c in compiled.criteria for o in OUTCOMES}
+        keys = {cohorts for _, cohorts in compiled.applicability if cohorts is not None}
+        inapplicable = frozenset(f"not_applicable:{key}" for key in keys)
+        found = compiled.cache["engine.outcomes"] = _Outcomes(decides, frozenset(decides), inapplicable, {})
+    return found
+
+
+def _template(compiled: CompiledProtocol, marked: frozenset[str]) -> tuple[dict[str, str | None], frozenset[str]]:
+    keys = {name.partition(":")[2] for name in marked}
+    template = {code: "not_applicable" if cohorts in keys else None for code, cohorts in compiled.applicability}
+    return template, frozenset(code for code, outcome in template.items() if outcome)
+
+
 def outcomes_of(compiled: CompiledProtocol, fired: list[str], values: Mapping[str, Any]) -> dict[str, str]:
-    """Each criterion's outcome from the rules that fired, checking the engine gave exactly one."""
-    found: dict[str, str] = {}
-    inapplicable: set[str] = set()
-    parts = compiled.cache.setdefault("engine.rule_names", {})  # a rule's name, split once per version
-    for name in fired:
-        split = parts.get(name)
-        if split is None:
-            head, _, rest = name.partition(":")
-            split = parts[name] = (head, rest.partition(":")[0])
-        head, tail = split
-        if tail in OUTCOMES:
-            if found.setdefault(head, tail) != tail:
-                raise EngineError(f"the engine gave criterion {head} two outcomes ({found[head]}, {tail})")
-        elif head == "not_applicable":
-            inapplicable.add(tail)
-    cohort = values.get("cohort")
-    outcomes: dict[str, str] = {}
-    for code, cohorts in compiled.applicability:  # in the protocol's order
-        if cohorts is not None and cohorts in inapplicable:
-            if code in found:
-                raise EngineError(f"criterion {code} was decided for cohort {cohort}, which it does not apply to")
-            outcomes[code] = "not_applicable"
-        elif code in found:
-            outcomes[code] = found[code]
-        else:
-            raise EngineError(f"the engine gave no outcome for criterion {code}")
-    return outcomes
+    """Each criterion's outcome from the rules that fired, checking the engine gave exactly one.
+
+    Read for every subject, so done with set and dict operations over the rules' names (a rule may
+    fire more than once: one outcome still); the loops below run only to name what went wrong."""
+    table = _outcome_table(compiled)
+    unique = set(fired)
+    decides = table.decides
+    decided = unique & table.deciding
+    found = dict([decides[name] for name in decided])
+    if len(found) != len(decided):
+        first: dict[str, str] = {}
+        for code, outcome in [decides[name] for name in fired if name in decided]:
+            if first.setdefault(code, outcome) != outcome:
+                raise EngineError(f"the engine gave criterion {code} two outcomes ({first[code]}, {outcome})")
+    marked = frozenset(unique & table.inapplicable)
+    known = table.templates.get(marked)
+    if known is None:
+        known = _template(compiled, marked)
+        if len(table.templates) < 64:  # a version has a few cohorts, so a few sets; bounded whatever comes
+            table.templates[marked] = known
+    template, excluded = known
+    if not excluded.isdisjoint(found):
+        code = next(code for code in template if code in excluded and code in found)
+        raise EngineError(f"criterion {code} was decided for cohort {values.get('cohort')}, which it does not apply to")
+    outcomes = template.copy()  # in the protocol's order
+    outcomes.update(found)
+    if None in outcomes.values():
+        code = next(code for code, outcome in outcomes.items() if outcome is None)
+        raise EngineError(f"the engine gave no outcome for criterion {code}")
+    return outcomes  # type: ignore[return-value]
 
 
 _default: DurableEngine | None = None
