@@ -116,15 +116,14 @@ class DurableEngine:
                     # The engine fires every rule on its own up to the next stage's `advance:` (vendor/
                     # durable-rules patch 14). What `derive:` and `node:` rules ask for is only read by
                     # the next stage's fact, so it is done when the engine stops there, in firing order.
-                    acts = _acting(compiled)
-                    names, acting = native.fire_actions(handle, state, False, _STOPS)
+                    names, acting, acted = native.fire_actions(handle, state, False, _STOPS, _ACTING)
                     while True:
                         fired += names
-                        for name in [name for name in names if name in acts]:
+                        for name in acted:  # the engine picked them out of names (patch 15)
                             self._act(handle, compiled, sid, name, current)
                         if not acting:
                             break
-                        names, acting = native.fire_actions(handle, state, True, _STOPS)
+                        names, acting, acted = native.fire_actions(handle, state, True, _STOPS, _ACTING)
             except native.error as error:
                 if state is not None:
                     native.abandon_action(handle, state)
@@ -166,15 +165,6 @@ class DurableEngine:
             fact = {name: values[name] for name in _ordered(compiled, stage) if name in values}
         fact["sid"], fact["id"], fact["t"] = sid, f"s{stage}", f"stage{stage}"
         return jsonfast.dumps(fact)
-
-
-def _acting(compiled: CompiledProtocol) -> frozenset[str]:
-    """The rules the driver acts on (`derive:`, `node:`, `advance:`), by name: most rules fired only
-    record their outcome."""
-    found = compiled.cache.get("engine.acting")
-    if found is None:
-        found = compiled.cache["engine.acting"] = frozenset(n for n in compiled.ruleset if n.startswith(_ACTING))
-    return found
 
 
 def _ordered(compiled: CompiledProtocol, stage: int) -> tuple[str, ...]:

@@ -379,42 +379,78 @@ static PyObject *pyCompleteAndStartAction(PyObject *self, PyObject *args) {
 // Eligo: fire a state's actions until one whose name starts with one of `prefixes` (a tuple of
 // str): (names fired, in order, and whether the last is left started for the caller to act on).
 // Completing an action that only records its name here costs no JSON, no Python call.
+// Eligo: prefixes up to this many, for stopping and for acting (patches 14 and 15).
+#define FIRE_PREFIXES 16
+
+static int readPrefixes(PyObject *tuple, const char **text, Py_ssize_t *length, Py_ssize_t *count) {
+    *count = tuple ? PyTuple_GET_SIZE(tuple) : 0;
+    if (*count > FIRE_PREFIXES) {
+        PyErr_SetString(PyExc_ValueError, "fire_actions: at most 16 prefixes");
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < *count; ++i) {
+        text[i] = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(tuple, i), &length[i]);
+        if (!text[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int startsWithAny(const char *name, const char **text, Py_ssize_t *length, Py_ssize_t count) {
+    for (Py_ssize_t i = 0; i < count; ++i) {
+        if (strncmp(name, text[i], length[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+// Eligo (patches 14, 15): fire_actions(handle, state, started, stops[, acts]) completes the started
+// action if `started`, then starts and completes each next action in C until one whose name starts
+// with one of `stops`, left started. Returns (names, whether the last is left started); with `acts`,
+// (names, stopped, acted): `acted` holds the names (the same objects) that start with one of `acts`,
+// in order, so the caller need not look through every name for the few it acts on.
 static PyObject *pyFireActions(PyObject *self, PyObject *args) {
     unsigned int handle;
     unsigned int stateOffset;
     int started;
     PyObject *prefixes;
-    if (!PyArg_ParseTuple(args, "IIpO!", &handle, &stateOffset, &started, &PyTuple_Type, &prefixes)) {
+    PyObject *acts = NULL;
+    if (!PyArg_ParseTuple(args, "IIpO!|O!", &handle, &stateOffset, &started, &PyTuple_Type, &prefixes,
+                          &PyTuple_Type, &acts)) {
         return NULL;
     }
 
-    Py_ssize_t prefixCount = PyTuple_GET_SIZE(prefixes);
-    const char *prefixText[16];
-    Py_ssize_t prefixLength[16];
-    if (prefixCount > 16) {
-        PyErr_SetString(PyExc_ValueError, "fire_actions: at most 16 prefixes");
+    const char *prefixText[FIRE_PREFIXES];
+    Py_ssize_t prefixLength[FIRE_PREFIXES];
+    Py_ssize_t prefixCount;
+    const char *actText[FIRE_PREFIXES];
+    Py_ssize_t actLength[FIRE_PREFIXES];
+    Py_ssize_t actCount;
+    if (!readPrefixes(prefixes, prefixText, prefixLength, &prefixCount) ||
+        !readPrefixes(acts, actText, actLength, &actCount)) {
         return NULL;
-    }
-    for (Py_ssize_t i = 0; i < prefixCount; ++i) {
-        prefixText[i] = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(prefixes, i), &prefixLength[i]);
-        if (!prefixText[i]) {
-            return NULL;
-        }
     }
 
     PyObject *names = PyList_New(0);
-    if (!names) {
+    PyObject *acted = acts ? PyList_New(0) : NULL;
+    if (!names || (acts && !acted)) {
+        Py_XDECREF(names);
+        Py_XDECREF(acted);
         return NULL;
     }
     unsigned char complete = started ? 1 : 0;
+    PyObject *stopped = Py_False;
     while (1) {
         char *name;
         unsigned int result = nextActionName(handle, stateOffset, complete, &name);
         if (result == ERR_NO_ACTION_AVAILABLE) {
-            return Py_BuildValue("(NO)", names, Py_False);
+            break;
         }
         if (result != RULES_OK) {
             Py_DECREF(names);
+            Py_XDECREF(acted);
             if (result == ERR_OUT_OF_MEMORY) {
                 return PyErr_NoMemory();
             }
@@ -422,19 +458,24 @@ static PyObject *pyFireActions(PyObject *self, PyObject *args) {
             return NULL;
         }
         PyObject *text = PyUnicode_FromString(name);
-        if (!text || PyList_Append(names, text) < 0) {
+        if (!text || PyList_Append(names, text) < 0 ||
+            (acted && startsWithAny(name, actText, actLength, actCount) && PyList_Append(acted, text) < 0)) {
             Py_XDECREF(text);
             Py_DECREF(names);
+            Py_XDECREF(acted);
             return NULL;
         }
         Py_DECREF(text);
-        for (Py_ssize_t i = 0; i < prefixCount; ++i) {
-            if (strncmp(name, prefixText[i], prefixLength[i]) == 0) {
-                return Py_BuildValue("(NO)", names, Py_True);
-            }
+        if (startsWithAny(name, prefixText, prefixLength, prefixCount)) {
+            stopped = Py_True;
+            break;
         }
         complete = 1;
     }
+    if (acted) {
+        return Py_BuildValue("(NON)", names, stopped, acted);
+    }
+    return Py_BuildValue("(NO)", names, stopped);
 }
 
 static PyObject *pyAbandonAction(PyObject *self, PyObject *args) {
