@@ -26,7 +26,9 @@ def compute(compiled: CompiledProtocol, name: str, values: Mapping[str, Any]) ->
 
 def step(compiled: CompiledProtocol, name: str) -> Step:
     """How to compute derived field `name`, decided once per version (KeyError: no such field)."""
-    found: dict[str, Step] = compiled.cache.setdefault("derivation.steps", {})
+    found: dict[str, Step] | None = compiled.cache.get("derivation.steps")
+    if found is None:
+        found = compiled.cache["derivation.steps"] = {}
     work = found.get(name)
     if work is None:
         work = found[name] = _step(compiled, name)

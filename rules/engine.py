@@ -154,25 +154,46 @@ class DurableEngine:
     def _fact(compiled: CompiledProtocol, sid: str, stage: int, values: Mapping[str, Any]) -> str:
         """The stage's fact: only the fields its rules read, so each value is parsed once, not per stage.
 
-        The first stage reads most of a subject's values: it is copied whole and the few fields no rule
-        reads (limits of normal behind computed thresholds, say) are dropped. Later stages read a few."""
-        wanted = compiled.stage_fields[stage]
-        if 2 * len(wanted) >= len(values):
+        The first stage reads most of a subject's values: they are copied whole and the few fields
+        it does not read (the limits of normal behind computed thresholds, say) are dropped, by name.
+        A later stage reads a few fields: those are picked. A field the version does not know, which
+        only a caller outside `rules` could add, takes the slow way."""
+        pick, drop, known = _fact_plan(compiled)[stage]
+        if drop is not None and values.keys() <= known:
             fact = dict(values)
-            for name in fact.keys() - wanted:
-                del fact[name]
+            for name in drop:
+                fact.pop(name, None)
         else:
-            fact = {name: values[name] for name in _ordered(compiled, stage) if name in values}
+            fact = {name: values[name] for name in pick if name in values}
         fact["sid"], fact["id"], fact["t"] = sid, f"s{stage}", f"stage{stage}"
         return jsonfast.dumps(fact)
 
 
-def _ordered(compiled: CompiledProtocol, stage: int) -> tuple[str, ...]:
-    """The fields a stage's rules read, in a fixed order (the engine's matching does not depend on it)."""
-    found = compiled.cache.get("engine.stage_order")
+FactPlan = tuple[tuple[str, ...], tuple[str, ...] | None, frozenset[str]]
+
+
+def _fact_plan(compiled: CompiledProtocol) -> tuple[FactPlan, ...]:
+    """Per stage: the fields it reads (in a fixed order: the engine's matching does not depend on it),
+    the fields to drop instead when they are fewer, and every field a subject's values can hold."""
+    found = compiled.cache.get("engine.facts")
     if found is None:
-        found = compiled.cache["engine.stage_order"] = tuple(tuple(sorted(f)) for f in compiled.stage_fields)
-    return found[stage]
+        tallied = [
+            f for tallies in compiled.tallies.values() for t in tallies for f in (t.true_field, t.possible_field)
+        ]
+        known = frozenset(
+            [
+                *compiled.dictionary.variables,
+                *(c.field for c in compiled.computed),
+                *(s.field for s in compiled.subconditions),
+                *tallied,
+            ]
+        )
+        plans = []
+        for wanted in compiled.stage_fields:
+            drop = tuple(sorted(known - wanted))
+            plans.append((tuple(sorted(wanted)), drop if len(drop) < len(wanted) else None, known))
+        found = compiled.cache["engine.facts"] = tuple(plans)
+    return found
 
 
 def add_thresholds(compiled: CompiledProtocol, stage: int, current: dict[str, Any]) -> None:
