@@ -43,7 +43,7 @@ def _step(compiled: CompiledProtocol, name: str) -> Step:
     extra = compiled.computed_field(name)
     if extra is None:
         raise KeyError(name)
-    source, amount = extra.source, extra.amount
+    source = extra.source
     if extra.kind == "list":
         value_set, window, part = dictionary.value_sets[extra.value_set], extra.window, extra.part
 
@@ -53,10 +53,53 @@ def _step(compiled: CompiledProtocol, name: str) -> Step:
             return lists.count(part, values[source], value_set, window, values.get(window.reference))
 
         return count
+    of_source = threshold(compiled, name)
+    return lambda values: of_source(values[source]) if source in values else None
+
+
+_UNSEEN = object()
+MEMO_SIZE = 4096  # source values remembered per threshold
+
+
+def threshold(compiled: CompiledProtocol, name: str) -> Callable[[Any], Any]:
+    """A computed threshold (a window's first day, a multiple of a limit of normal) from its source's
+    value, remembered per value once per version.
+
+    The sources repeat: a subject's limits of normal are its laboratory's (a few values per site)
+    and screening dates are the days screened, while the arithmetic (`window_start`'s calendar,
+    `units.tidy`'s formatting) costs a few hundred ns a field for every subject. Zero is not
+    remembered, so -0.0 keeps its own result."""
+    found: dict[str, Callable[[Any], Any]] | None = compiled.cache.get("derivation.thresholds")
+    if found is None:
+        found = compiled.cache["derivation.thresholds"] = {}
+    work = found.get(name)
+    if work is None:
+        work = found[name] = _remembered(_arithmetic(compiled, name))
+    return work
+
+
+def _arithmetic(compiled: CompiledProtocol, name: str) -> Callable[[Any], Any]:
+    extra = compiled.computed_field(name)
+    if extra is None or extra.kind not in ("window", "scale"):
+        raise KeyError(name)
+    amount, unit = extra.amount, extra.unit
     if extra.kind == "window":
-        unit = extra.unit
-        return lambda values: window_start(values[source], amount, unit) if source in values else None
-    return lambda values: units.tidy(values[source] * amount) if source in values else None
+        return lambda day: window_start(day, amount, unit)
+    return lambda value: units.tidy(value * amount)
+
+
+def _remembered(work: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    seen: dict[Any, Any] = {}
+
+    def remembered(value: Any) -> Any:
+        result = seen.get(value, _UNSEEN) if value else _UNSEEN
+        if result is _UNSEEN:
+            result = work(value)
+            if value and len(seen) < MEMO_SIZE:
+                seen[value] = result
+        return result
+
+    return remembered
 
 
 def fields_at_stage(compiled: CompiledProtocol, stage: int) -> list[str]:

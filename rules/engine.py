@@ -21,12 +21,11 @@ from typing import Any
 
 import durable_rules_engine as native
 
-from rules import jsonfast, units
+from rules import jsonfast
 from rules.compiler import CompiledProtocol
 from rules.decision import Outcome
-from rules.derivation import compute
+from rules.derivation import compute, threshold
 from rules.errors import EngineError
-from rules.formulas import window_start
 from rules.planner import named_value, tally
 
 OUTCOMES = (Outcome.PASS, Outcome.FAIL, Outcome.UNKNOWN)
@@ -224,12 +223,10 @@ def _threshold_work(compiled: CompiledProtocol) -> dict[int, tuple[tuple[str, st
 def _work(compiled: CompiledProtocol, name: str) -> tuple[str, str, Work]:
     extra = compiled.computed_field(name)
     assert extra is not None  # thresholds are computed fields (CompiledProtocol.thresholds)
-    source, amount = extra.source, extra.amount
-    if extra.kind == "scale":
-        return name, source, lambda values: units.tidy(values[source] * amount)
-    if extra.kind == "window":
-        unit = extra.unit
-        return name, source, lambda values: window_start(values[source], amount, unit)
+    source = extra.source
+    if extra.kind in ("scale", "window"):
+        of_source = threshold(compiled, name)
+        return name, source, lambda values: of_source(values[source])
     return name, source, lambda values: compute(compiled, name, values)
 
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import rules
-from rules import ir, lists, reference, units
+from rules import derivation, ir, lists, reference, units
 from rules.compiler import CompiledProtocol
 from rules.derivation import fields_at_stage
 from rules.errors import SubjectInputErrors
@@ -217,3 +217,34 @@ def test_the_plan_is_built_once_per_version():
     reference.evaluate(compiled, values)
     assert reference.plan(compiled) is plan
     assert len(plan) == len(compiled.criteria)
+
+
+SEED = _compiled("seed")
+
+
+@FAST
+@given(st.lists(st.one_of(st.integers(700_000, 750_000), st.floats(-1e6, 1e6, allow_nan=False)), max_size=30))
+def test_a_remembered_threshold_is_the_arithmetic_done_afresh(sources):
+    compiled = SEED
+    for extra in compiled.computed:
+        of_source = derivation.threshold(compiled, extra.field)
+        for value in [*sources, 0.0, -0.0, *sources]:  # the second time from memory
+            if extra.kind == "window" and not isinstance(value, int):
+                continue
+            fresh = _compute(compiled, extra.field, {extra.source: value})
+            remembered = of_source(value)
+            assert remembered == fresh and type(remembered) is type(fresh)
+            assert repr(remembered) == repr(fresh)  # -0.0 stays -0.0
+
+
+def test_the_threshold_memory_is_bounded(monkeypatch):
+    monkeypatch.setattr(derivation, "MEMO_SIZE", 3)
+    compiled = _compiled("seed")
+    scaled = next(c for c in compiled.computed if c.kind == "scale")
+    of_source = derivation.threshold(compiled, scaled.field)
+    for value in range(1, 20):
+        assert of_source(float(value)) == units.tidy(value * scaled.amount)
+    remembered = of_source.__closure__  # the memo is the closure's dict
+    assert remembered is not None
+    memo = next(cell.cell_contents for cell in remembered if isinstance(cell.cell_contents, dict))
+    assert len(memo) == 3
