@@ -320,6 +320,26 @@ def test_fire_actions_hands_back_the_names_to_act_on_apart():
         native.delete_ruleset(handle)
 
 
+def test_a_rules_name_is_one_string_per_ruleset_and_never_another_rulesets():
+    # Patch 16: fire_actions hands out one Python string per rule name and ruleset, made when the rule
+    # first fires; deleting the ruleset (or reusing its handle) forgets them.
+    def fire(handle: int, sid: str) -> list[str]:
+        state = native.assert_fact(handle, json.dumps({"sid": sid, "id": "f", "t": "s0", "x": 1}))[1]
+        names, _ = native.fire_actions(handle, state, False, ("advance:",))
+        native.delete_state(handle, sid)
+        return names
+
+    for round_ in range(40):  # handles are reused after enough rulesets come and go
+        rule = f"r{round_}:pass"
+        handle = create({rule: {"all": [{"m": {"$and": [{"t": "s0"}, {"x": 1}]}}]}})
+        try:
+            first, second = fire(handle, "1"), fire(handle, "2")
+            assert first == second == [rule]
+            assert first[0] is second[0]
+        finally:
+            native.delete_ruleset(handle)
+
+
 def test_a_fact_at_the_property_limit_is_matched_and_one_more_is_refused():
     handle = create({"r": {"all": [{"m": {"t": "x"}}]}})
     try:

@@ -31,6 +31,86 @@ static PyObject *RulesError;
 
 
 
+// Eligo (patch 16): each rule's name as one Python string per ruleset, made when the rule first
+// fires and handed out again after, keyed by the name's offset in the ruleset's string pool.
+// fire_actions returns ~46 names a seed subject; making each afresh (and the driver hashing it
+// again) cost a few µs a subject. Emptied when the ruleset is deleted or its handle reused.
+typedef struct {
+    unsigned int key;  // the name's offset in the string pool + 1; 0: empty
+    PyObject *text;
+} nameSlot;
+
+typedef struct {
+    nameSlot *slots;
+    unsigned int size;  // a power of two, or 0
+    unsigned int count;
+} nameTable;
+
+static nameTable nameTables[MAX_HANDLES];
+
+static void clearNames(unsigned int handle) {
+    if (handle >= MAX_HANDLES) {
+        return;
+    }
+    nameTable *table = &nameTables[handle];
+    for (unsigned int i = 0; i < table->size; ++i) {
+        Py_XDECREF(table->slots[i].text);
+    }
+    free(table->slots);
+    table->slots = NULL;
+    table->size = 0;
+    table->count = 0;
+}
+
+static unsigned int nameSlotIndex(nameTable *table, unsigned int key) {
+    unsigned int mask = table->size - 1;
+    unsigned int index = (key * 2654435761u) & mask;
+    while (table->slots[index].key && table->slots[index].key != key) {
+        index = (index + 1) & mask;
+    }
+    return index;
+}
+
+static int growNames(nameTable *table) {
+    unsigned int size = table->size ? table->size * 2 : 256;
+    nameSlot *slots = calloc(size, sizeof(nameSlot));
+    if (!slots) {
+        return 0;
+    }
+    nameTable grown = {slots, size, table->count};
+    for (unsigned int i = 0; i < table->size; ++i) {
+        if (table->slots[i].key) {
+            grown.slots[nameSlotIndex(&grown, table->slots[i].key)] = table->slots[i];
+        }
+    }
+    free(table->slots);
+    *table = grown;
+    return 1;
+}
+
+// A new reference to the Python string of `name`, a rule name in the string pool of `handle`'s ruleset.
+static PyObject *nameOf(unsigned int handle, const char *name) {
+    ruleset *tree = handleEntries[handle].content;
+    nameTable *table = &nameTables[handle];
+    if (!tree || name < tree->stringPool || name >= tree->stringPool + tree->stringPoolLength ||
+        (2 * (table->count + 1) > table->size && !growNames(table))) {
+        return PyUnicode_FromString(name);  // not in the pool, or no memory for the table: made afresh
+    }
+    unsigned int key = (unsigned int)(name - tree->stringPool) + 1;
+    nameSlot *slot = &table->slots[nameSlotIndex(table, key)];
+    if (!slot->key) {
+        PyObject *text = PyUnicode_FromString(name);
+        if (!text) {
+            return NULL;
+        }
+        slot->key = key;
+        slot->text = text;
+        ++table->count;
+    }
+    Py_INCREF(slot->text);
+    return slot->text;
+}
+
 static PyObject *pyCreateRuleset(PyObject *self, PyObject *args) {
     char *name;
     char *rules;
@@ -56,6 +136,7 @@ static PyObject *pyCreateRuleset(PyObject *self, PyObject *args) {
         return NULL;
     }
 
+    clearNames(output);  // Eligo (patch 16): a reused handle starts with no names
     return Py_BuildValue("I", output);
 }
 
@@ -65,6 +146,7 @@ static PyObject *pyDeleteRuleset(PyObject *self, PyObject *args) {
         PyErr_SetString(RulesError, "pyDeleteRuleset Invalid argument");
         return NULL;
     }
+    clearNames(handle);  // Eligo (patch 16)
 
     unsigned int result = deleteRuleset(handle);
     if (result != RULES_OK) {
@@ -457,7 +539,7 @@ static PyObject *pyFireActions(PyObject *self, PyObject *args) {
             PyErr_Format(RulesError, "Could not complete and start action, error code: %u", result);
             return NULL;
         }
-        PyObject *text = PyUnicode_FromString(name);
+        PyObject *text = nameOf(handle, name);
         if (!text || PyList_Append(names, text) < 0 ||
             (acted && startsWithAny(name, actText, actLength, actCount) && PyList_Append(acted, text) < 0)) {
             Py_XDECREF(text);
