@@ -21,17 +21,17 @@ from typing import Any
 
 import durable_rules_engine as native
 
-from rules import jsonfast, units
+from rules import jsonfast
 from rules.compiler import CompiledProtocol
 from rules.decision import Outcome
-from rules.derivation import compute
+from rules.derivation import compute, threshold
 from rules.errors import EngineError
-from rules.formulas import window_start
 from rules.planner import named_value, tally
 
 OUTCOMES = (Outcome.PASS, Outcome.FAIL, Outcome.UNKNOWN)
 _NOT_HANDLED = 1
-_ACTING = ("derive:", "advance:", "node:")
+_STOPS = ("advance:",)  # the rules the engine stops at, for the driver to assert the next stage's fact
+_ACTING = ("derive:", "node:", *_STOPS)  # the rules whose work the driver does, when the engine stops
 
 
 @dataclass
@@ -108,7 +108,7 @@ class DurableEngine:
 
     def run(self, compiled: CompiledProtocol, values: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """The final values and the rules fired, in order: what crosses the pipe from an isolated engine."""
-        handle = self.load(compiled)
+        handle = self._handles.get(compiled.ruleset_name) or self.load(compiled)
         current = dict(values)
         add_thresholds(compiled, 0, current)
         fired: list[str] = []
@@ -119,14 +119,17 @@ class DurableEngine:
                 result = native.assert_fact(handle, self._fact(compiled, sid, 0, current))
                 if result[0] != _NOT_HANDLED:
                     state = result[1]
-                    # The engine fires the outcome rules, which only record that they fired, on its
-                    # own and stops at each rule the driver acts on (vendor/durable-rules patch 14).
-                    names, acting = native.fire_actions(handle, state, False, _ACTING)
-                    fired += names
-                    while acting:
-                        self._act(handle, compiled, sid, names[-1], current)
-                        names, acting = native.fire_actions(handle, state, True, _ACTING)
+                    # The engine fires every rule on its own up to the next stage's `advance:` (vendor/
+                    # durable-rules patch 14). What `derive:` and `node:` rules ask for is only read by
+                    # the next stage's fact, so it is done when the engine stops there, in firing order.
+                    names, acting, acted = native.fire_actions(handle, state, False, _STOPS, _ACTING)
+                    while True:
                         fired += names
+                        for name in acted:  # the engine picked them out of names (patch 15)
+                            self._act(handle, compiled, sid, name, current)
+                        if not acting:
+                            break
+                        names, acting, acted = native.fire_actions(handle, state, True, _STOPS, _ACTING)
             except native.error as error:
                 if state is not None:
                     native.abandon_action(handle, state)
@@ -155,11 +158,48 @@ class DurableEngine:
 
     @staticmethod
     def _fact(compiled: CompiledProtocol, sid: str, stage: int, values: Mapping[str, Any]) -> str:
-        """The stage's fact: only the fields its rules read, so each value is parsed once, not per stage."""
-        wanted = compiled.stage_fields[stage]
-        fact = {name: value for name, value in values.items() if name in wanted}
+        """The stage's fact: only the fields its rules read, so each value is parsed once, not per stage.
+
+        The first stage reads most of a subject's values: they are copied whole and the few fields
+        it does not read (the limits of normal behind computed thresholds, say) are dropped, by name.
+        A later stage reads a few fields: those are picked. A field the version does not know, which
+        only a caller outside `rules` could add, takes the slow way."""
+        pick, drop, known = _fact_plan(compiled)[stage]
+        if drop is not None and values.keys() <= known:
+            fact = dict(values)
+            for name in drop:
+                fact.pop(name, None)
+        else:
+            fact = {name: values[name] for name in pick if name in values}
         fact["sid"], fact["id"], fact["t"] = sid, f"s{stage}", f"stage{stage}"
         return jsonfast.dumps(fact)
+
+
+FactPlan = tuple[tuple[str, ...], tuple[str, ...] | None, frozenset[str]]
+
+
+def _fact_plan(compiled: CompiledProtocol) -> tuple[FactPlan, ...]:
+    """Per stage: the fields it reads (in a fixed order: the engine's matching does not depend on it),
+    the fields to drop instead when they are fewer, and every field a subject's values can hold."""
+    found = compiled.cache.get("engine.facts")
+    if found is None:
+        tallied = [
+            f for tallies in compiled.tallies.values() for t in tallies for f in (t.true_field, t.possible_field)
+        ]
+        known = frozenset(
+            [
+                *compiled.dictionary.variables,
+                *(c.field for c in compiled.computed),
+                *(s.field for s in compiled.subconditions),
+                *tallied,
+            ]
+        )
+        plans = []
+        for wanted in compiled.stage_fields:
+            drop = tuple(sorted(known - wanted))
+            plans.append((tuple(sorted(wanted)), drop if len(drop) < len(wanted) else None, known))
+        found = compiled.cache["engine.facts"] = tuple(plans)
+    return found
 
 
 def add_thresholds(compiled: CompiledProtocol, stage: int, current: dict[str, Any]) -> None:
@@ -190,12 +230,10 @@ def _threshold_work(compiled: CompiledProtocol) -> dict[int, tuple[tuple[str, st
 def _work(compiled: CompiledProtocol, name: str) -> tuple[str, str, Work]:
     extra = compiled.computed_field(name)
     assert extra is not None  # thresholds are computed fields (CompiledProtocol.thresholds)
-    source, amount = extra.source, extra.amount
-    if extra.kind == "scale":
-        return name, source, lambda values: units.tidy(values[source] * amount)
-    if extra.kind == "window":
-        unit = extra.unit
-        return name, source, lambda values: window_start(values[source], amount, unit)
+    source = extra.source
+    if extra.kind in ("scale", "window"):
+        of_source = threshold(compiled, name)
+        return name, source, lambda values: of_source(values[source])
     return name, source, lambda values: compute(compiled, name, values)
 
 
@@ -210,34 +248,65 @@ def record(compiled: CompiledProtocol, target: str, current: dict[str, Any]) -> 
         current[field_name] = value
 
 
+@dataclass(frozen=True)
+class _Outcomes:
+    """What reading outcomes from fired rules needs, worked out once per version."""
+
+    decides: dict[str, tuple[str, str]]  # `<code>:<outcome>` rule -> (code, outcome)
+    deciding: frozenset[str]  # its keys, to intersect with the rules fired
+    inapplicable: frozenset[str]  # the `not_applicable:<cohorts>` rules
+    # per set of `not_applicable:` rules fired: every code in the protocol's order (None: to be decided
+    # by a rule, else "not_applicable"), and the codes that must then have no outcome
+    templates: dict[frozenset[str], tuple[dict[str, str | None], frozenset[str]]]
+
+
+def _outcome_table(compiled: CompiledProtocol) -> _Outcomes:
+    found = compiled.cache.get("engine.outcomes")
+    if found is None:
+        decides = {f"{c.code}:{o}": (c.code, o.value) for c in compiled.criteria for o in OUTCOMES}
+        keys = {cohorts for _, cohorts in compiled.applicability if cohorts is not None}
+        inapplicable = frozenset(f"not_applicable:{key}" for key in keys)
+        found = compiled.cache["engine.outcomes"] = _Outcomes(decides, frozenset(decides), inapplicable, {})
+    return found
+
+
+def _template(compiled: CompiledProtocol, marked: frozenset[str]) -> tuple[dict[str, str | None], frozenset[str]]:
+    keys = {name.partition(":")[2] for name in marked}
+    template = {code: "not_applicable" if cohorts in keys else None for code, cohorts in compiled.applicability}
+    return template, frozenset(code for code, outcome in template.items() if outcome)
+
+
 def outcomes_of(compiled: CompiledProtocol, fired: list[str], values: Mapping[str, Any]) -> dict[str, str]:
-    """Each criterion's outcome from the rules that fired, checking the engine gave exactly one."""
-    found: dict[str, str] = {}
-    inapplicable: set[str] = set()
-    parts = compiled.cache.setdefault("engine.rule_names", {})  # a rule's name, split once per version
-    for name in fired:
-        split = parts.get(name)
-        if split is None:
-            head, _, rest = name.partition(":")
-            split = parts[name] = (head, rest.partition(":")[0])
-        head, tail = split
-        if tail in OUTCOMES:
-            if found.setdefault(head, tail) != tail:
-                raise EngineError(f"the engine gave criterion {head} two outcomes ({found[head]}, {tail})")
-        elif head == "not_applicable":
-            inapplicable.add(tail)
-    cohort = values.get("cohort")
-    outcomes: dict[str, str] = {}
-    for code, cohorts in compiled.applicability:  # in the protocol's order
-        if cohorts is not None and cohorts in inapplicable:
-            if code in found:
-                raise EngineError(f"criterion {code} was decided for cohort {cohort}, which it does not apply to")
-            outcomes[code] = "not_applicable"
-        elif code in found:
-            outcomes[code] = found[code]
-        else:
-            raise EngineError(f"the engine gave no outcome for criterion {code}")
-    return outcomes
+    """Each criterion's outcome from the rules that fired, checking the engine gave exactly one.
+
+    Read for every subject, so done with set and dict operations over the rules' names (a rule may
+    fire more than once: one outcome still); the loops below run only to name what went wrong."""
+    table = _outcome_table(compiled)
+    unique = set(fired)
+    decides = table.decides
+    decided = unique & table.deciding
+    found = dict([decides[name] for name in decided])
+    if len(found) != len(decided):
+        first: dict[str, str] = {}
+        for code, outcome in [decides[name] for name in fired if name in decided]:
+            if first.setdefault(code, outcome) != outcome:
+                raise EngineError(f"the engine gave criterion {code} two outcomes ({first[code]}, {outcome})")
+    marked = frozenset(unique & table.inapplicable)
+    known = table.templates.get(marked)
+    if known is None:
+        known = _template(compiled, marked)
+        if len(table.templates) < 64:  # a version has a few cohorts, so a few sets; bounded whatever comes
+            table.templates[marked] = known
+    template, excluded = known
+    if not excluded.isdisjoint(found):
+        code = next(code for code in template if code in excluded and code in found)
+        raise EngineError(f"criterion {code} was decided for cohort {values.get('cohort')}, which it does not apply to")
+    outcomes = template.copy()  # in the protocol's order
+    outcomes.update(found)
+    if None in outcomes.values():
+        code = next(code for code, outcome in outcomes.items() if outcome is None)
+        raise EngineError(f"the engine gave no outcome for criterion {code}")
+    return outcomes  # type: ignore[return-value]
 
 
 _default: DurableEngine | None = None

@@ -3,13 +3,15 @@
 Both backends read this tree: the durable-rules compiler turns it into engine
 conditions, and `evaluate` is the plain-Python reference used by the tests and
 as the benchmark floor. Keeping one tree for both is what makes their
-agreement a meaningful property to test.
+agreement a meaningful property to test. `compile_node` turns a tree into
+closures once, for the reference's speed; `evaluate` stays the definition it
+must equal (tests/rules/test_reference_compiled.py).
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,3 +103,129 @@ def depth(node: Node) -> int:
     if isinstance(node, Test):
         return 1
     return 1 + max(depth(item) for item in node.items)
+
+
+Check = Callable[[Mapping[str, Any]], Truth3]
+
+
+def compile_node(node: Node) -> Check:
+    """The node as plain Python closures: the same three-valued truth as `evaluate`, with the tree's
+    walking, type tests and operator lookups done once instead of for every subject.
+
+    Evaluation stops at the first item that decides a group (a false item of an `all`, a true one of
+    an `any`, the k-th true one of an `at least k`): Kleene logic makes the rest irrelevant, and
+    tests have no side effects, so the answer is `combine`'s."""
+    if isinstance(node, Test):
+        return _compile_test(node)
+    items = tuple(compile_node(item) for item in node.items)
+    if node.op == "not":
+        return _negation(items[0])
+    if node.op == "all":
+        return _conjunction(items)
+    if node.op == "any":
+        return _disjunction(items)
+    return _at_least(items, node.count)
+
+
+def _compile_test(node: Test) -> Check:
+    field = node.field
+    compare: Callable[[Any, Any], Any] = _COMPARE[node.op]
+    if node.other is None:
+        value = node.value
+
+        def test(values: Mapping[str, Any]) -> Truth3:
+            if field in values:
+                return bool(compare(values[field], value))
+            return None
+
+        return test
+    other = node.other
+
+    def test_fields(values: Mapping[str, Any]) -> Truth3:
+        if field in values and other in values:
+            return bool(compare(values[field], values[other]))
+        return None
+
+    return test_fields
+
+
+def _negation(item: Check) -> Check:
+    def negation(values: Mapping[str, Any]) -> Truth3:
+        truth = item(values)
+        return None if truth is None else not truth
+
+    return negation
+
+
+def _conjunction(items: tuple[Check, ...]) -> Check:
+    if len(items) == 2:
+        first, second = items
+
+        def both(values: Mapping[str, Any]) -> Truth3:
+            a = first(values)
+            if a is False:
+                return False
+            b = second(values)
+            if b is False:
+                return False
+            return True if a and b else None
+
+        return both
+
+    def conjunction(values: Mapping[str, Any]) -> Truth3:
+        known = True
+        for item in items:
+            truth = item(values)
+            if truth is False:
+                return False
+            if truth is None:
+                known = False
+        return True if known else None
+
+    return conjunction
+
+
+def _disjunction(items: tuple[Check, ...]) -> Check:
+    if len(items) == 2:
+        first, second = items
+
+        def either(values: Mapping[str, Any]) -> Truth3:
+            a = first(values)
+            if a:
+                return True
+            b = second(values)
+            if b:
+                return True
+            return False if a is False and b is False else None
+
+        return either
+
+    def disjunction(values: Mapping[str, Any]) -> Truth3:
+        known = True
+        for item in items:
+            truth = item(values)
+            if truth:
+                return True
+            if truth is None:
+                known = False
+        return False if known else None
+
+    return disjunction
+
+
+def _at_least(items: tuple[Check, ...], count: int) -> Check:
+    def at_least(values: Mapping[str, Any]) -> Truth3:
+        true = unknown = 0
+        for item in items:
+            truth = item(values)
+            if truth:
+                true += 1
+                if true >= count:
+                    return True
+            elif truth is None:
+                unknown += 1
+        if true >= count:  # `at least 0 of`: holds with no item true
+            return True
+        return False if true + unknown < count else None
+
+    return at_least

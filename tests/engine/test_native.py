@@ -288,6 +288,58 @@ def test_fire_actions_fires_what_start_and_complete_fire_and_stops_at_the_rules_
         native.delete_ruleset(handle)
 
 
+def test_fire_actions_hands_back_the_names_to_act_on_apart():
+    # Patch 15: with a fifth argument, fire_actions also returns the fired names that start with one
+    # of those prefixes, in firing order and as the same objects, so the driver does not look through
+    # every outcome rule's name for the few it acts on.
+    ruleset = {
+        "derive:x2": {"all": [{"m": {"$and": [{"t": "s0"}, {"$ex": {"x": 1}}]}}]},
+        "a:pass": {"all": [{"m": {"$and": [{"t": "s0"}, {"x": 1}]}}]},
+        "node:_n1:T": {"all": [{"m": {"$and": [{"t": "s0"}, {"y": 2}]}}]},
+        "b:fail": {"all": [{"m": {"$and": [{"t": "s0"}, {"y": 2}]}}]},
+        "advance:0": {"all": [{"m": {"t": "s0"}}], "pri": 100},
+        "c:pass": {"all": [{"m": {"t": "s1"}}]},
+    }
+    acts = ("derive:", "node:", "advance:")
+    handle = create(ruleset)
+    try:
+        expected = fired(handle, {"t": "s0", "x": 1, "y": 2})
+        state = native.assert_fact(handle, json.dumps({"sid": "1", "id": "s0", "t": "s0", "x": 1, "y": 2}))[1]
+        names, acting, acted = native.fire_actions(handle, state, False, ("advance:",), acts)
+        assert names == expected and acting
+        assert acted == [name for name in names if name.startswith(acts)]
+        assert sorted(acted[:-1]) == ["derive:x2", "node:_n1:T"] and acted[-1] == "advance:0"
+        assert all(any(a is n for n in names) for a in acted)
+        native.assert_fact(handle, json.dumps({"sid": "1", "id": "s1", "t": "s1"}))
+        assert native.fire_actions(handle, state, True, ("advance:",), acts) == (["c:pass"], False, [])
+        assert native.fire_actions(handle, state, False, ("advance:",)) == ([], False)  # four arguments: as before
+        with pytest.raises(ValueError, match="at most 16 prefixes"):
+            native.fire_actions(handle, state, False, ("advance:",), ("x",) * 17)
+        native.delete_state(handle, "1")
+    finally:
+        native.delete_ruleset(handle)
+
+
+def test_a_rules_name_is_one_string_per_ruleset_and_never_another_rulesets():
+    # Patch 16: fire_actions hands out one Python string per rule name and ruleset, made when the rule
+    # first fires; deleting the ruleset (or reusing its handle) forgets them.
+    def fire(handle: int, sid: str) -> list[str]:
+        state = native.assert_fact(handle, json.dumps({"sid": sid, "id": "f", "t": "s0", "x": 1}))[1]
+        names, _ = native.fire_actions(handle, state, False, ("advance:",))
+        native.delete_state(handle, sid)
+        return names
+
+    for round_ in range(40):  # handles are reused after enough rulesets come and go
+        rule = f"r{round_}:pass"
+        handle = create({rule: {"all": [{"m": {"$and": [{"t": "s0"}, {"x": 1}]}}]}})
+        try:
+            first, second = fire(handle, "1"), fire(handle, "2")
+            assert first == second == [rule]
+            assert first[0] is second[0]
+        finally:
+            native.delete_ruleset(handle)
+
+
 def test_a_fact_at_the_property_limit_is_matched_and_one_more_is_refused():
     handle = create({"r": {"all": [{"m": {"t": "x"}}]}})
     try:

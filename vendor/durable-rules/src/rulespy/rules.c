@@ -31,6 +31,86 @@ static PyObject *RulesError;
 
 
 
+// Eligo (patch 16): each rule's name as one Python string per ruleset, made when the rule first
+// fires and handed out again after, keyed by the name's offset in the ruleset's string pool.
+// fire_actions returns ~46 names a seed subject; making each afresh (and the driver hashing it
+// again) cost a few µs a subject. Emptied when the ruleset is deleted or its handle reused.
+typedef struct {
+    unsigned int key;  // the name's offset in the string pool + 1; 0: empty
+    PyObject *text;
+} nameSlot;
+
+typedef struct {
+    nameSlot *slots;
+    unsigned int size;  // a power of two, or 0
+    unsigned int count;
+} nameTable;
+
+static nameTable nameTables[MAX_HANDLES];
+
+static void clearNames(unsigned int handle) {
+    if (handle >= MAX_HANDLES) {
+        return;
+    }
+    nameTable *table = &nameTables[handle];
+    for (unsigned int i = 0; i < table->size; ++i) {
+        Py_XDECREF(table->slots[i].text);
+    }
+    free(table->slots);
+    table->slots = NULL;
+    table->size = 0;
+    table->count = 0;
+}
+
+static unsigned int nameSlotIndex(nameTable *table, unsigned int key) {
+    unsigned int mask = table->size - 1;
+    unsigned int index = (key * 2654435761u) & mask;
+    while (table->slots[index].key && table->slots[index].key != key) {
+        index = (index + 1) & mask;
+    }
+    return index;
+}
+
+static int growNames(nameTable *table) {
+    unsigned int size = table->size ? table->size * 2 : 256;
+    nameSlot *slots = calloc(size, sizeof(nameSlot));
+    if (!slots) {
+        return 0;
+    }
+    nameTable grown = {slots, size, table->count};
+    for (unsigned int i = 0; i < table->size; ++i) {
+        if (table->slots[i].key) {
+            grown.slots[nameSlotIndex(&grown, table->slots[i].key)] = table->slots[i];
+        }
+    }
+    free(table->slots);
+    *table = grown;
+    return 1;
+}
+
+// A new reference to the Python string of `name`, a rule name in the string pool of `handle`'s ruleset.
+static PyObject *nameOf(unsigned int handle, const char *name) {
+    ruleset *tree = handleEntries[handle].content;
+    nameTable *table = &nameTables[handle];
+    if (!tree || name < tree->stringPool || name >= tree->stringPool + tree->stringPoolLength ||
+        (2 * (table->count + 1) > table->size && !growNames(table))) {
+        return PyUnicode_FromString(name);  // not in the pool, or no memory for the table: made afresh
+    }
+    unsigned int key = (unsigned int)(name - tree->stringPool) + 1;
+    nameSlot *slot = &table->slots[nameSlotIndex(table, key)];
+    if (!slot->key) {
+        PyObject *text = PyUnicode_FromString(name);
+        if (!text) {
+            return NULL;
+        }
+        slot->key = key;
+        slot->text = text;
+        ++table->count;
+    }
+    Py_INCREF(slot->text);
+    return slot->text;
+}
+
 static PyObject *pyCreateRuleset(PyObject *self, PyObject *args) {
     char *name;
     char *rules;
@@ -56,6 +136,7 @@ static PyObject *pyCreateRuleset(PyObject *self, PyObject *args) {
         return NULL;
     }
 
+    clearNames(output);  // Eligo (patch 16): a reused handle starts with no names
     return Py_BuildValue("I", output);
 }
 
@@ -65,6 +146,7 @@ static PyObject *pyDeleteRuleset(PyObject *self, PyObject *args) {
         PyErr_SetString(RulesError, "pyDeleteRuleset Invalid argument");
         return NULL;
     }
+    clearNames(handle);  // Eligo (patch 16)
 
     unsigned int result = deleteRuleset(handle);
     if (result != RULES_OK) {
@@ -379,62 +461,103 @@ static PyObject *pyCompleteAndStartAction(PyObject *self, PyObject *args) {
 // Eligo: fire a state's actions until one whose name starts with one of `prefixes` (a tuple of
 // str): (names fired, in order, and whether the last is left started for the caller to act on).
 // Completing an action that only records its name here costs no JSON, no Python call.
+// Eligo: prefixes up to this many, for stopping and for acting (patches 14 and 15).
+#define FIRE_PREFIXES 16
+
+static int readPrefixes(PyObject *tuple, const char **text, Py_ssize_t *length, Py_ssize_t *count) {
+    *count = tuple ? PyTuple_GET_SIZE(tuple) : 0;
+    if (*count > FIRE_PREFIXES) {
+        PyErr_SetString(PyExc_ValueError, "fire_actions: at most 16 prefixes");
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < *count; ++i) {
+        text[i] = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(tuple, i), &length[i]);
+        if (!text[i]) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int startsWithAny(const char *name, const char **text, Py_ssize_t *length, Py_ssize_t count) {
+    for (Py_ssize_t i = 0; i < count; ++i) {
+        if (strncmp(name, text[i], length[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+// Eligo (patches 14, 15): fire_actions(handle, state, started, stops[, acts]) completes the started
+// action if `started`, then starts and completes each next action in C until one whose name starts
+// with one of `stops`, left started. Returns (names, whether the last is left started); with `acts`,
+// (names, stopped, acted): `acted` holds the names (the same objects) that start with one of `acts`,
+// in order, so the caller need not look through every name for the few it acts on.
 static PyObject *pyFireActions(PyObject *self, PyObject *args) {
     unsigned int handle;
     unsigned int stateOffset;
     int started;
     PyObject *prefixes;
-    if (!PyArg_ParseTuple(args, "IIpO!", &handle, &stateOffset, &started, &PyTuple_Type, &prefixes)) {
+    PyObject *acts = NULL;
+    if (!PyArg_ParseTuple(args, "IIpO!|O!", &handle, &stateOffset, &started, &PyTuple_Type, &prefixes,
+                          &PyTuple_Type, &acts)) {
         return NULL;
     }
 
-    Py_ssize_t prefixCount = PyTuple_GET_SIZE(prefixes);
-    const char *prefixText[16];
-    Py_ssize_t prefixLength[16];
-    if (prefixCount > 16) {
-        PyErr_SetString(PyExc_ValueError, "fire_actions: at most 16 prefixes");
+    const char *prefixText[FIRE_PREFIXES];
+    Py_ssize_t prefixLength[FIRE_PREFIXES];
+    Py_ssize_t prefixCount;
+    const char *actText[FIRE_PREFIXES];
+    Py_ssize_t actLength[FIRE_PREFIXES];
+    Py_ssize_t actCount;
+    if (!readPrefixes(prefixes, prefixText, prefixLength, &prefixCount) ||
+        !readPrefixes(acts, actText, actLength, &actCount)) {
         return NULL;
-    }
-    for (Py_ssize_t i = 0; i < prefixCount; ++i) {
-        prefixText[i] = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(prefixes, i), &prefixLength[i]);
-        if (!prefixText[i]) {
-            return NULL;
-        }
     }
 
     PyObject *names = PyList_New(0);
-    if (!names) {
+    PyObject *acted = acts ? PyList_New(0) : NULL;
+    if (!names || (acts && !acted)) {
+        Py_XDECREF(names);
+        Py_XDECREF(acted);
         return NULL;
     }
     unsigned char complete = started ? 1 : 0;
+    PyObject *stopped = Py_False;
     while (1) {
         char *name;
         unsigned int result = nextActionName(handle, stateOffset, complete, &name);
         if (result == ERR_NO_ACTION_AVAILABLE) {
-            return Py_BuildValue("(NO)", names, Py_False);
+            break;
         }
         if (result != RULES_OK) {
             Py_DECREF(names);
+            Py_XDECREF(acted);
             if (result == ERR_OUT_OF_MEMORY) {
                 return PyErr_NoMemory();
             }
             PyErr_Format(RulesError, "Could not complete and start action, error code: %u", result);
             return NULL;
         }
-        PyObject *text = PyUnicode_FromString(name);
-        if (!text || PyList_Append(names, text) < 0) {
+        PyObject *text = nameOf(handle, name);
+        if (!text || PyList_Append(names, text) < 0 ||
+            (acted && startsWithAny(name, actText, actLength, actCount) && PyList_Append(acted, text) < 0)) {
             Py_XDECREF(text);
             Py_DECREF(names);
+            Py_XDECREF(acted);
             return NULL;
         }
         Py_DECREF(text);
-        for (Py_ssize_t i = 0; i < prefixCount; ++i) {
-            if (strncmp(name, prefixText[i], prefixLength[i]) == 0) {
-                return Py_BuildValue("(NO)", names, Py_True);
-            }
+        if (startsWithAny(name, prefixText, prefixLength, prefixCount)) {
+            stopped = Py_True;
+            break;
         }
         complete = 1;
     }
+    if (acted) {
+        return Py_BuildValue("(NON)", names, stopped, acted);
+    }
+    return Py_BuildValue("(NO)", names, stopped);
 }
 
 static PyObject *pyAbandonAction(PyObject *self, PyObject *args) {
