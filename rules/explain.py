@@ -94,13 +94,51 @@ def _plan(explainer: Explainer, test: Test) -> _TestPlan:
 
 
 # Explanations kept per criterion: a criterion's explanation is a function of the values it reads, and
-# most criteria read yes/no answers that a few combinations cover. Past the limit the memo starts over,
-# so criteria on measured values (every subject new) cost a bounded amount of memory and no lookups wasted.
+# most criteria read yes/no answers that a few combinations cover. Past MEMO_LIMIT a memo starts over;
+# one that found fewer than one in four of REVIEW lookups stops keeping (see _Kept).
 MEMO_LIMIT = 128
+REVIEW = 256
 _ABSENT = object()  # a field with no value: unlike None, never a submitted value
 
 
-class _Memo:
+class _Kept:
+    """Explanations kept by what they depend on: bounded, and given up where they are rarely found again.
+
+    A condition on a measured value (a lab result, CrCl) is new for nearly every subject. Keeping its
+    explanations would find nothing and churn memory: each kept tree lives long enough to be walked
+    by the garbage collector's full collections, which then come more often (measured: a fifth of a
+    decision's time). So after REVIEW lookups that found fewer than one in four, it stops keeping."""
+
+    __slots__ = ("found", "kept", "looked", "on")
+
+    def __init__(self) -> None:
+        self.kept: dict[tuple[Any, ...], Any] = {}
+        self.looked = self.found = 0
+        self.on = True
+
+    def find(self, key: tuple[Any, ...]) -> Any:
+        """The explanation kept for `key`, or None. An unhashable key raises TypeError."""
+        known = self.kept.get(key)
+        self.looked += 1
+        if known is not None:
+            self.found += 1
+        elif self.looked >= REVIEW:
+            if self.found * 4 < self.looked:
+                self.on = False
+                self.kept.clear()
+            self.looked = self.found = 0
+        return known
+
+    def keep(self, key: tuple[Any, ...], explained: Any) -> None:
+        if not self.on:
+            return
+        kept = self.kept
+        if len(kept) >= MEMO_LIMIT:
+            kept.clear()
+        kept[key] = explained
+
+
+class _Memo(_Kept):
     """Explanations of one condition (a criterion's, or a part of one) kept by what they depend on.
 
     `reads` is every field the explanation looks at: the tests' fields and thresholds' bases, the
@@ -109,15 +147,15 @@ class _Memo:
     get the same explanation, so it is built once and shared: explanation trees are read-only once
     made. Conditions on histories (lists of entries) are not memoised (`reads` None)."""
 
-    __slots__ = ("kept", "measured", "read", "reads")
+    __slots__ = ("measured", "read", "reads")
 
     def __init__(self, compiled: CompiledProtocol, node: Node) -> None:
+        super().__init__()
         self.reads = _reads(compiled, node)
         variables = compiled.dictionary.variables
         # the numbers among `reads`: submitted in a unit the explanation may show
         self.measured = tuple(n for n in self.reads or () if n in variables and variables[n].type == "number")
         self.read: Callable[[Mapping[str, Any]], Any] = operator.itemgetter(*self.reads) if self.reads else _nothing
-        self.kept: dict[tuple[Any, ...], Any] = {}
 
     def key(self, values: Mapping[str, Any], submitted: Mapping[str, Any], *more: Any) -> tuple[Any, ...]:
         """What the explanation depends on. itemgetter is the fast way; a field without a value (a
@@ -133,11 +171,6 @@ class _Memo:
             return (*more, known)
         return (*more, known, *map(submitted.get, self.measured))
 
-    def keep(self, key: tuple[Any, ...], explained: Any) -> None:
-        kept = self.kept
-        if len(kept) >= MEMO_LIMIT:
-            kept.clear()
-        kept[key] = explained
 
 
 class _CriterionPlan(_Memo):
@@ -482,11 +515,11 @@ class Explainer:
         values (this runs for every criterion of every subject decided)."""
         if outcome == "not_applicable":
             return plan.result(outcome, plan.not_applicable, fired, [], None)
-        if plan.reads is None:
+        if plan.reads is None or not plan.on:
             return self.explain_afresh(plan, outcome, fired)
         key = plan.key(self.values, self.subject.submitted, outcome)
         try:
-            known = plan.kept.get(key)
+            known = plan.find(key)
         except TypeError:  # a value that cannot be a key: explained afresh
             return self.explain_afresh(plan, outcome, fired)
         if known is None:
@@ -499,11 +532,11 @@ class Explainer:
     def part(self, memo: _Memo, node: Node) -> dict[str, Any]:
         """A top-level part's report, from the memo when it can be. The caller marks the report it
         gets as decisive or not, so it gets a copy of what is kept (the parts below are shared)."""
-        if memo.reads is None:
+        if memo.reads is None or not memo.on:
             return self.report(node)
         key = memo.key(self.values, self.subject.submitted)
         try:
-            known = memo.kept.get(key)
+            known = memo.find(key)
         except TypeError:
             return self.report(node)
         if known is None:
@@ -539,11 +572,17 @@ class Explainer:
         with `value` None, so a reviewer sees why it is missing."""
         out: dict[str, dict[str, Any]] = {}
         values = self.values
-        memos: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = self.compiled.cache.setdefault("explain.derived", {})
+        memos: dict[str, _Kept] = self.compiled.cache.setdefault("explain.derived", {})
         for variable in self.dictionary.derived:
             inputs = variable.derivation.inputs  # type: ignore[union-attr]
             computed = variable.name in values
             if not computed and any(i not in values for i in inputs):
+                continue
+            memo = memos.get(variable.name)
+            if memo is None:
+                memo = memos[variable.name] = _Kept()
+            if not memo.on:
+                out[variable.name] = self.derivation(variable, computed)
                 continue
             # Like a criterion's explanation, a derived value's is the same for the same inputs as submitted.
             key = (
@@ -551,13 +590,10 @@ class Explainer:
                 tuple(map(values.get, inputs)),
                 tuple(map(self.subject.submitted.get, inputs)),
             )
-            memo = memos.setdefault(variable.name, {})
-            entry = memo.get(key)
+            entry = memo.find(key)
             if entry is None:
                 entry = self.derivation(variable, computed)
-                if len(memo) >= MEMO_LIMIT:
-                    memo.clear()
-                memo[key] = entry
+                memo.keep(key, entry)
             out[variable.name] = entry
         return out
 

@@ -64,11 +64,24 @@ def test_a_value_submitted_in_another_unit_is_explained_in_its_own_words(compile
 
 
 def test_memo_stays_bounded(compiled, subject):
-    for tenth in range(EXPLAIN.MEMO_LIMIT * 2):
+    forget(compiled)
+    for tenth in range(EXPLAIN.MEMO_LIMIT + 10):
         rules.decide(compiled, subject("SLE", {"hgb": 100 + tenth / 10}))
     plan = next(p for p in compiled.cache["explain.criteria"] if p.code == "IN-03c")
     assert 0 < len(plan.kept) <= EXPLAIN.MEMO_LIMIT
-    assert all(len(memo) <= EXPLAIN.MEMO_LIMIT for memo in compiled.cache["explain.derived"].values())
+    assert all(len(memo.kept) <= EXPLAIN.MEMO_LIMIT for memo in compiled.cache["explain.derived"].values())
+
+
+def test_a_memo_that_rarely_finds_stops_keeping_and_the_others_keep(compiled, subject):
+    forget(compiled)
+    for tenth in range(EXPLAIN.REVIEW):  # a new haemoglobin every time: IN-03c never finds one
+        rules.decide(compiled, subject("SLE", {"hgb": 100 + tenth / 10}))
+    plans = {p.code: p for p in compiled.cache["explain.criteria"]}
+    assert not plans["IN-03c"].on and not plans["IN-03c"].kept
+    assert plans["IN-02"].on and len(plans["IN-02"].kept) == 1  # yes/no: found every time after the first
+    later = rules.decide(compiled, subject("SLE", {"hgb": 55}))
+    forget(FRESH)
+    assert explained(later) == explained(rules.decide(FRESH, subject("SLE", {"hgb": 55})))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
