@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.measure import children_cpu
+
 
 def make_rows(count: int) -> list[dict]:
     """The rows as `batch.read` gives them from a CSV (CSV parsing itself is not what is measured)."""
@@ -43,19 +45,6 @@ def make_rows(count: int) -> list[dict]:
     return rows
 
 
-def _children_cpu() -> float:
-    """CPU seconds used so far by this process's live children (the engine processes), from /proc."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == os.getpid():  # ppid; utime and stime follow at 12 and 13
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000)
@@ -75,13 +64,13 @@ def main() -> None:
             batch.decide_rows(copy.deepcopy(template[: max(batch.POOL_FROM, 10)]))
             rows = copy.deepcopy(template)
             load = os.getloadavg()[0]
-            cpu, engines = time.process_time(), _children_cpu()
+            cpu, engines = time.process_time(), children_cpu()
             started = time.perf_counter()
             results = batch.decide_rows(rows)
             decided = time.perf_counter()
             batch.store(results, created_by="bench", key="bench")
             stored = time.perf_counter()
-            cpu, engines = time.process_time() - cpu, _children_cpu() - engines
+            cpu, engines = time.process_time() - cpu, children_cpu() - engines
             db.session.remove()
     n = len(results)
     print(

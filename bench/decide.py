@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rules
 from bench.cohort import subjects
+from bench.measure import percentile
 from bench.peer_zen import seed_with_copies
 from rules import reference
 from rules.decision import combine
@@ -32,11 +33,6 @@ from rules.isolation import IsolatedEngine
 def reference_outcomes(compiled, subject):
     evaluation = reference.evaluate(compiled, compiled.dictionary.normalize(subject).values)
     return combine(list(evaluation.outcomes.values())), evaluation.outcomes
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
 def main() -> None:

@@ -470,11 +470,6 @@ def fuzz_subjects(compiled, n: int, seed: int = 11) -> list[dict]:
 # -- the comparison -------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=3000)
@@ -502,6 +497,7 @@ def main() -> None:
 
     import rules
     from bench.cohort import subjects
+    from bench.measure import percentile
     from rules import reference
     from rules.decision import combine
     from rules.engine import default_engine

@@ -26,6 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.measure import children_cpu
+
 # Stages of the storing path: (label, function name as pstats shows it, file suffix).
 STAGES = (
     ("whole request", "post", "werkzeug/test.py"),
@@ -43,19 +45,6 @@ STAGES = (
     ("JSON encoding (json.dumps)", "dumps", "json/__init__.py"),
     ("token lookup (sign-in)", "_load_from_token", "service/auth.py"),
 )
-
-
-def _children_cpu() -> float:
-    """CPU seconds used so far by this process's live children (the engine process), from /proc."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == os.getpid():  # ppid; utime and stime follow at 12 and 13
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -97,12 +86,12 @@ def main() -> None:
 
         post(bodies[-1])  # warm: the engine process, the compiled version
         times = []
-        cpu, engine_cpu = time.process_time(), _children_cpu()
+        cpu, engine_cpu = time.process_time(), children_cpu()
         for body in bodies[: args.n]:
             started = time.perf_counter()
             post(body)
             times.append(time.perf_counter() - started)
-        cpu, engine_cpu = time.process_time() - cpu, _children_cpu() - engine_cpu
+        cpu, engine_cpu = time.process_time() - cpu, children_cpu() - engine_cpu
         profile = cProfile.Profile()
         profile.enable()
         for body in bodies[args.n :]:

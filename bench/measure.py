@@ -1,0 +1,24 @@
+"""What the benchmarks measure with, kept in one place: the same percentile and child-CPU reading everywhere."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def children_cpu() -> float:
+    """CPU seconds used so far by this process's live children (the engine processes), from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == os.getpid():  # ppid; utime and stime follow at 12 and 13
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
