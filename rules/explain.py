@@ -172,7 +172,6 @@ class _Memo(_Kept):
         return (*more, known, *map(submitted.get, self.measured))
 
 
-
 class _CriterionPlan(_Memo):
     """What explaining one criterion needs that is the same for every subject, and what it explained so far.
 
@@ -262,9 +261,7 @@ class Explainer:
         self.inputs: dict[str, frozenset[str]] = compiled.cache.setdefault("explain.inputs", {})
         plans = compiled.cache.get("explain.criteria")
         if plans is None:
-            plans = compiled.cache["explain.criteria"] = [
-                _CriterionPlan(compiled, c) for c in compiled.criteria
-            ]
+            plans = compiled.cache["explain.criteria"] = [_CriterionPlan(compiled, c) for c in compiled.criteria]
         self.criterion_plans: list[_CriterionPlan] = plans
 
     # -- values and labels ------------------------------------------------------------------
@@ -506,44 +503,44 @@ class Explainer:
 
     def criteria(self, outcomes: Mapping[str, str], fired: Mapping[str, list[str]]) -> list[CriterionResult]:
         """Every criterion's result, in the protocol's order."""
-        return [
-            self.criterion(plan, outcomes[plan.code], fired.get(plan.code, [])) for plan in self.criterion_plans
-        ]
+        return [self.criterion(plan, outcomes[plan.code], fired.get(plan.code, [])) for plan in self.criterion_plans]
 
     def criterion(self, plan: _CriterionPlan, outcome: str, fired: list[str]) -> CriterionResult:
         """One criterion's result, its explanation taken from the memo when another subject had the same
         values (this runs for every criterion of every subject decided)."""
         if outcome == "not_applicable":
             return plan.result(outcome, plan.not_applicable, fired, [], None)
-        if plan.reads is None or not plan.on:
-            return self.explain_afresh(plan, outcome, fired)
-        key = plan.key(self.values, self.subject.submitted, outcome)
-        try:
-            known = plan.find(key)
-        except TypeError:  # a value that cannot be a key: explained afresh
-            return self.explain_afresh(plan, outcome, fired)
-        if known is None:
-            result = self.explain_afresh(plan, outcome, fired)
+        known, key = self.recall(plan, outcome)
+        if known is not None:
+            condition, sentence, missing = known
+            return plan.result(outcome, sentence, fired, list(missing), condition)
+        result = self.explain_afresh(plan, outcome, fired)
+        if key is not None:
             plan.keep(key, (result.condition, result.sentence, tuple(result.missing)))
-            return result
-        condition, sentence, missing = known
-        return plan.result(outcome, sentence, fired, list(missing), condition)
+        return result
 
     def part(self, memo: _Memo, node: Node) -> dict[str, Any]:
         """A top-level part's report, from the memo when it can be. The caller marks the report it
         gets as decisive or not, so it gets a copy of what is kept (the parts below are shared)."""
-        if memo.reads is None or not memo.on:
-            return self.report(node)
-        key = memo.key(self.values, self.subject.submitted)
-        try:
-            known = memo.find(key)
-        except TypeError:
-            return self.report(node)
-        if known is None:
-            report = self.report(node)
+        known, key = self.recall(memo)
+        if known is not None:
+            return dict(known)
+        report = self.report(node)
+        if key is not None:
             memo.keep(key, dict(report))
-            return report
-        return dict(known)
+        return report
+
+    def recall(self, memo: _Memo, *more: Any) -> tuple[Any, tuple[Any, ...] | None]:
+        """What `memo` kept for this subject (None if nothing), and the key to keep it under (None
+        where this subject's explanation cannot be kept: a history, a memo given up, a value that
+        cannot be a key)."""
+        if memo.reads is None or not memo.on:
+            return None, None
+        key = memo.key(self.values, self.subject.submitted, *more)
+        try:
+            return memo.find(key), key
+        except TypeError:
+            return None, None
 
     def explain_afresh(self, plan: _CriterionPlan, outcome: str, fired: list[str]) -> CriterionResult:
         """An applicable criterion's result, its condition walked over this subject's values."""
@@ -642,10 +639,14 @@ def _decisive(node: Group, value: Truth3, item: Truth3) -> bool:
     return item is value
 
 
+def fired_by_criterion(compiled: CompiledProtocol, evaluation: Evaluation) -> dict[str, list[str]]:
+    """The rules fired, per criterion; each rule name's owner is worked out once per version."""
+    return evaluation.fired_by_criterion(compiled.node_owners, compiled.cache.setdefault("explain.heads", {}))
+
+
 def explain(compiled: CompiledProtocol, subject: Subject, evaluation: Evaluation) -> Decision:
     explainer = Explainer(compiled, subject, evaluation.values)
-    fired = evaluation.fired_by_criterion(compiled.node_owners, compiled.cache.setdefault("explain.heads", {}))
-    results = explainer.criteria(evaluation.outcomes, fired)
+    results = explainer.criteria(evaluation.outcomes, fired_by_criterion(compiled, evaluation))
     missing = sorted({m for r in results if r.outcome == "unknown" for m in r.missing})
     definition = compiled.definition
     return Decision(

@@ -24,7 +24,7 @@ from rules.compiler import CompiledProtocol
 from rules.decision import Decision, combine
 from rules.dictionary import Subject
 from rules.engine import Evaluation
-from rules.explain import Explainer, explain
+from rules.explain import Explainer, explain, fired_by_criterion
 
 FORMAT = "engine-1"
 
@@ -57,7 +57,7 @@ def summarize(compiled: CompiledProtocol, subject: Subject, evaluation: Evaluati
         outcome = evaluation.outcomes[code]
         criteria.append({"code": code, "outcome": outcome})
         if outcome == "unknown":
-            fired = fired if fired is not None else evaluation.fired_by_criterion(compiled.node_owners)
+            fired = fired if fired is not None else fired_by_criterion(compiled, evaluation)
             missing.update(explainer.criterion(plan, outcome, fired.get(code, [])).missing)
     definition = compiled.definition
     return {
