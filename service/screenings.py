@@ -101,33 +101,10 @@ def input_problems(error: SubjectInputErrors | SubjectInputError) -> list[dict[s
     return out
 
 
-# The version a request names, in one statement: that number, or the protocol's latest published one.
-# Built once (its SQL is cached by SQLAlchemy), bound per request.
-_VERSION_BY_NUMBER = (
-    select(ProtocolVersion)
-    .join(Protocol, Protocol.id == ProtocolVersion.protocol_id)
-    .where(Protocol.code == bindparam("code"), ProtocolVersion.number == bindparam("number"))
-)
-_CURRENT_VERSION = (
-    select(ProtocolVersion)
-    .join(Protocol, Protocol.id == ProtocolVersion.protocol_id)
-    .where(Protocol.code == bindparam("code"), ProtocolVersion.status == PUBLISHED)
-    .order_by(ProtocolVersion.number.desc())
-    .limit(1)
-)
-
-
 def version_for(request: ScreeningRequest) -> ProtocolVersion:
-    """The version deciding a request. One query when there is one; `find_version` says why not (no
-    such protocol, no such number, nothing published yet), with its usual errors."""
-    if request.version is None:
-        found = db.session.execute(_CURRENT_VERSION, {"code": request.protocol}).scalar_one_or_none()
-    else:
-        found = db.session.execute(
-            _VERSION_BY_NUMBER, {"code": request.protocol, "number": request.version}
-        ).scalar_one_or_none()
+    """The published version deciding a request; find_version's errors in the API's words."""
     try:
-        version = found or find_version(request.protocol, request.version)
+        version = find_version(request.protocol, request.version)
     except VersionError as error:
         kind = NotFound if error.status == 404 else InvalidInput
         raise kind(error.message, [_problem(error.field or "protocol", error.value, "an existing one")]) from None

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 import rules
 from rules import test_cases
@@ -101,8 +101,31 @@ def find_protocol(code: str) -> Protocol:
     return protocol
 
 
+# The version asked for in one statement: that number, or the protocol's latest published one. Every
+# screening reads it, so it is built once (its SQL cached by SQLAlchemy) and bound per call.
+_VERSION_BY_NUMBER = (
+    select(ProtocolVersion)
+    .join(Protocol, Protocol.id == ProtocolVersion.protocol_id)
+    .where(Protocol.code == bindparam("code"), ProtocolVersion.number == bindparam("number"))
+)
+_CURRENT_VERSION = (
+    select(ProtocolVersion)
+    .join(Protocol, Protocol.id == ProtocolVersion.protocol_id)
+    .where(Protocol.code == bindparam("code"), ProtocolVersion.status == PUBLISHED)
+    .order_by(ProtocolVersion.number.desc())
+    .limit(1)
+)
+
+
 def find_version(code: str, number: int | None = None) -> ProtocolVersion:
-    """A version by number, or the protocol's current published version."""
+    """A version by number, or the protocol's current published version. One query when there is
+    one; only when there is none are the protocol and its versions read, to say why."""
+    if number is None:
+        found = db.session.execute(_CURRENT_VERSION, {"code": code}).scalar_one_or_none()
+    else:
+        found = db.session.execute(_VERSION_BY_NUMBER, {"code": code, "number": number}).scalar_one_or_none()
+    if found is not None:
+        return found
     protocol = find_protocol(code)
     if number is None:
         version = protocol.current()
