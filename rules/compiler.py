@@ -22,8 +22,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from rules import conditions
 from rules.checker import CheckedRule, ComputedField, check_rule
@@ -46,6 +47,9 @@ RESERVED_FIELDS = ("sid", "id", "t")
 # One engine rule's share: tests per rule also bound the alternatives under one chain of tests
 # (LIMITS.alpha_children) and the `$nex` tests (LIMITS.alpha_absence_tests) with room to spare.
 BUDGET = Budget(slots=min(LIMITS.sequence_expressions, 256), tests=120, nesting=8)
+
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,13 @@ class CompiledProtocol:
     stage_fields: tuple[frozenset[str], ...] = field(default=(), repr=False)  # what each stage's rules read
     # What the modules that decide and explain work out once per version (rules/explain.py's plans).
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def once(self, key: str, build: Callable[[], _T]) -> _T:
+        """What `build` gives, worked out on first use and kept in `cache` under `key` for this version."""
+        found = self.cache.get(key)
+        if found is None:
+            found = self.cache[key] = build()
+        return found
 
     @property
     def content_hash(self) -> str:

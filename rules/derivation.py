@@ -26,9 +26,7 @@ def compute(compiled: CompiledProtocol, name: str, values: Mapping[str, Any]) ->
 
 def step(compiled: CompiledProtocol, name: str) -> Step:
     """How to compute derived field `name`, decided once per version (KeyError: no such field)."""
-    found: dict[str, Step] | None = compiled.cache.get("derivation.steps")
-    if found is None:
-        found = compiled.cache["derivation.steps"] = {}
+    found: dict[str, Step] = compiled.once("derivation.steps", dict)
     work = found.get(name)
     if work is None:
         work = found[name] = _step(compiled, name)
@@ -69,9 +67,7 @@ def threshold(compiled: CompiledProtocol, name: str) -> Callable[[Any], Any]:
     and screening dates are the days screened, while the arithmetic (`window_start`'s calendar,
     `units.tidy`'s formatting) costs a few hundred ns a field for every subject. Zero is not
     remembered, so -0.0 keeps its own result."""
-    found: dict[str, Callable[[Any], Any]] | None = compiled.cache.get("derivation.thresholds")
-    if found is None:
-        found = compiled.cache["derivation.thresholds"] = {}
+    found: dict[str, Callable[[Any], Any]] = compiled.once("derivation.thresholds", dict)
     work = found.get(name)
     if work is None:
         work = found[name] = _remembered(_arithmetic(compiled, name))
@@ -111,16 +107,17 @@ def fields_at_stage(compiled: CompiledProtocol, stage: int) -> list[str]:
 def _plan(compiled: CompiledProtocol) -> tuple[tuple[tuple[str, Step], ...], tuple[tuple[str, ir.Check], ...]]:
     """Every derived field in the order the stages make them available, then each named condition
     (in the order they are decided) as closures: built once per version."""
-    found = compiled.cache.get("derivation.plan")
-    if found is None:
-        steps = tuple(
-            (name, step(compiled, name))
-            for stage in range(0, compiled.derivation_stages + 1)
-            for name in fields_at_stage(compiled, stage)
-        )
-        named = tuple((name, ir.compile_node(condition.rule.ir)) for name, condition in compiled.conditions.items())
-        found = compiled.cache["derivation.plan"] = (steps, named)
-    return found
+    return compiled.once("derivation.plan", lambda: _build_plan(compiled))
+
+
+def _build_plan(compiled: CompiledProtocol) -> tuple[tuple[tuple[str, Step], ...], tuple[tuple[str, ir.Check], ...]]:
+    steps = tuple(
+        (name, step(compiled, name))
+        for stage in range(0, compiled.derivation_stages + 1)
+        for name in fields_at_stage(compiled, stage)
+    )
+    named = tuple((name, ir.compile_node(condition.rule.ir)) for name, condition in compiled.conditions.items())
+    return steps, named
 
 
 def derive_all(compiled: CompiledProtocol, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -181,25 +181,24 @@ FactPlan = tuple[tuple[str, ...], tuple[str, ...] | None, frozenset[str]]
 def _fact_plan(compiled: CompiledProtocol) -> tuple[FactPlan, ...]:
     """Per stage: the fields it reads (in a fixed order: the engine's matching does not depend on it),
     the fields to drop instead when they are fewer, and every field a subject's values can hold."""
-    found = compiled.cache.get("engine.facts")
-    if found is None:
-        tallied = [
-            f for tallies in compiled.tallies.values() for t in tallies for f in (t.true_field, t.possible_field)
+    return compiled.once("engine.facts", lambda: _build_fact_plan(compiled))
+
+
+def _build_fact_plan(compiled: CompiledProtocol) -> tuple[FactPlan, ...]:
+    tallied = [f for tallies in compiled.tallies.values() for t in tallies for f in (t.true_field, t.possible_field)]
+    known = frozenset(
+        [
+            *compiled.dictionary.variables,
+            *(c.field for c in compiled.computed),
+            *(s.field for s in compiled.subconditions),
+            *tallied,
         ]
-        known = frozenset(
-            [
-                *compiled.dictionary.variables,
-                *(c.field for c in compiled.computed),
-                *(s.field for s in compiled.subconditions),
-                *tallied,
-            ]
-        )
-        plans = []
-        for wanted in compiled.stage_fields:
-            drop = tuple(sorted(known - wanted))
-            plans.append((tuple(sorted(wanted)), drop if len(drop) < len(wanted) else None, known))
-        found = compiled.cache["engine.facts"] = tuple(plans)
-    return found
+    )
+    plans = []
+    for wanted in compiled.stage_fields:
+        drop = tuple(sorted(known - wanted))
+        plans.append((tuple(sorted(wanted)), drop if len(drop) < len(wanted) else None, known))
+    return tuple(plans)
 
 
 def add_thresholds(compiled: CompiledProtocol, stage: int, current: dict[str, Any]) -> None:
@@ -219,12 +218,10 @@ def _threshold_work(compiled: CompiledProtocol) -> dict[int, tuple[tuple[str, st
 
     Added to every subject's fact, so the lookups `compute` does (which kind, which source, which
     amount) are done once per version; the arithmetic is the same (rules/derivation.py)."""
-    found = compiled.cache.get("engine.thresholds")
-    if found is None:
-        found = compiled.cache["engine.thresholds"] = {
-            stage: tuple(_work(compiled, name) for name in names) for stage, names in compiled.thresholds.items()
-        }
-    return found
+    return compiled.once(
+        "engine.thresholds",
+        lambda: {stage: tuple(_work(compiled, name) for name in names) for stage, names in compiled.thresholds.items()},
+    )
 
 
 def _work(compiled: CompiledProtocol, name: str) -> tuple[str, str, Work]:
@@ -261,13 +258,14 @@ class _Outcomes:
 
 
 def _outcome_table(compiled: CompiledProtocol) -> _Outcomes:
-    found = compiled.cache.get("engine.outcomes")
-    if found is None:
-        decides = {f"{c.code}:{o}": (c.code, o.value) for c in compiled.criteria for o in OUTCOMES}
-        keys = {cohorts for _, cohorts in compiled.applicability if cohorts is not None}
-        inapplicable = frozenset(f"not_applicable:{key}" for key in keys)
-        found = compiled.cache["engine.outcomes"] = _Outcomes(decides, frozenset(decides), inapplicable, {})
-    return found
+    return compiled.once("engine.outcomes", lambda: _build_outcome_table(compiled))
+
+
+def _build_outcome_table(compiled: CompiledProtocol) -> _Outcomes:
+    decides = {f"{c.code}:{o}": (c.code, o.value) for c in compiled.criteria for o in OUTCOMES}
+    keys = {cohorts for _, cohorts in compiled.applicability if cohorts is not None}
+    inapplicable = frozenset(f"not_applicable:{key}" for key in keys)
+    return _Outcomes(decides, frozenset(decides), inapplicable, {})
 
 
 def _template(compiled: CompiledProtocol, marked: frozenset[str]) -> tuple[dict[str, str | None], frozenset[str]]:

@@ -259,10 +259,9 @@ class Explainer:
         self.values = values
         self.plans: dict[int, _TestPlan] = compiled.cache.setdefault("explain.plans", {})
         self.inputs: dict[str, frozenset[str]] = compiled.cache.setdefault("explain.inputs", {})
-        plans = compiled.cache.get("explain.criteria")
-        if plans is None:
-            plans = compiled.cache["explain.criteria"] = [_CriterionPlan(compiled, c) for c in compiled.criteria]
-        self.criterion_plans: list[_CriterionPlan] = plans
+        self.criterion_plans: list[_CriterionPlan] = compiled.once(
+            "explain.criteria", lambda: [_CriterionPlan(compiled, c) for c in compiled.criteria]
+        )
 
     # -- values and labels ------------------------------------------------------------------
 

@@ -35,12 +35,12 @@ def outcome_of(kind: str, truth: ir.Truth3) -> str:
 
 def plan(compiled: CompiledProtocol) -> Plan:
     """Each criterion's condition compiled once per version (cached on the compiled protocol)."""
-    found = compiled.cache.get("reference.plan")
-    if found is None:
-        found = compiled.cache["reference.plan"] = tuple(
+    return compiled.once(
+        "reference.plan",
+        lambda: tuple(
             (c.code, c.definition.cohorts or None, ir.compile_node(c.ir), _NAMES[c.kind]) for c in compiled.criteria
-        )
-    return found
+        ),
+    )
 
 
 def evaluate(compiled: CompiledProtocol, values: Mapping[str, Any]) -> Evaluation:
