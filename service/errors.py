@@ -201,6 +201,16 @@ def _json_body() -> Any:
         ) from None
 
 
+def _may_need_walk(body: bytes) -> bool:
+    """Whether the parsed body must be walked: only if its text could hold a NUL or nest too deeply.
+
+    JSON can only carry a NUL as the escape `\\u0000` (a raw one is not JSON), and nesting needs a
+    bracket a level: a body with neither has nothing to find, and most bodies are such. Scanning the
+    bytes costs microseconds where walking a parsed screening cost a tenth of a millisecond.
+    """
+    return b"\\u0000" in body or b"\x00" in body or body.count(b"{") + body.count(b"[") >= MAX_JSON_DEPTH
+
+
 def refuse_nul_characters() -> None:
     """Refuse text with NUL characters at the door, naming the field, before it reaches PostgreSQL."""
     # Multipart bodies are left to their views: parsing one here would apply the default size limit
@@ -212,7 +222,7 @@ def refuse_nul_characters() -> None:
         (key for source in sources for key, value in source.items(multi=True) if "\x00" in key + value),
         None,
     )
-    if field is None and request.is_json:
+    if field is None and request.is_json and _may_need_walk(request.get_data(cache=True)):
         found = _walk_json(_json_body())
         if found and found[1] == "depth":
             raise ApiError(
