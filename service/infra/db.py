@@ -143,9 +143,15 @@ def init_app(app: Flask) -> None:
         _private_sqlite_file(url)
     app.config["SQLALCHEMY_DATABASE_URI"] = url
     # JSON columns hold the explanation (tens of KB a screening): orjson encodes them several times faster.
+    # A pooled server connection can die with its server (pre-ping finds out before a request uses it);
+    # a SQLite file cannot, and the ping cost every request a statement.
     app.config.setdefault(
         "SQLALCHEMY_ENGINE_OPTIONS",
-        {"pool_pre_ping": True, "json_serializer": _json_serializer, "json_deserializer": jsonfast.loads},
+        {
+            "pool_pre_ping": not url.startswith("sqlite"),
+            "json_serializer": _json_serializer,
+            "json_deserializer": jsonfast.loads,
+        },
     )
     db.init_app(app)
     with app.app_context():
