@@ -17,11 +17,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flask import Flask, g, has_request_context, redirect, request, session, url_for
-from flask_login import LoginManager, current_user
+from flask import Flask, Request, g, has_request_context, redirect, request, session, url_for
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from flask_login import LoginManager, UserMixin, current_user
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import bindparam, select
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -97,7 +99,7 @@ def record_failure(action: str, username: str, user: User | None, reason: str) -
         )
 
 
-def sign(user: User, password: str | None, reason: str | None) -> Signature:
+def sign(user: User | TokenUser, password: str | None, reason: str | None) -> Signature:
     """An electronic signature: the signed-in user re-enters their password at the moment of signing.
 
     A wrong password is refused (403) and logged, so repeated attempts are visible.
@@ -114,6 +116,7 @@ def sign(user: User, password: str | None, reason: str | None) -> Signature:
     if problems:
         raise InvalidInput("a publication is signed with your password and a reason", problems)
     assert isinstance(password, str) and isinstance(reason, str)  # both checked just above
+    user = account(user)
     if not check_password(user, password):
         current_app.logger.warning("signature refused: wrong password for %s", user.username)
         record_failure("signature_failed", user.username, user, "signature refused: the password does not match")
@@ -140,25 +143,49 @@ def _load_user(user_id: str) -> User | None:
     return user
 
 
-def end_sessions(user: User) -> None:
+def end_sessions(user: User | TokenUser) -> None:
     """Invalidate every session of this user, on the server: cookies issued before stop working."""
+    user = account(user)
     user.session_epoch = (user.session_epoch or 0) + 1
 
 
+@dataclass(frozen=True, eq=False)
+class TokenUser(UserMixin):
+    """The account an API token signs in, as a call uses it: who, with which role, for which site.
+
+    Read as four columns rather than loaded as an ORM object: every API call signs in, and the
+    object's loading and its expiry at the commit cost a screening more than the statement did. What
+    changes the account or checks its password works on the account itself (`account`).
+    """
+
+    id: int
+    username: str
+    role: str
+    site: str | None
+
+
+def account(user: User | TokenUser) -> User:
+    """The stored account of a signed-in user, however they signed in."""
+    return user if isinstance(user, User) else db.session.get_one(User, user.id)
+
+
 # Built once, bound per request: an API call signs in with this statement every time.
-_BY_TOKEN = select(User).where(User.token_hash == bindparam("token_hash"))
+_USERS = User.__table__
+_BY_TOKEN = select(_USERS.c.id, _USERS.c.username, _USERS.c.role, _USERS.c.site).where(
+    _USERS.c.token_hash == bindparam("token_hash"), _USERS.c.active.is_(True)
+)
 
 
 @login_manager.request_loader
-def _load_from_token(req) -> User | None:
+def _load_from_token(req) -> TokenUser | None:
     header = req.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         return None
-    user = db.session.execute(_BY_TOKEN, {"token_hash": hash_token(header[7:].strip())}).scalar_one_or_none()
-    if user is not None and user.active:
-        g.token_auth = True
-        return user
-    return None
+    row = db.session.execute(_BY_TOKEN, {"token_hash": hash_token(header[7:].strip())}).first()
+    if row is None:
+        return None
+    g.token_auth = True
+    return TokenUser(*row)
 
 
 def api_roles(*roles: str) -> Callable[[F], F]:
@@ -269,7 +296,18 @@ def start_session(user: User) -> None:
     session["signed_in_at"] = session["seen_at"] = utcnow().timestamp()
 
 
+class _CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, without building the signer for a request that sends no cookie
+    (every API call with a token): an empty session is all such a request can have."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if app.secret_key and self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = _CookieSessions()
     login_manager.init_app(app)
     _session_timeouts(app)
     login_manager.login_view = "pages.login"
