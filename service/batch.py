@@ -26,7 +26,7 @@ from service import stored_result
 from service.errors import DomainError, InvalidInput, TooLarge
 from service.infra.db import RawJSON
 from service.infra.engine import engine, replay_engine
-from service.infra.models import ProtocolVersion, Screening, db, utcnow
+from service.infra.models import Screening, VersionRow, db, utcnow
 from service.infra.registry import registry
 from service.screenings import ScreeningRequest, check_site, input_problems, parse_request, version_for
 
@@ -99,7 +99,7 @@ POOL_FROM = 100  # fewer rows than this are decided by the service's engine proc
 class RowResult:
     row: int
     request: ScreeningRequest
-    version: ProtocolVersion
+    version: VersionRow
     decision: dict[str, Any]  # the summary: decision, cohort, content_hash, failed, unknown, missing
     result_canonical: str  # the stored result as canonical JSON (service/stored_result.py): stored as is, and hashed
 
@@ -117,9 +117,9 @@ def decide_rows(
     Rows are checked and normalised here, then decided a chunk at a time by the engine pool (one
     process per core), like a replay; each row's stored result is summarised here.
     """
-    checked: list[tuple[int, ScreeningRequest, ProtocolVersion]] = []
+    checked: list[tuple[int, ScreeningRequest, VersionRow]] = []
     problems: list[dict[str, Any]] = []
-    versions: dict[tuple[str, int | None], ProtocolVersion | DomainError] = {}
+    versions: dict[tuple[str, int | None], VersionRow | DomainError] = {}
     for data in rows:
         line = data.pop("row")
         try:
@@ -179,7 +179,7 @@ def check_sites(rows: Iterable[dict[str, Any]], site: str | None) -> None:
         )
 
 
-def _decide_many(version: ProtocolVersion, subjects: list[dict[str, Any]]) -> list[dict[str, Any] | SubjectInputErrors]:
+def _decide_many(version: VersionRow, subjects: list[dict[str, Any]]) -> list[dict[str, Any] | SubjectInputErrors]:
     """Each subject's stored result and summary, or its input errors: normalised here, decided by the
     engine processes in one round trip, summarised here without the whole explanation (it is derived
     when a screening is shown, service/stored_result.py)."""

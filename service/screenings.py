@@ -21,9 +21,19 @@ from service import record as decision_record
 from service.errors import Forbidden, InvalidInput, NotFound, Unreadable, validation_problems
 from service.infra.db import RawJSON
 from service.infra.engine import engine
-from service.infra.models import PUBLISHED, DecisionRecord, Protocol, ProtocolVersion, Screening, db, iso, utcnow
+from service.infra.models import (
+    PUBLISHED,
+    DecisionRecord,
+    Protocol,
+    ProtocolVersion,
+    Screening,
+    VersionRow,
+    db,
+    iso,
+    utcnow,
+)
 from service.infra.registry import registry
-from service.versions import VersionError, find_version
+from service.versions import VersionError, find_version_row
 
 # Windows are counted back from the screening date (years, half-lives): far earlier dates overflow.
 EARLIEST_SCREENING = dt.date(1900, 1, 1)
@@ -101,10 +111,10 @@ def input_problems(error: SubjectInputErrors | SubjectInputError) -> list[dict[s
     return out
 
 
-def version_for(request: ScreeningRequest) -> ProtocolVersion:
-    """The published version deciding a request; find_version's errors in the API's words."""
+def version_for(request: ScreeningRequest) -> VersionRow:
+    """The published version deciding a request; find_version_row's errors in the API's words."""
     try:
-        version = find_version(request.protocol, request.version)
+        version = find_version_row(request.protocol, request.version)
     except VersionError as error:
         kind = NotFound if error.status == 404 else InvalidInput
         raise kind(error.message, [_problem(error.field or "protocol", error.value, "an existing one")]) from None
@@ -116,7 +126,7 @@ def version_for(request: ScreeningRequest) -> ProtocolVersion:
     return version
 
 
-def decide(request: ScreeningRequest) -> tuple[ProtocolVersion, Decision, dict[str, Any]]:
+def decide(request: ScreeningRequest) -> tuple[VersionRow, Decision, dict[str, Any]]:
     """Decide a request: its version, the whole explanation (for the answer) and the compact result
     that is stored (service/stored_result.py), both from the one engine evaluation."""
     version = version_for(request)
@@ -148,16 +158,12 @@ _PREVIOUS = (
     .scalar_subquery()
 )
 # Built once, bound per request: building the statement cost more than running it.
-_INSERT = (
-    _SCREENINGS.insert()
-    .values(previous_id=_PREVIOUS)
-    .returning(_SCREENINGS.c.id, _SCREENINGS.c.previous_id)
-)
+_INSERT = _SCREENINGS.insert().values(previous_id=_PREVIOUS).returning(_SCREENINGS.c.id, _SCREENINGS.c.previous_id)
 
 
 def record(
     request: ScreeningRequest,
-    version: ProtocolVersion,
+    version: VersionRow,
     decision: Decision,
     stored: Mapping[str, Any],
     created_by: str | None,

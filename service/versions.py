@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import bindparam, func, select
 
@@ -14,7 +14,7 @@ from rules.errors import ProtocolError
 from rules.protocol import ProtocolDef
 from service.errors import Conflict, DomainError, InvalidInput, NotFound, http_status
 from service.infra.engine import draft_engine
-from service.infra.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, db, iso, utcnow
+from service.infra.models import DRAFT, PUBLISHED, Protocol, ProtocolVersion, VersionRow, db, iso, utcnow
 from service.infra.registry import registry
 
 
@@ -103,38 +103,39 @@ def find_protocol(code: str) -> Protocol:
 
 # The version asked for in one statement: that number, or the protocol's latest published one. Every
 # screening reads it, so it is built once (its SQL cached by SQLAlchemy) and bound per call.
-_VERSION_BY_NUMBER = (
-    select(ProtocolVersion)
-    .join(Protocol, Protocol.id == ProtocolVersion.protocol_id)
-    .where(Protocol.code == bindparam("code"), ProtocolVersion.number == bindparam("number"))
-)
-_CURRENT_VERSION = (
-    select(ProtocolVersion)
-    .join(Protocol, Protocol.id == ProtocolVersion.protocol_id)
-    .where(Protocol.code == bindparam("code"), ProtocolVersion.status == PUBLISHED)
-    .order_by(ProtocolVersion.number.desc())
+_VERSIONS, _PROTOCOLS = ProtocolVersion.__table__, Protocol.__table__
+_ROW = select(
+    _VERSIONS.c.id, _VERSIONS.c.protocol_id, _VERSIONS.c.number, _VERSIONS.c.status, _VERSIONS.c.content_hash
+).join(_PROTOCOLS, _PROTOCOLS.c.id == _VERSIONS.c.protocol_id)
+_ROW_BY_NUMBER = _ROW.where(_PROTOCOLS.c.code == bindparam("code"), _VERSIONS.c.number == bindparam("number"))
+_CURRENT_ROW = (
+    _ROW.where(_PROTOCOLS.c.code == bindparam("code"), _VERSIONS.c.status == PUBLISHED)
+    .order_by(_VERSIONS.c.number.desc())
     .limit(1)
 )
 
 
-def find_version(code: str, number: int | None = None) -> ProtocolVersion:
-    """A version by number, or the protocol's current published version. One query when there is
-    one; only when there is none are the protocol and its versions read, to say why."""
+def find_version_row(code: str, number: int | None = None) -> VersionRow:
+    """A version by number, or the protocol's current (latest published) version, in one statement;
+    only when there is none are the protocol and its versions read, to say why."""
     if number is None:
-        found = db.session.execute(_CURRENT_VERSION, {"code": code}).scalar_one_or_none()
+        row = db.session.execute(_CURRENT_ROW, {"code": code}).first()
     else:
-        found = db.session.execute(_VERSION_BY_NUMBER, {"code": code, "number": number}).scalar_one_or_none()
-    if found is not None:
-        return found
+        row = db.session.execute(_ROW_BY_NUMBER, {"code": code, "number": number}).first()
+    if row is None:
+        _refuse_missing(code, number)
+    return VersionRow(*row)
+
+
+def find_version(code: str, number: int | None = None) -> ProtocolVersion:
+    """The whole version (its criteria, cohorts and history), as `find_version_row` finds it."""
+    return db.session.get_one(ProtocolVersion, find_version_row(code, number).id)
+
+
+def _refuse_missing(code: str, number: int | None) -> NoReturn:
     protocol = find_protocol(code)
     if number is None:
-        version = protocol.current()
-        if version is None:
-            raise VersionRefused(f"{code} has no published version yet", "version", None, "a published version")
-        return version
-    for version in protocol.versions:
-        if version.number == number:
-            return version
+        raise VersionRefused(f"{code} has no published version yet", "version", None, "a published version")
     numbers = ", ".join(str(v.number) for v in protocol.versions)
     raise UnknownVersion(f"{code} has no version {number} (versions: {numbers})", "version", number)
 

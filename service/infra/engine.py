@@ -17,7 +17,7 @@ from flask import Flask, current_app
 
 from rules.engine import DurableEngine, default_engine
 from rules.isolation import EnginePool, IsolatedEngine
-from service.infra.models import DRAFT, ProtocolVersion
+from service.infra.models import DRAFT, ProtocolVersion, VersionRow
 
 _shared: dict[tuple[Any, ...], IsolatedEngine | EnginePool] = {}
 _shared_lock = threading.Lock()
@@ -58,14 +58,14 @@ def init_app(app: Flask) -> None:
     app.extensions["eligo.draft_engine"] = _shared_engine(_options(app.config, drafts=True))
 
 
-def engine(version: ProtocolVersion | None = None) -> IsolatedEngine | DurableEngine:
+def engine(version: ProtocolVersion | VersionRow | None = None) -> IsolatedEngine | DurableEngine:
     """The engine for a version: the drafts' process for a draft, the published versions' otherwise."""
     if version is not None and version.status == DRAFT:
         return current_app.extensions["eligo.draft_engine"]
     return current_app.extensions["eligo.engine"]
 
 
-def replay_engine(version: ProtocolVersion) -> EnginePool | IsolatedEngine | DurableEngine:
+def replay_engine(version: ProtocolVersion | VersionRow) -> EnginePool | IsolatedEngine | DurableEngine:
     """For replaying a whole log under a version: one engine process per core (ENGINE_REPLAY_PROCESSES)."""
     config = current_app.config
     if not config["ENGINE_ISOLATED"]:

@@ -9,6 +9,7 @@ error, by `guard_published` below.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from flask_login import UserMixin
@@ -100,6 +101,22 @@ class Protocol(Model):
         """The version screenings use by default: the latest published."""
         published = [v for v in self.versions if v.status == PUBLISHED]
         return published[-1] if published else None
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """A version's identity and state, read as one row: what deciding and storing a screening need of it.
+
+    Not an ORM object: a screening reads its version on every request, and loading, tracking and
+    expiring the object cost more than the statement. Its compiled form is found by `content_hash`
+    (service/infra/registry.py); `versions.find_version` gives the whole version.
+    """
+
+    id: int
+    protocol_id: int
+    number: int
+    status: str
+    content_hash: str | None
 
 
 class ProtocolVersion(Model):

@@ -17,7 +17,7 @@ import rules
 from rules.compiler import CompiledProtocol
 from rules.errors import EligoError
 from rules.protocol import ProtocolDef
-from service.infra.models import ProtocolVersion
+from service.infra.models import ProtocolVersion, VersionRow, db
 
 
 class VersionIntegrityError(EligoError):
@@ -32,11 +32,12 @@ class Registry:
         self._compiled: OrderedDict[str, CompiledProtocol] = OrderedDict()
         self.size = size
 
-    def compiled(self, version: ProtocolVersion) -> CompiledProtocol:
+    def compiled(self, version: ProtocolVersion | VersionRow) -> CompiledProtocol:
         """The compiled form of a version, compiled once per content.
 
         Drafts are cached by the hash of their current content too, so a preview clicked again
         costs nothing; the engine process bounds what distinct edits cost it (rules/isolation.py).
+        A version known by its row alone is loaded whole only when its content is not compiled yet.
         """
         if version.content_hash:
             with self._lock:
@@ -44,6 +45,8 @@ class Registry:
                 if cached is not None:
                     self._compiled.move_to_end(version.content_hash)
                     return cached
+        if isinstance(version, VersionRow):
+            version = db.session.get_one(ProtocolVersion, version.id)
         definition = version.to_definition()
         if version.content_hash and definition.content_hash != version.content_hash:
             raise VersionIntegrityError(
