@@ -108,7 +108,7 @@ def main() -> None:
         type=Path,
         help="also serve Eligo from this checkout (e.g. `git archive main`), on the same database: before/after",
     )
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="as `eligo serve` (two a core)")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="as `eligo serve` (one a core)")
     parser.add_argument("--threads", type=int, default=1, help="threads a worker (gunicorn's gthread workers)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:

@@ -44,10 +44,11 @@ def main() -> None:
     """
 
 
-# Two sync workers a core: while one waits on its commit's fsync or on its engine process, the
-# other uses the core (bench/RESULTS.md, issue 15: more screenings a second than one a core, under
-# load). bench/http_load.py serves every server it compares with this many.
-DEFAULT_WORKERS = 2 * (os.cpu_count() or 1)
+# One sync worker a core: each has its engine process beside it, so that is already two processes a
+# core. On a quiet machine more workers served no more screenings a second (the request is bound by
+# CPU) and queued them longer: p99 41 ms with one a core, 62 ms with 1.5, 160-480 ms with two
+# (bench/RESULTS.md, issue 15). bench/http_load.py serves every server it compares with this many.
+DEFAULT_WORKERS = os.cpu_count() or 1
 
 
 @main.command()
