@@ -64,6 +64,48 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# What only the chain's writer can tell a record: its place, the hash before it, and the screening's ids.
+_SEALED_LAST = ("seq", "prev", "id", "previous_id")
+
+
+@dataclass(frozen=True)
+class Unsealed:
+    """A record's canonical text, encoded, with what only the writer's lock can tell left as markers.
+
+    Encoding the screening (its inputs, the result spliced in) is most of a record hash's cost; it
+    is done before the screening's insert takes the writer's lock, and under the lock only the
+    markers are replaced and the text hashed, so other writers wait less.
+    """
+
+    text: str
+    markers: dict[str, str]  # each of _SEALED_LAST: its marker as it reads in the text
+
+    def seal(self, seq: int, prev: str, screening_id: int, previous_id: int | None) -> str:
+        text = self.text
+        for name, value in zip(_SEALED_LAST, (seq, prev, screening_id, previous_id), strict=True):
+            text = text.replace(self.markers[name], json.dumps(value, ensure_ascii=False), 1)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def unsealed(screening: Mapping[str, Any], result_text: str | None = None) -> Unsealed:
+    """A screening's record text before its ids and place in the chain are known (see `record_hash`).
+
+    Markers are JSON strings with a NUL and a random token, which no stored text can hold (NULs are
+    refused at the door), each replaced by its value's JSON: the text is the one encoding the values
+    directly would give.
+    """
+    token = secrets.token_hex(8)
+    marker = {name: f"\x00{name}-{token}" for name in (*_SEALED_LAST, "result")}
+    values = {name: marker[name] if name in ("id", "previous_id") else _plain(screening[name]) for name in HASHED}
+    if result_text is not None:
+        values["result"] = marker["result"]
+    body = {"seq": marker["seq"], "prev": marker["prev"], "screening": values}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if result_text is not None:
+        text = text.replace(json.dumps(marker["result"], ensure_ascii=False), result_text, 1)
+    return Unsealed(text, {name: json.dumps(marker[name], ensure_ascii=False) for name in _SEALED_LAST})
+
+
 def record_hash(seq: int, prev: str, screening: Mapping[str, Any], result_text: str | None = None) -> str:
     """The hash of one record over its canonical JSON (sorted keys, no spaces).
 
@@ -72,16 +114,7 @@ def record_hash(seq: int, prev: str, screening: Mapping[str, Any], result_text: 
     `result_text`, when given, is the result's canonical JSON already encoded (by the engine process
     that explained it, for batches): it is spliced in where the result goes, giving the same text.
     """
-    values = {name: _plain(screening[name]) for name in HASHED}
-    marker = None
-    if result_text is not None:
-        marker = f"\x00result-{secrets.token_hex(8)}"
-        values["result"] = marker
-    body = {"seq": seq, "prev": prev, "screening": values}
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    if marker is not None and result_text is not None:
-        canonical = canonical.replace(json.dumps(marker, ensure_ascii=False), result_text, 1)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return unsealed(screening, result_text).seal(seq, prev, screening["id"], screening["previous_id"])
 
 
 # Built once: constructing a statement costs more than running these two.
@@ -120,16 +153,13 @@ class Link:
     record_hash: str
 
 
-def append(connection: Connection, screening: Mapping[str, Any], result_text: str | None = None) -> Link:
-    """Chain a just-written screening (by its column values) in the current transaction.
-
-    `result_text` is the result's canonical JSON when the caller already encoded it (the very text
-    it stored): the hash then splices it in rather than encoding the result a second time.
-    """
+def append(connection: Connection, screening: Mapping[str, Any], text: Unsealed) -> Link:
+    """Chain a just-written screening (by its column values) in the current transaction, with its record's
+    text encoded beforehand (`unsealed`, outside the writer's lock)."""
     if connection.dialect.name == "postgresql":
         connection.execute(_LOCK, {"key": CHAIN_LOCK})
     seq, prev = _head(connection)
-    link = Link(seq + 1, prev, record_hash(seq + 1, prev, screening, result_text))
+    link = Link(seq + 1, prev, text.seal(seq + 1, prev, screening["id"], screening["previous_id"]))
     connection.execute(
         _INSERT, {"seq": link.seq, "screening_id": screening["id"], "prev_hash": prev, "record_hash": link.record_hash}
     )
@@ -144,7 +174,8 @@ def chain_existing(connection: Connection) -> int:
     ).mappings()
     count = 0
     for row in rows.all():
-        append(connection, dict(row))
+        values = dict(row)
+        append(connection, values, unsealed(values))
         count += 1
     return count
 

@@ -161,24 +161,30 @@ _PREVIOUS = (
 _INSERT = _SCREENINGS.insert().values(previous_id=_PREVIOUS).returning(_SCREENINGS.c.id, _SCREENINGS.c.previous_id)
 
 
+@dataclass(frozen=True)
+class Written:
+    """A screening as `record` wrote it: its column values (its ids included) and its place in the chain."""
+
+    values: dict[str, Any]
+    link: decision_record.Link
+
+
 def record(
     request: ScreeningRequest,
     version: VersionRow,
-    decision: Decision,
     stored: Mapping[str, Any],
     created_by: str | None,
     idempotency_key: str | None = None,
-) -> Screening:
+) -> Written:
     """Write the screening, linked to the subject's previous one at this site under this protocol, and
     chain its record: two inserts and a read of the chain's head, in the caller's transaction.
 
     The stored result is encoded once (its canonical JSON is both the column's text and what the
-    record hashes). Returns the screening as written, not attached to the session, with its
-    explanation already derived: answering it reads nothing back. What does not need the new row's id
-    is worked out before the insert, which on SQLite takes the writer's lock until the commit.
+    record hashes). On SQLite the insert takes the writer's lock, which every other writer waits for
+    until the commit: what does not need the new row's id (the encodings, the record's text) is
+    worked out before it, and the screening's answer after the commit (`written`).
     """
     text = stored_result.canonical(stored)
-    explanation = decision.to_dict()
     values: dict[str, Any] = {
         "protocol_id": version.protocol_id,
         "version_id": version.id,
@@ -197,6 +203,7 @@ def record(
     pending = db.session.info.get(PENDING_SOURCES)
     if pending:  # written in the same insert: never a screening without the sources it was prefilled with
         values["sources"] = {name: source for name, source in pending.items() if name in request.inputs}
+    record_text = decision_record.unsealed(values, result_text=text)
     connection = db.session.connection()
     previous = {
         "previous_protocol_id": version.protocol_id,
@@ -204,14 +211,21 @@ def record(
         "previous_subject_id": request.subject_id,
     }
     values["id"], values["previous_id"] = connection.execute(_INSERT, {**values, **previous}).one()
-    link = decision_record.append(connection, values, result_text=text)
-    screening = Screening(**{**values, "result": stored}, version=version)
+    return Written(values, decision_record.append(connection, values, record_text))
+
+
+def written(
+    done: Written, request: ScreeningRequest, version: VersionRow, decision: Decision, stored: Mapping[str, Any]
+) -> Screening:
+    """The screening `record` wrote, not attached to the session, with its explanation and answer already
+    built: answering it reads nothing back."""
+    values, link = done.values, done.link
+    screening = Screening(**{**values, "result": stored})
     screening.record = DecisionRecord(
         seq=link.seq, screening_id=values["id"], prev_hash=link.prev_hash, record_hash=link.record_hash
     )
-    setattr(screening, _EXPLANATION, explanation)
-    # The answer, built now: the commit expires the version it reads. The protocol is the one the
-    # request named (found by that exact code).
+    setattr(screening, _EXPLANATION, decision.to_dict())
+    # The protocol is the one the request named (found by that exact code).
     setattr(screening, _ANSWER, _description(screening, request.protocol, version.number, full=True))
     return screening
 
@@ -241,14 +255,14 @@ def screen(
         return _same_request(earlier, request, idempotency_key), False
     version, decision, stored = decide(request)
     try:
-        screening = record(request, version, decision, stored, created_by, idempotency_key)
+        done = record(request, version, stored, created_by, idempotency_key)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         if not idempotency_key or not (earlier := _by_key(created_by, idempotency_key)):
             raise
         return _same_request(earlier, request, idempotency_key), False
-    return screening, True
+    return written(done, request, version, decision, stored), True
 
 
 class KeyReused(InvalidInput):

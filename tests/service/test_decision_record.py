@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import hashlib
 import itertools
 import json
 
@@ -15,7 +16,7 @@ from sqlalchemy import text
 
 from service.cli import main
 from service.infra.models import DecisionRecord, Screening, db
-from service.record import HASHED, record_hash, verify
+from service.record import HASHED, record_hash, unsealed, verify
 from tests.service.test_batch import GOOD
 
 SEED = "/api/v1/protocols/NCT07193667"
@@ -159,3 +160,36 @@ def test_a_record_hashes_the_same_before_it_is_stored_and_after_it_is_read_back(
     }
     stored = {**screening, "inputs": json.loads(json.dumps(inputs)), "result": json.loads(json.dumps(result))}
     assert record_hash(7, "a" * 64, screening) == record_hash(7, "a" * 64, stored)
+
+
+@given(
+    inputs=JSON,
+    result=JSON,
+    ids=st.tuples(st.integers(1, 2**31 - 1), st.none() | st.integers(1, 2**31 - 1)),
+    seq=st.integers(1, 2**40),
+    spliced=st.booleans(),
+)
+def test_a_record_sealed_under_the_lock_hashes_as_its_canonical_json(inputs, result, ids, seq, spliced):
+    """The record's text is encoded before the writer's lock with markers for what only the lock can tell;
+    sealed, it must hash exactly as the canonical JSON written out whole (every stored chain depends on it)."""
+    screening = {name: None for name in HASHED} | {
+        "inputs": inputs,
+        "result": result,
+        "created_at": dt.datetime(2026, 11, 27, 13, 0, 0, 123456),
+        "screening_date": dt.date(2026, 11, 2),
+        "subject_id": "S-\u00e9",
+    }
+    unsealed_text = unsealed(
+        screening, json.dumps(result, sort_keys=True, separators=(",", ":"), ensure_ascii=False) if spliced else None
+    )
+    screening |= {"id": ids[0], "previous_id": ids[1]}
+    plain = {**screening, "created_at": "2026-11-27T13:00:00.123456", "screening_date": "2026-11-02"}
+    canonical = json.dumps(
+        {"seq": seq, "prev": "b" * 64, "screening": plain},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+    expected = hashlib.sha256(canonical.encode()).hexdigest()
+    assert unsealed_text.seal(seq, "b" * 64, *ids) == expected == record_hash(seq, "b" * 64, screening)

@@ -80,7 +80,7 @@ def test_a_result_stored_whole_before_is_shown_and_replayed_as_it_is(app, client
         table = Screening.__table__
         connection = db.session.connection()
         values["id"] = connection.execute(table.insert().values(values).returning(table.c.id)).scalar_one()
-        decision_record.append(connection, values)
+        decision_record.append(connection, values, decision_record.unsealed(values))
         db.session.commit()
         assert verify(db.session.connection()).intact
     shown = client.get(f"/api/v1/screenings/{values['id']}").get_json()
