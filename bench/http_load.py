@@ -207,7 +207,12 @@ def main() -> None:
         latency = f"{r['p50_ms']:8.1f}ms {r['p99_ms']:8.1f}ms"
         print(f"  {name:14} {r['per_second']:9.0f} {latency} {r['created']:8} {r['other']:7}")
     if args.before:
-        print(f"  eligo before / storing floor: {results['eligo before']['per_second'] / floor['per_second']:.2f}")
+        before = results["eligo before"]
+        print(f"  eligo before / storing floor: {before['per_second'] / floor['per_second']:.2f}")
+        # Round by round, each pair measured minutes apart at most: what a drifting host leaves of the change.
+        pairs = [now / then for now, then in zip(eligo["rates"], before["rates"], strict=True)]
+        shown = " ".join(f"{pair:.2f}" for pair in pairs)
+        print(f"  eligo / eligo before, round by round: {shown} (median {statistics.median(pairs):.2f})")
     print(
         f"  eligo / storing floor: {eligo['per_second'] / floor['per_second']:.2f}"
         f"   eligo / bare: {eligo['per_second'] / bare['per_second']:.2f}   load average {os.getloadavg()[0]:.1f}"
@@ -225,6 +230,7 @@ def _add(total: dict[str, Any], run: dict[str, float]) -> None:
     for key in ("created", "other", "requests", "duration"):
         total[key] = total.get(key, 0) + run[key]
     total.setdefault("p50s", []).append(run["p50_ms"])
+    total.setdefault("rates", []).append(run["per_second"])
     total["p50_ms"] = statistics.median(total["p50s"])
     total["p99_ms"] = max(total.get("p99_ms", 0.0), run["p99_ms"])
     total["per_second"] = total["requests"] / (total["duration"] / 1e6)

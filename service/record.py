@@ -123,17 +123,29 @@ _INSERT = _records.insert()
 _LOCK = sa.text("SELECT pg_advisory_xact_lock(:key)")
 
 
+# The chain's head as two columns another statement can return (a screening's insert does): read in
+# the same statement as the write that takes SQLite's writer lock, it costs the lock no statement.
+HEAD_SEQ = _HEAD.with_only_columns(_records.c.seq).scalar_subquery()
+HEAD_HASH = _HEAD.with_only_columns(_records.c.record_hash).scalar_subquery()
+
+
 def _head(connection: Connection) -> tuple[int, str]:
     row = connection.execute(_HEAD).first()
     return (row[0], row[1]) if row else (0, GENESIS)
+
+
+def take_turn(connection: Connection) -> None:
+    """Serialise appending: PostgreSQL takes a transaction-scoped advisory lock (SQLite's writer lock,
+    taken by the write that comes first, already serialises its writers)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_LOCK, {"key": CHAIN_LOCK})
 
 
 def append_many(connection: Connection, screenings: Sequence[tuple[Mapping[str, Any], str | None]]) -> None:
     """Chain many just-written screenings in order, in the current transaction, with one insert."""
     if not screenings:
         return
-    if connection.dialect.name == "postgresql":
-        connection.execute(_LOCK, {"key": CHAIN_LOCK})
+    take_turn(connection)
     seq, prev = _head(connection)
     rows = []
     for screening, result_text in screenings:
@@ -153,12 +165,23 @@ class Link:
     record_hash: str
 
 
-def append(connection: Connection, screening: Mapping[str, Any], text: Unsealed) -> Link:
+def append(
+    connection: Connection,
+    screening: Mapping[str, Any],
+    text: Unsealed,
+    head: tuple[int | None, str | None] | None = None,
+) -> Link:
     """Chain a just-written screening (by its column values) in the current transaction, with its record's
-    text encoded beforehand (`unsealed`, outside the writer's lock)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(_LOCK, {"key": CHAIN_LOCK})
-    seq, prev = _head(connection)
+    text encoded beforehand (`unsealed`, outside the writer's lock).
+
+    `head` is the chain's head (HEAD_SEQ, HEAD_HASH; NULL for an empty chain) when the caller read it
+    with the screening's insert, its turn taken before (`take_turn`); otherwise it is read here.
+    """
+    if head is None:
+        take_turn(connection)
+        seq, prev = _head(connection)
+    else:
+        seq, prev = head[0] or 0, head[1] or GENESIS
     link = Link(seq + 1, prev, text.seal(seq + 1, prev, screening["id"], screening["previous_id"]))
     connection.execute(
         _INSERT, {"seq": link.seq, "screening_id": screening["id"], "prev_hash": prev, "record_hash": link.record_hash}

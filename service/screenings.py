@@ -158,7 +158,11 @@ _PREVIOUS = (
     .scalar_subquery()
 )
 # Built once, bound per request: building the statement cost more than running it.
-_INSERT = _SCREENINGS.insert().values(previous_id=_PREVIOUS).returning(_SCREENINGS.c.id, _SCREENINGS.c.previous_id)
+_INSERT = (
+    _SCREENINGS.insert()
+    .values(previous_id=_PREVIOUS)
+    .returning(_SCREENINGS.c.id, _SCREENINGS.c.previous_id, decision_record.HEAD_SEQ, decision_record.HEAD_HASH)
+)
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,7 @@ def record(
     idempotency_key: str | None = None,
 ) -> Written:
     """Write the screening, linked to the subject's previous one at this site under this protocol, and
-    chain its record: two inserts and a read of the chain's head, in the caller's transaction.
+    chain its record: two inserts (the first also reads the chain's head), in the caller's transaction.
 
     The stored result is encoded once (its canonical JSON is both the column's text and what the
     record hashes). On SQLite the insert takes the writer's lock, which every other writer waits for
@@ -210,8 +214,9 @@ def record(
         "previous_site": request.site,
         "previous_subject_id": request.subject_id,
     }
-    values["id"], values["previous_id"] = connection.execute(_INSERT, {**values, **previous}).one()
-    return Written(values, decision_record.append(connection, values, record_text))
+    decision_record.take_turn(connection)
+    values["id"], values["previous_id"], *head = connection.execute(_INSERT, {**values, **previous}).one()
+    return Written(values, decision_record.append(connection, values, record_text, (head[0], head[1])))
 
 
 def written(
