@@ -257,8 +257,8 @@ class Explainer:
         self.dictionary = compiled.dictionary
         self.subject = subject
         self.values = values
-        self.plans: dict[int, _TestPlan] = compiled.cache.setdefault("explain.plans", {})
-        self.inputs: dict[str, frozenset[str]] = compiled.cache.setdefault("explain.inputs", {})
+        self.plans: dict[int, _TestPlan] = compiled.once("explain.plans", dict)
+        self.inputs: dict[str, frozenset[str]] = compiled.once("explain.inputs", dict)
         self.criterion_plans: list[_CriterionPlan] = compiled.once(
             "explain.criteria", lambda: [_CriterionPlan(compiled, c) for c in compiled.criteria]
         )
@@ -568,7 +568,7 @@ class Explainer:
         with `value` None, so a reviewer sees why it is missing."""
         out: dict[str, dict[str, Any]] = {}
         values = self.values
-        memos: dict[str, _Kept] = self.compiled.cache.setdefault("explain.derived", {})
+        memos: dict[str, _Kept] = self.compiled.once("explain.derived", dict)
         for variable in self.dictionary.derived:
             inputs = variable.derivation.inputs  # type: ignore[union-attr]
             computed = variable.name in values
@@ -640,7 +640,7 @@ def _decisive(node: Group, value: Truth3, item: Truth3) -> bool:
 
 def fired_by_criterion(compiled: CompiledProtocol, evaluation: Evaluation) -> dict[str, list[str]]:
     """The rules fired, per criterion; each rule name's owner is worked out once per version."""
-    return evaluation.fired_by_criterion(compiled.node_owners, compiled.cache.setdefault("explain.heads", {}))
+    return evaluation.fired_by_criterion(compiled.node_owners, compiled.once("explain.heads", dict))
 
 
 def explain(compiled: CompiledProtocol, subject: Subject, evaluation: Evaluation) -> Decision:
