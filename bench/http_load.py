@@ -33,6 +33,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.measure import machine_cpu  # noqa: E402
 from service.cli import DEFAULT_WORKERS  # noqa: E402  (after the path: the servers compared use serve's count)
 
 
@@ -64,6 +65,7 @@ def _serve(
 
 
 def _wrk(port: int, seconds: int, connections: int, env: dict[str, str]) -> dict[str, float]:
+    busy, elapsed = machine_cpu()
     out = subprocess.run(
         [
             "wrk",
@@ -84,6 +86,7 @@ def _wrk(port: int, seconds: int, connections: int, env: dict[str, str]) -> dict
         capture_output=True,
         text=True,
     ).stdout
+    busy, elapsed = (now - then for now, then in zip(machine_cpu(), (busy, elapsed), strict=True))
     line = next(line for line in out.splitlines() if line.startswith("RESULT"))
     created, other, p50, p99, requests, duration = (int(x) for x in line.split()[1:])
     return {
@@ -94,6 +97,8 @@ def _wrk(port: int, seconds: int, connections: int, env: dict[str, str]) -> dict
         "requests": requests,
         "duration": duration,
         "per_second": requests / (duration / 1e6),
+        "busy": busy,
+        "elapsed": elapsed,
     }
 
 
@@ -202,10 +207,14 @@ def main() -> None:
         f"http (bench/http_load.py): {args.seconds} s each in {args.rounds} round(s), {args.connections} connections,"
         f" gunicorn x{args.workers} (threads {args.threads}) on 127.0.0.1, wrk; answer {size:,} bytes"
     )
-    print(f"  {'':14} {'req/s':>9} {'p50':>9} {'p99':>9} {'201':>8} {'errors':>7}   (p50: rounds' median, p99: worst)")
+    print(
+        f"  {'':14} {'req/s':>9} {'p50':>9} {'p99':>9} {'201':>8} {'errors':>7} {'CPU/req':>9} {'busy':>5}"
+        "   (p50: rounds' median, p99: worst; CPU: the whole machine's, wrk included)"
+    )
     for name, r in results.items():
         latency = f"{r['p50_ms']:8.1f}ms {r['p99_ms']:8.1f}ms"
-        print(f"  {name:14} {r['per_second']:9.0f} {latency} {r['created']:8} {r['other']:7}")
+        cpu = f"{r['busy'] * 1000 / r['requests']:7.2f}ms {r['busy'] / r['elapsed']:5.0%}"
+        print(f"  {name:14} {r['per_second']:9.0f} {latency} {r['created']:8} {r['other']:7} {cpu}")
     if args.before:
         before = results["eligo before"]
         print(f"  eligo before / storing floor: {before['per_second'] / floor['per_second']:.2f}")
@@ -217,6 +226,13 @@ def main() -> None:
         f"  eligo / storing floor: {eligo['per_second'] / floor['per_second']:.2f}"
         f"   eligo / bare: {eligo['per_second'] / bare['per_second']:.2f}   load average {os.getloadavg()[0]:.1f}"
     )
+    # A rate bounded by CPU cannot pass the machine's cores over one request's CPU, however the waits overlap.
+    cores, costs = os.cpu_count() or 1, {name: r["busy"] / r["requests"] for name, r in results.items()}
+    eligo_cost, floor_cost = costs["eligo"], costs["storing floor"]
+    print(
+        f"  at every core busy: eligo {cores / eligo_cost:.0f} req/s, storing floor {cores / floor_cost:.0f};"
+        f" eligo / storing floor {floor_cost / eligo_cost:.2f} (the ratio of CPU a request)"
+    )
     for name, count in stored.items():
         result = results[name]
         answered = int(result["created"] + result["warm"])
@@ -227,7 +243,7 @@ def main() -> None:
 def _add(total: dict[str, Any], run: dict[str, float]) -> None:
     """One round's wrk run added to a server's totals: counts and rates summed, p50 the median, p99 the worst."""
     total["runs"] += 1
-    for key in ("created", "other", "requests", "duration"):
+    for key in ("created", "other", "requests", "duration", "busy", "elapsed"):
         total[key] = total.get(key, 0) + run[key]
     total.setdefault("p50s", []).append(run["p50_ms"])
     total.setdefault("rates", []).append(run["per_second"])
