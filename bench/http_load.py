@@ -2,6 +2,7 @@
 
     python bench/http_load.py                    # 60 s each, 8 connections, gunicorn with serve's workers
     python bench/http_load.py --seconds 30 --rounds 5 --warmup 15 --before /work/main
+    python bench/http_load.py --rounds 5 --before . --before-workers 3    # worker counts, same code
 
 The servers run at once under gunicorn on 127.0.0.1 with the same workers (and threads); wrk
 (a second process, from Debian) posts the same screening request to each. The storing
@@ -114,6 +115,9 @@ def main() -> None:
         help="also serve Eligo from this checkout (e.g. `git archive main`), on the same database: before/after",
     )
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="as `eligo serve` (one a core)")
+    parser.add_argument(
+        "--before-workers", type=int, help="workers of the --before server (default --workers): compare worker counts"
+    )
     parser.add_argument("--threads", type=int, default=1, help="threads a worker (gunicorn's gthread workers)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -177,7 +181,8 @@ def main() -> None:
             for name, target, cwd in servers:
                 log = Path(folder) / f"{name.replace(' ', '_')}.log"
                 own = {**env, "BENCH_TOKEN": users[name][1] if name in users else ""}
-                server, port = _serve(target, own, args.workers, args.threads, log, cwd)
+                workers = args.before_workers if name == "eligo before" and args.before_workers else args.workers
+                server, port = _serve(target, own, workers, args.threads, log, cwd)
                 running[name] = (server, port, own)
             # Warm each up first (each worker starts its engine process and compiles the version on its
             # first request): the figures are the steady state. Its 201s count for the stored check.
@@ -206,6 +211,7 @@ def main() -> None:
     print(
         f"http (bench/http_load.py): {args.seconds} s each in {args.rounds} round(s), {args.connections} connections,"
         f" gunicorn x{args.workers} (threads {args.threads}) on 127.0.0.1, wrk; answer {size:,} bytes"
+        + (f"; eligo before: x{args.before_workers}" if args.before and args.before_workers else "")
     )
     print(
         f"  {'':14} {'req/s':>9} {'p50':>9} {'p99':>9} {'201':>8} {'errors':>7} {'CPU/req':>9} {'busy':>5}"
