@@ -219,7 +219,7 @@ def main() -> None:
     )
     for name, r in results.items():
         latency = f"{r['p50_ms']:8.1f}ms {r['p99_ms']:8.1f}ms"
-        cpu = f"{r['busy'] * 1000 / r['requests']:7.2f}ms {r['busy'] / r['elapsed']:5.0%}"
+        cpu = f"{_cpu_a_request(r) * 1000:7.2f}ms {r['busy'] / r['elapsed']:5.0%}"
         print(f"  {name:14} {r['per_second']:9.0f} {latency} {r['created']:8} {r['other']:7} {cpu}")
     if args.before:
         before = results["eligo before"]
@@ -233,8 +233,7 @@ def main() -> None:
         f"   eligo / bare: {eligo['per_second'] / bare['per_second']:.2f}   load average {os.getloadavg()[0]:.1f}"
     )
     # A rate bounded by CPU cannot pass the machine's cores over one request's CPU, however the waits overlap.
-    cores, costs = os.cpu_count() or 1, {name: r["busy"] / r["requests"] for name, r in results.items()}
-    eligo_cost, floor_cost = costs["eligo"], costs["storing floor"]
+    cores, eligo_cost, floor_cost = os.cpu_count() or 1, _cpu_a_request(eligo), _cpu_a_request(floor)
     print(
         f"  at every core busy: eligo {cores / eligo_cost:.0f} req/s, storing floor {cores / floor_cost:.0f};"
         f" eligo / storing floor {floor_cost / eligo_cost:.2f} (the ratio of CPU a request)"
@@ -256,6 +255,11 @@ def _add(total: dict[str, Any], run: dict[str, float]) -> None:
     total["p50_ms"] = statistics.median(total["p50s"])
     total["p99_ms"] = max(total.get("p99_ms", 0.0), run["p99_ms"])
     total["per_second"] = total["requests"] / (total["duration"] / 1e6)
+
+
+def _cpu_a_request(result: dict[str, Any]) -> float:
+    """The machine's busy CPU seconds per request over a server's measured rounds."""
+    return result["busy"] / result["requests"]
 
 
 def _verdict(stored: int, result: dict[str, Any], connections: int) -> str:
